@@ -1,0 +1,42 @@
+"""What every entry-point script shares: argument parsing without defaults of its own, and clean exits.
+
+Defaults live in the library's function signatures (and the MLproject file mirrors them; a test
+keeps the two equal), so parsers use ``argparse.SUPPRESS`` and pass only what was given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Callable
+
+
+def parser(description: str, **arguments: type) -> argparse.ArgumentParser:
+    """A parser with one ``--name`` option per keyword (``snake_case`` also accepted as ``--snake-case``)."""
+    result = argparse.ArgumentParser(description=description, argument_default=argparse.SUPPRESS)
+    for name, kind in arguments.items():
+        flags = {f"--{name}", f"--{name.replace('_', '-')}"}
+        result.add_argument(*sorted(flags), dest=name, type=_boolean if kind is bool else kind)
+    return result
+
+
+def _boolean(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "y", "on"):
+        return True
+    if lowered in ("0", "false", "no", "n", "off", ""):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false; got {text!r}")
+
+
+def run(job: Callable, parsed: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
+    """Call ``job`` with the parsed options; user errors end in one readable line and exit code 2."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    options = vars(parsed.parse_args(argv))
+    try:
+        job(**options)
+    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0

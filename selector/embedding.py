@@ -1,0 +1,203 @@
+"""The embedding stage: images → vectors, batched, on a GPU when there is one, cached on disk.
+
+The cache is keyed by the data set's content fingerprint and the encoder's identity (name,
+checkpoint digest, image size, colour mode), so a second call with the same inputs loads a file
+and never builds the model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from selector.data import Dataset, ImageDecodeError
+from selector.encoders import check_request, create_encoder, identity
+
+logger = logging.getLogger(__name__)
+
+CACHE_FORMAT = 1
+
+
+def cache_dir() -> Path:
+    """``$SELECTOR_CACHE_DIR``, else ``~/.cache/selector`` (one place for every project on the machine)."""
+    root = os.environ.get("SELECTOR_CACHE_DIR") or Path.home() / ".cache" / "selector"
+    return Path(root) / "embeddings"
+
+
+@dataclass
+class Embeddings:
+    """Vectors for the images that could be read, with their ids and labels."""
+
+    vectors: np.ndarray
+    ids: np.ndarray
+    labels: np.ndarray | None
+    dataset: str
+    encoder: dict
+    skipped: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    cache_hit: bool = False
+    cache_path: Path | None = None
+    feature_names: list[str] | None = None
+    device: str = "cpu"
+
+    @property
+    def images_per_second(self) -> float:
+        return len(self.vectors) / self.seconds if self.seconds > 0 else float("nan")
+
+
+class _Items:
+    """A torch map-style data set over the images; unreadable ones come back as ``None``."""
+
+    def __init__(self, images, preprocess):
+        self.images, self.preprocess = images, preprocess
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int):
+        try:
+            return index, self.preprocess(self.images[index])
+        except ImageDecodeError as exc:
+            return index, str(exc)
+
+
+def _collate(items):
+    import torch
+
+    good = [(i, t) for i, t in items if not isinstance(t, str)]
+    bad = [(i, t) for i, t in items if isinstance(t, str)]
+    tensor = torch.stack([t for _, t in good]) if good else None
+    return [i for i, _ in good], tensor, bad
+
+
+def default_workers(n_items: int) -> int:
+    """Decode in worker processes only when there is enough work to pay for starting them."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return 0 if n_items < 512 or cpus < 2 else min(4, cpus - 1)
+
+
+def run_encoder(encoder, images, batch_size: int, num_workers: int | None = None, progress: bool = True):
+    """Preprocess (in DataLoader workers) and forward every image; returns (kept indices, vectors, errors)."""
+    from torch.utils.data import DataLoader
+    from tqdm.auto import tqdm
+
+    workers = default_workers(len(images)) if num_workers is None else num_workers
+    loader = DataLoader(
+        _Items(images, encoder.preprocess),
+        batch_size=batch_size,
+        num_workers=workers,
+        collate_fn=_collate,
+        pin_memory=encoder.device.startswith("cuda"),
+        persistent_workers=False,
+    )
+    kept, chunks, errors = [], [], []
+    with tqdm(total=len(images), desc=f"embed {encoder.name}", unit="img", disable=not progress) as bar:
+        for indices, tensor, bad in loader:
+            if tensor is not None:
+                chunks.append(encoder.forward(tensor))
+                kept.extend(indices)
+            errors.extend(bad)
+            bar.update(len(indices) + len(bad))
+    dim = encoder.dim or 0
+    vectors = np.concatenate(chunks).astype(np.float32, copy=False) if chunks else np.zeros((0, dim), np.float32)
+    return np.asarray(kept, dtype=np.int64), vectors, errors
+
+
+def _cache_key(dataset: Dataset, encoder_identity: dict) -> str:
+    blob = json.dumps({"format": CACHE_FORMAT, "data": dataset.fingerprint, "encoder": encoder_identity},
+                      sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def _save_atomic(path: Path, **arrays) -> None:
+    """Write to a temporary file beside ``path`` and rename, so no reader ever sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npz")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(handle, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def check_embed_request(dataset: Dataset, encoder: str, checkpoint: str = "", image_size: int = 0,
+                        batch_size: int = 64) -> str:
+    """Everything that can be wrong with a request, found before any run or file is written."""
+    if int(batch_size) < 1:
+        raise ValueError(f"`batch_size` must be an int >= 1; got {batch_size}.")
+    encoder = check_request(encoder, checkpoint, image_size)
+    if dataset.kind == "vectors" and encoder != "none":
+        raise ValueError(f"dataset {dataset.name!r} holds vectors, not images: use encoder 'none' "
+                         f"(got {encoder!r}).")
+    if dataset.kind == "images" and encoder == "none":
+        raise ValueError(f"encoder 'none' needs a data set of vectors; {dataset.name!r} holds images.")
+    return encoder
+
+
+def embed(dataset: Dataset, encoder: str, checkpoint: str = "", image_size: int = 0, batch_size: int = 64,
+          device: str = "auto", num_workers: int | None = None, use_cache: bool = True,
+          progress: bool = True) -> Embeddings:
+    """Vectors for ``dataset`` from ``encoder``, computed once per (content, encoder identity)."""
+    encoder = check_embed_request(dataset, encoder, checkpoint, image_size, batch_size)
+    if dataset.kind == "vectors":
+        return Embeddings(vectors=dataset.vectors, ids=dataset.ids, labels=dataset.labels,
+                          dataset=dataset.name, encoder={"name": "none"}, cache_hit=True,
+                          feature_names=dataset.feature_names)
+
+    mode = dataset.images.mode if encoder == "raw" else "RGB"
+    ident = identity(encoder, checkpoint, image_size, mode)
+    path = cache_dir() / f"{_cache_key(dataset, ident)}.npz"
+    if use_cache and path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as stored:
+                kept, vectors = stored["kept"], stored["vectors"]
+                skipped = [str(s) for s in stored["skipped"]]
+                seconds = float(stored["seconds"])
+            logger.info("embeddings for %s/%s loaded from cache %s", dataset.name, encoder, path)
+            return _result(dataset, ident, kept, vectors, skipped, seconds, cache_hit=True, path=path)
+        except (OSError, KeyError, ValueError) as exc:
+            logger.warning("ignoring unreadable cache file %s (%s); recomputing", path, exc)
+
+    built = create_encoder(encoder, checkpoint=checkpoint, image_size=image_size, device=device, mode=mode)
+    start = time.perf_counter()
+    kept, vectors, errors = run_encoder(built, dataset.images, int(batch_size), num_workers, progress)
+    seconds = time.perf_counter() - start
+    skipped = [str(dataset.ids[i]) for i, _ in errors]
+    for _, message in errors[:10]:
+        logger.warning("skipped: %s", message)
+    if errors:
+        logger.warning("skipped %d of %d image(s) that could not be decoded", len(errors), len(dataset))
+    if len(kept) == 0:
+        raise ValueError(f"none of the {len(dataset)} image(s) in {dataset.name!r} could be decoded.")
+    if use_cache:
+        _save_atomic(path, kept=kept, vectors=vectors, skipped=np.array(skipped, dtype=str),
+                     seconds=np.float64(seconds))
+    result = _result(dataset, ident, kept, vectors, skipped, seconds, cache_hit=False,
+                     path=path if use_cache else None)
+    result.device = built.device
+    return result
+
+
+def _result(dataset: Dataset, ident: dict, kept: np.ndarray, vectors: np.ndarray, skipped: list[str],
+            seconds: float, cache_hit: bool, path: Path | None) -> Embeddings:
+    return Embeddings(
+        vectors=vectors,
+        ids=dataset.ids[kept],
+        labels=None if dataset.labels is None else dataset.labels[kept],
+        dataset=dataset.name,
+        encoder=ident,
+        skipped=skipped,
+        seconds=seconds,
+        cache_hit=cache_hit,
+        cache_path=path,
+    )

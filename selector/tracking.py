@@ -1,0 +1,54 @@
+"""MLflow plumbing shared by every job: where to track, how to log flat params and batched metrics."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any, Mapping
+
+import mlflow
+from mlflow.entities import Metric, Param, RunTag
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TRACKING_DB = "mlflow.db"
+_PASSWORD_IN_URL = re.compile(r"(?P<scheme>[a-zA-Z][\w+.-]*://)(?P<user>[^:/@\s]+):(?P<password>[^@/\s]*)@")
+
+
+def configure_tracking() -> str:
+    """Honour ``MLFLOW_TRACKING_URI``; otherwise use ``sqlite:///mlflow.db`` in the working directory."""
+    if not os.environ.get("MLFLOW_TRACKING_URI"):
+        mlflow.set_tracking_uri(f"sqlite:///{Path.cwd() / DEFAULT_TRACKING_DB}")
+    return mlflow.get_tracking_uri()
+
+
+def mask_url(text: str) -> str:
+    """Hide the password of any ``scheme://user:password@host`` URL inside ``text``."""
+    return _PASSWORD_IN_URL.sub(lambda m: f"{m['scheme']}{m['user']}:***@", str(text))
+
+
+def _value(value: Any) -> str:
+    return mask_url(str(value))[:6000]
+
+
+def log_batch(params: Mapping[str, Any] | None = None, metrics: Mapping[str, float] | None = None,
+              tags: Mapping[str, Any] | None = None, run_id: str | None = None, step: int = 0) -> None:
+    """One round trip for everything; None values are left out and URLs are masked.
+
+    Params the run already has are skipped: ``mlflow run`` logs the entry point's parameters itself
+    (an empty string as ``''``), and MLflow refuses to change a param.
+    """
+    import time
+
+    client = mlflow.tracking.MlflowClient()
+    run_id = run_id or mlflow.active_run().info.run_id
+    now = int(time.time() * 1000)
+    existing = client.get_run(run_id).data.params if params else {}
+    client.log_batch(
+        run_id,
+        params=[Param(k, _value(v)) for k, v in (params or {}).items() if v is not None and k not in existing],
+        metrics=[Metric(k, float(v), now, step) for k, v in (metrics or {}).items() if v is not None],
+        tags=[RunTag(k, _value(v)) for k, v in (tags or {}).items() if v is not None],
+    )
