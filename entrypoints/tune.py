@@ -1,7 +1,11 @@
-"""`tune` entry point: not built yet (issue 3)."""
+"""`tune` entry point: one Optuna study over clustering pipelines, every trial tracked in MLflow."""
 
 import sys
 
+from selector import cli
+from selector.jobs import tune_job
+
 if __name__ == "__main__":
-    print("error: the `tune` entry point is not built yet (issue 3); `embed` works now.", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(cli.run(tune_job, cli.parser(
+        __doc__, dataset=str, encoder=str, checkpoint=str, n_trials=int, timeout=float, seed=int,
+        clusterers=str, study_name=str, storage=str)))

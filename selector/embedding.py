@@ -11,7 +11,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from selector.data import Dataset, ImageDecodeError
+from selector.files import write_atomic
 from selector.encoders import check_request, create_encoder, identity
 
 logger = logging.getLogger(__name__)
@@ -117,19 +117,6 @@ def _cache_key(dataset: Dataset, encoder_identity: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
-def _save_atomic(path: Path, **arrays) -> None:
-    """Write to a temporary file beside ``path`` and rename, so no reader ever sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npz")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def check_embed_request(dataset: Dataset, encoder: str, checkpoint: str = "", image_size: int = 0,
                         batch_size: int = 64) -> str:
     """Everything that can be wrong with a request, found before any run or file is written."""
@@ -180,8 +167,8 @@ def embed(dataset: Dataset, encoder: str, checkpoint: str = "", image_size: int 
     if len(kept) == 0:
         raise ValueError(f"none of the {len(dataset)} image(s) in {dataset.name!r} could be decoded.")
     if use_cache:
-        _save_atomic(path, kept=kept, vectors=vectors, skipped=np.array(skipped, dtype=str),
-                     seconds=np.float64(seconds))
+        write_atomic(path, lambda handle: np.savez(handle, kept=kept, vectors=vectors, seconds=np.float64(seconds),
+                                                   skipped=np.array(skipped, dtype=str)))
     result = _result(dataset, ident, kept, vectors, skipped, seconds, cache_hit=False,
                      path=path if use_cache else None)
     result.device = built.device

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -63,5 +64,96 @@ def log_embeddings(result: Embeddings, wall_seconds: float, **params) -> None:
                 "hit" if result.cache_hit else "miss")
 
 
+
+@dataclass
+class TuneResult:
+    study: "optuna.Study"
+    parent_run_id: str
+    metrics: dict
+
+
+def tune_job(dataset: str = "digits", encoder: str = "raw", checkpoint: str = "", n_trials: int = 30,
+             timeout: float = 0.0, seed: int = 0, clusterers: str = "all", study_name: str = "",
+             storage: str = "") -> TuneResult:
+    """One Optuna study for one (data set, encoder): a parent MLflow run and a nested run per trial."""
+    import optuna
+
+    from selector import reports, search
+    from selector.clustering import parse_clusterers
+    from selector.embedding import cache_dir
+    from selector.reduction import ReductionCache
+
+    if int(n_trials) < 1:
+        raise ValueError(f"`n_trials` must be an int >= 1; got {n_trials}.")
+    if float(timeout) < 0:
+        raise ValueError(f"`timeout` must be >= 0 seconds (0 = none); got {timeout}.")
+    names = parse_clusterers(clusterers)
+    data = load_dataset(dataset)
+    check_embed_request(data, encoder, checkpoint)
+    if len(data) < search.MIN_TUNE_POINTS:
+        raise ValueError(f"dataset {dataset!r} has {len(data)} points; clustering needs at least "
+                         f"{search.MIN_TUNE_POINTS}.")
+    embedded = embed(data, encoder, checkpoint=checkpoint)
+    if len(embedded.vectors) < search.MIN_TUNE_POINTS:
+        raise ValueError(f"only {len(embedded.vectors)} of {dataset!r}'s points could be embedded; "
+                         f"clustering needs at least {search.MIN_TUNE_POINTS}.")
+    if np.ptp(embedded.vectors, axis=0).max() == 0:
+        raise ValueError(f"every vector of {dataset!r} under encoder {encoder!r} is the same: nothing to cluster.")
+
+    key = embedding_key(data, embedded)
+    identity = {"dataset": data.name, "encoder": encoder, "embedding_key": key}
+    study_name = study_name or f"{data.name}-{encoder}-{key[:8]}"
+    tracking.configure_tracking()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = search.open_study(study_name, storage, int(seed), identity)
+    with mlflow.start_run(run_name=f"tune-{study_name}") as run:
+        parent = resolve_parent_run(study, run.info.run_id)
+        base = {"dataset": dataset, "encoder": encoder}
+        tracking.log_batch(params={**base, "checkpoint": checkpoint, "n_trials": n_trials, "seed": seed,
+                                   "clusterers": ",".join(names), "storage": storage or search.DEFAULT_JOURNAL,
+                                   "study_name": study_name},
+                           tags={"optuna_study_name": study_name, "study_parent_run_id": parent})
+        ctx = search.SearchContext(
+            vectors=embedded.vectors, labels=embedded.labels, clusterers=names, seed=int(seed),
+            cache=ReductionCache(cache_dir().parent / "reductions", key), base_params=base,
+            experiment_id=run.info.experiment_id, parent_run_id=parent)
+        if not study.trials:
+            for point in search.starting_points(names):
+                study.enqueue_trial(point, skip_if_exists=True)
+        study.optimize(lambda trial: search.objective(trial, ctx), n_trials=int(n_trials),
+                       timeout=float(timeout) or None, catch=(Exception,), show_progress_bar=True)
+        metrics, tags = search.summarize(study)
+        for run_id in {parent, run.info.run_id}:
+            tracking.log_batch(metrics=metrics, tags=tags, run_id=run_id)
+        if metrics["n_trials_complete"]:
+            reports.log_study_report(study, ctx, embedded, run_id=parent)
+        print(reports.terminal_summary(study_name, metrics, parent))
+    return TuneResult(study=study, parent_run_id=parent, metrics=metrics)
+
+
+def embedding_key(data, embedded: Embeddings) -> str:
+    """Identifies the vectors a study searched: data content and encoder identity."""
+    import hashlib
+    import json
+
+    blob = json.dumps({"data": data.fingerprint, "encoder": embedded.encoder}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def resolve_parent_run(study, run_id: str) -> str:
+    """The study's one parent run: kept with the study, so later workers hang their trials under it."""
+    from selector.search import PARENT_ATTR
+
+    known = study.user_attrs.get(PARENT_ATTR)
+    if known:
+        try:
+            mlflow.tracking.MlflowClient().get_run(known)
+            return known
+        except mlflow.exceptions.MlflowException:
+            logger.warning("the study's parent run %s is not in this tracking store; this run takes over", known)
+    study.set_user_attr(PARENT_ATTR, run_id)
+    return run_id
+
+
 # Entry point name → job; tests check the MLproject defaults against these signatures.
-ENTRY_POINTS = {"embed": embed_job}
+ENTRY_POINTS = {"embed": embed_job, "tune": tune_job}

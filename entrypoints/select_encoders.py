@@ -1,4 +1,4 @@
-"""`select` entry point: not built yet (issue 4)."""
+"""`select` entry point (file not named select.py: that would shadow the standard library module): not built yet (issue 4)."""
 
 import sys
 

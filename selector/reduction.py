@@ -1,0 +1,182 @@
+"""Pre-scaling and dimensionality reduction, each reducer registered once with its search space.
+
+A reducer is an sklearn-style transformer (``fit_transform`` / ``transform``). ``reduce`` caches
+the reduced coordinates by (data fingerprint, parameters, seed) in memory and on disk, so trials
+that share a reduction — in this process, a resumed one, or a parallel worker — fit it once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from selector.files import write_atomic
+
+logger = logging.getLogger(__name__)
+
+SCALINGS = ("none", "zscore", "l2")
+
+
+class Identity(BaseEstimator, TransformerMixin):
+    """The do-nothing reducer, for ablations and for data that is already small."""
+
+    def fit(self, X, y=None):
+        self.n_features_in_ = np.asarray(X).shape[1]
+        return self
+
+    def transform(self, X):
+        return np.asarray(X, dtype=np.float32)
+
+
+def make_scaler(scaling: str):
+    from sklearn.preprocessing import FunctionTransformer, Normalizer, StandardScaler
+
+    if scaling == "zscore":
+        return StandardScaler()
+    if scaling == "l2":
+        return Normalizer(norm="l2")
+    if scaling == "none":
+        return FunctionTransformer(validate=False)
+    raise ValueError(f"`reducer.scaling` must be one of {', '.join(SCALINGS)}; got {scaling!r}.")
+
+
+@dataclass(frozen=True)
+class ReducerSpec:
+    """A reducer's factory and its Optuna search space, side by side."""
+
+    name: str
+    build: Callable[[dict, int, int], Any]  # (params, n_points, seed) -> transformer
+    suggest: Callable[[Any, int, int], dict]  # (trial, n_points, n_features) -> params
+
+
+def _suggest_none(trial, n: int, dim: int) -> dict:
+    return {}
+
+
+def _build_none(params: dict, n: int, seed: int):
+    return Identity()
+
+
+def _suggest_pca(trial, n: int, dim: int) -> dict:
+    # One fixed grid for every data set (Optuna's categorical spaces cannot change between trials);
+    # the build clips to what the data allows.
+    return {"n_components": trial.suggest_categorical("reducer.n_components", [2, 5, 10, 20, 50])}
+
+
+def _build_pca(params: dict, n: int, seed: int):
+    return ClippedPCA(n_components=int(params["n_components"]), random_state=seed)
+
+
+class ClippedPCA(BaseEstimator, TransformerMixin):
+    """PCA whose ``n_components`` is clipped to what the data allows (fewer features than asked)."""
+
+    def __init__(self, n_components: int = 2, random_state: int | None = None):
+        self.n_components = n_components
+        self.random_state = random_state
+
+    def fit(self, X, y=None):
+        from sklearn.decomposition import PCA
+
+        X = np.asarray(X)
+        k = max(1, min(self.n_components, X.shape[0] - 1, X.shape[1]))
+        self.pca_ = PCA(n_components=k, random_state=self.random_state).fit(X)
+        return self
+
+    def transform(self, X):
+        return self.pca_.transform(X)
+
+
+def _suggest_umap(trial, n: int, dim: int) -> dict:
+    # Categorical grids, not continuous ranges: trials that meet the same reduction reuse it.
+    return {
+        "n_components": trial.suggest_categorical("reducer.n_components", [2, 5, 10, 20, 50]),
+        "n_neighbors": trial.suggest_categorical("reducer.n_neighbors", [5, 10, 15, 30, 50]),
+        "min_dist": trial.suggest_categorical("reducer.min_dist", [0.0, 0.1, 0.5]),
+        "metric": trial.suggest_categorical("reducer.metric", ["euclidean", "cosine"]),
+    }
+
+
+def _build_umap(params: dict, n: int, seed: int):
+    import umap
+
+    return umap.UMAP(
+        n_components=max(1, min(int(params["n_components"]), n - 2)),
+        n_neighbors=max(2, min(int(params["n_neighbors"]), n - 1)),
+        min_dist=float(params["min_dist"]),
+        metric=params.get("metric", "euclidean"),
+        random_state=seed,
+        n_jobs=1,  # a seed makes UMAP single-threaded anyway; saying so silences its warning
+        # Spectral initialisation fails on tiny or disconnected graphs; random is always defined.
+        init="spectral" if n > 100 else "random",
+    )
+
+
+REDUCERS: dict[str, ReducerSpec] = {
+    spec.name: spec
+    for spec in (
+        ReducerSpec("none", _build_none, _suggest_none),
+        ReducerSpec("pca", _build_pca, _suggest_pca),
+        ReducerSpec("umap", _build_umap, _suggest_umap),
+    )
+}
+
+
+def get_reducer(name: str) -> ReducerSpec:
+    try:
+        return REDUCERS[name]
+    except KeyError:
+        raise ValueError(f"unknown reducer {name!r}; valid: {', '.join(REDUCERS)}.") from None
+
+
+def build_reducer(params: dict, n: int, seed: int):
+    """An sklearn Pipeline: scaling then the named reducer (``params`` as logged, without prefix)."""
+    from sklearn.pipeline import make_pipeline
+
+    spec = get_reducer(params.get("name", "none"))
+    own = {k: v for k, v in params.items() if k not in ("name", "scaling")}
+    return make_pipeline(make_scaler(params.get("scaling", "none")), spec.build(own, n, seed))
+
+
+def suggest_reducer(trial, n: int, dim: int, names: list[str] | None = None) -> dict:
+    """Define-by-run: scaling, the reducer's name, then its own parameters."""
+    scaling = trial.suggest_categorical("reducer.scaling", list(SCALINGS))
+    name = trial.suggest_categorical("reducer", names or list(REDUCERS))
+    return {"name": name, "scaling": scaling, **get_reducer(name).suggest(trial, n, dim)}
+
+
+class ReductionCache:
+    """Reduced coordinates by (data, params, seed): a dict in memory backed by ``.npy`` files."""
+
+    def __init__(self, root: Path | None, data_key: str):
+        self.root, self.data_key = root, data_key
+        self.memory: dict[str, np.ndarray] = {}
+        self.fits = 0  # reductions actually computed (tests and benchmarks read this)
+
+    def key(self, params: dict, seed: int) -> str:
+        blob = json.dumps({"data": self.data_key, "params": params, "seed": seed}, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+    def reduce(self, X: np.ndarray, params: dict, seed: int) -> np.ndarray:
+        key = self.key(params, seed)
+        if key in self.memory:
+            return self.memory[key]
+        path = self.root / f"{key}.npy" if self.root else None
+        if path is not None and path.is_file():
+            try:
+                self.memory[key] = np.load(path, allow_pickle=False)
+                return self.memory[key]
+            except (OSError, ValueError):
+                logger.warning("ignoring unreadable reduction cache file %s", path)
+        reduced = np.asarray(build_reducer(params, len(X), seed).fit_transform(X), dtype=np.float32)
+        self.fits += 1
+        self.memory[key] = reduced
+        if path is not None:
+            write_atomic(path, lambda handle: np.save(handle, reduced))
+        return reduced

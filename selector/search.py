@@ -1,0 +1,169 @@
+"""The Optuna search over embed→reduce→cluster pipelines, one nested MLflow run per trial.
+
+Only the label-free objective goes back to Optuna; AMI/ARI/NMI are computed beside it for the
+record. Storage strings resolve here, in one place: ``""`` is a journal file in the working
+directory (safe for several local processes), a path is a journal file, a URL is an RDB.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import optuna
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+
+from selector import tracking
+from selector.clustering import ClusterModel, suggest_clusterer
+from selector.objective import EVAL_SPACE, silhouette_objective, validation_metrics
+from selector.reduction import ReductionCache, suggest_reducer
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_JOURNAL = "optuna_journal.log"
+PARENT_ATTR = "mlflow_parent_run_id"
+MIN_TUNE_POINTS = 10
+
+
+def resolve_storage(storage: str = ""):
+    """``""`` → ``./optuna_journal.log``; a path → that journal file; ``scheme://…`` → RDB storage."""
+    from optuna.storages import JournalStorage, RDBStorage, RetryFailedTrialCallback
+    from optuna.storages.journal import JournalFileBackend
+
+    if "://" in storage:
+        # Heartbeats let a killed worker's trial be marked failed (and retried) by the others.
+        return RDBStorage(storage, heartbeat_interval=30, grace_period=90,
+                          failed_trial_callback=RetryFailedTrialCallback(max_retry=2))
+    path = Path(storage or DEFAULT_JOURNAL).expanduser().resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return JournalStorage(JournalFileBackend(str(path)))
+
+
+def pipeline_params(params: dict) -> tuple[dict, dict]:
+    """Split flat trial params (``reducer``, ``reducer.x``, ``clusterer``, ``clusterer.y``) in two."""
+    def part(prefix: str) -> dict:
+        own = {k[len(prefix) + 1:]: v for k, v in params.items() if k.startswith(prefix + ".")}
+        return {"name": params[prefix], **own}
+
+    return part("reducer"), part("clusterer")
+
+
+def flat_params(reducer: dict, clusterer: dict) -> dict:
+    flat = {"reducer": reducer["name"], "clusterer": clusterer["name"]}
+    flat.update({f"reducer.{k}": v for k, v in reducer.items() if k != "name"})
+    flat.update({f"clusterer.{k}": v for k, v in clusterer.items() if k != "name"})
+    return flat
+
+
+def starting_points(clusterers: list[str]) -> list[dict]:
+    """Well-known pipelines tried first; parameters they leave out are sampled."""
+    paper_umap = {f"reducer.{k}" if k != "name" else "reducer": v for k, v in EVAL_SPACE.items()}
+    points = [
+        {**paper_umap, "clusterer": "agglomerative", "clusterer.linkage": "ward", "clusterer.mode": "k"},
+        {**paper_umap, "clusterer": "hdbscan", "clusterer.cluster_selection_method": "eom"},
+        {"reducer": "none", "reducer.scaling": "zscore", "clusterer": "kmeans"},
+    ]
+    return [p for p in points if p["clusterer"] in clusterers]
+
+
+@dataclass
+class SearchContext:
+    """What every trial of one study shares. ``labels`` are read by validation only."""
+
+    vectors: np.ndarray
+    labels: np.ndarray | None
+    clusterers: list[str]
+    seed: int
+    cache: ReductionCache
+    base_params: dict
+    experiment_id: str
+    parent_run_id: str
+    eval_space: np.ndarray = field(init=False)
+
+    def __post_init__(self):
+        self.eval_space = self.cache.reduce(self.vectors, EVAL_SPACE, self.seed)
+
+
+def fit_pipeline(ctx: SearchContext, params: dict) -> tuple[np.ndarray, ClusterModel]:
+    reducer, clusterer = pipeline_params(params)
+    reduced = ctx.cache.reduce(ctx.vectors, reducer, ctx.seed)
+    return reduced, ClusterModel(clusterer, seed=ctx.seed).fit(reduced)
+
+
+def objective(trial: optuna.Trial, ctx: SearchContext) -> float:
+    """Build one pipeline, score it label-free, log it as a nested run; returns the silhouette only."""
+    n, dim = ctx.vectors.shape
+    reducer = suggest_reducer(trial, n, dim)
+    clusterer = suggest_clusterer(trial, n, ctx.clusterers)
+    client = mlflow.tracking.MlflowClient()
+    run = client.create_run(ctx.experiment_id, tags={
+        MLFLOW_PARENT_RUN_ID: ctx.parent_run_id, MLFLOW_RUN_NAME: f"trial-{trial.number}",
+        "optuna_trial_number": str(trial.number), "optuna_study_name": trial.study.study_name})
+    trial.set_user_attr("mlflow_run_id", run.info.run_id)
+    params = {**ctx.base_params, **flat_params(reducer, clusterer)}
+    try:
+        start = time.perf_counter()
+        _, model = fit_pipeline(ctx, trial.params)
+        fit_seconds = time.perf_counter() - start
+        score = silhouette_objective(ctx.eval_space, model.labels_, seed=ctx.seed)
+        validation = validation_metrics(ctx.labels, model.labels_)
+        metrics = {"silhouette_umap": score.value, "n_clusters": score.n_clusters,
+                   "noise_fraction": score.noise_fraction, "fit_seconds": fit_seconds,
+                   "silhouette_clustered": score.silhouette_clustered, **validation}
+        tags = {"degenerate": score.degenerate, "silhouette_sampled": str(score.sampled).lower(),
+                "silhouette_sample_size": score.sample_size if score.sampled else None}
+        tracking.log_batch(params=params, metrics=metrics, tags=tags, run_id=run.info.run_id)
+        for key, value in {**metrics, **{k: v for k, v in tags.items() if v is not None}}.items():
+            if value is not None:
+                trial.set_user_attr(key, value)
+    except Exception as exc:
+        tracking.log_batch(params=params, tags={"error": f"{type(exc).__name__}: {exc}"}, run_id=run.info.run_id)
+        client.set_terminated(run.info.run_id, status="FAILED")
+        raise
+    client.set_terminated(run.info.run_id, status="FINISHED")
+    return score.value
+
+
+def open_study(study_name: str, storage: str, seed: int, identity: dict) -> optuna.Study:
+    """Create or resume a study; a name that already holds another data set or encoder is refused."""
+    sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True)
+    study = optuna.create_study(study_name=study_name, storage=resolve_storage(storage), sampler=sampler,
+                                direction="maximize", load_if_exists=True)
+    for key, value in identity.items():
+        known = study.user_attrs.get(key)
+        if known is None:
+            study.set_user_attr(key, value)
+        elif known != value:
+            raise ValueError(f"study {study_name!r} was made for {key}={known!r}, not {value!r}; "
+                             "choose another `study_name`.")
+    return study
+
+
+def summarize(study: optuna.Study) -> tuple[dict, dict]:
+    """Parent-run metrics and tags over all the study's complete trials (every worker's)."""
+    from scipy.stats import spearmanr
+
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
+    metrics: dict = {"n_trials_complete": len(complete), "n_trials_failed": len(failed)}
+    tags: dict = {"optuna_study_name": study.study_name}
+    if not complete:
+        return metrics, tags
+    best = study.best_trial
+    metrics["best_silhouette_umap"] = best.value
+    tags["best_trial_run_id"] = best.user_attrs.get("mlflow_run_id")
+    tags["best_trial_number"] = best.number
+    scored = [t for t in complete if "ami" in t.user_attrs]
+    if scored and "ami" in best.user_attrs:
+        metrics["best_ami"] = best.user_attrs["ami"]
+        metrics["oracle_ami"] = max(t.user_attrs["ami"] for t in scored)
+        metrics["selection_regret"] = metrics["oracle_ami"] - metrics["best_ami"]
+        if len(scored) >= 3:
+            rho = spearmanr([t.value for t in scored], [t.user_attrs["ami"] for t in scored]).statistic
+            if np.isfinite(rho):
+                metrics["spearman_silhouette_ami"] = float(rho)
+    return metrics, tags

@@ -1,0 +1,78 @@
+"""One contract, run over every registered clusterer."""
+
+import numpy as np
+import optuna
+import pytest
+from sklearn.datasets import make_blobs
+
+from selector.clustering import CLUSTERERS, ClusterModel, max_clusters, parse_clusterers, suggest_clusterer
+
+# Parameters that should find three well-separated blobs.
+GOOD = {
+    "kmeans": {"n_clusters": 3},
+    "agglomerative": {"linkage": "ward", "mode": "k", "n_clusters": 3},
+    "hdbscan": {"min_cluster_size": 10, "min_samples": 5, "cluster_selection_method": "eom"},
+    "spectral": {"n_clusters": 3, "n_neighbors": 10},
+    "affinity_propagation": {"damping": 0.9, "preference_quantile": 0.0},
+    "gmm": {"n_clusters": 3, "covariance_type": "full"},
+}
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    return make_blobs(n_samples=150, centers=3, n_features=4, cluster_std=0.6, random_state=1)
+
+
+def test_every_registered_clusterer_has_a_contract_case():
+    assert set(GOOD) == set(CLUSTERERS)
+
+
+@pytest.mark.parametrize("name", list(CLUSTERERS))
+def test_clusterer_contract(name, blobs):
+    from sklearn.metrics import adjusted_mutual_info_score
+
+    X, y = blobs
+    spec = CLUSTERERS[name]
+    assert spec.assign in ("predict", "approximate_predict", "nearest") and spec.memory in ("linear", "quadratic")
+
+    model = ClusterModel({"name": name, **GOOD[name]}, seed=0).fit(X)
+    assert model.labels_.shape == (150,) and model.labels_.dtype == np.int64
+    assert adjusted_mutual_info_score(y, model.labels_) > 0.9
+
+    labels, confidence = model.predict(X)
+    assert labels.shape == confidence.shape == (150,)
+    assert ((confidence >= 0) & (confidence <= 1)).all()
+    assert (labels == model.labels_).mean() >= 0.95  # training points get their own cluster back
+
+    far = X.mean(axis=0) + 100 * X.std(axis=0)
+    label, conf = model.predict(far[None])
+    assert label.shape == (1,) and 0 <= conf[0] <= 1
+
+    refit = ClusterModel({"name": name, **GOOD[name]}, seed=0).fit(X)
+    np.testing.assert_array_equal(refit.labels_, model.labels_)  # seeded: trials are reproducible
+
+
+@pytest.mark.parametrize("name", list(CLUSTERERS))
+def test_search_space_proposes_fittable_parameters(name, blobs):
+    X, _ = blobs
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(3):
+        trial = study.ask()
+        params = suggest_clusterer(trial, len(X), [name])
+        assert params["name"] == name
+        ClusterModel(params, seed=0).fit(X)
+        if "n_clusters" in params:
+            assert 2 <= params["n_clusters"] <= max_clusters(len(X))
+
+
+def test_unfitted_model_and_unknown_names_are_refused():
+    with pytest.raises(RuntimeError, match="not fitted"):
+        ClusterModel({"name": "kmeans", "n_clusters": 2}).predict(np.zeros((1, 2)))
+    with pytest.raises(ValueError, match=r"unknown clusterer\(s\) \['dbscan'\]; valid: all, kmeans"):
+        parse_clusterers("kmeans,dbscan")
+    assert parse_clusterers("all") == list(CLUSTERERS)
+
+
+def test_k_bound_grows_with_n_and_stays_below_n():
+    assert max_clusters(10) == 3 and max_clusters(1797) == 42 and max_clusters(10**6) == 100
+    assert max_clusters(3) == 2

@@ -1,0 +1,144 @@
+"""The `tune` job in-process on small generated data, and once through `mlflow run`."""
+
+import mlflow
+import numpy as np
+import optuna
+import pytest
+from sklearn.datasets import make_blobs
+
+from selector import clustering, search
+from selector.jobs import tune_job
+
+from conftest import PROJECT_ROOT
+from test_entrypoints import run_cli
+
+FAST = "kmeans,agglomerative,hdbscan"
+
+
+@pytest.fixture
+def blob_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default journal storage lands in the working directory
+    X, y = make_blobs(n_samples=90, centers=3, n_features=6, cluster_std=0.7, random_state=3)
+    path = tmp_path / "blobs.npz"
+    np.savez(path, X=X, y=y)
+    return path
+
+
+def child_runs(parent_run_id):
+    return mlflow.search_runs(search_all_experiments=True,
+                              filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'")
+
+
+def test_tune_logs_a_parent_run_and_one_nested_run_per_trial(blob_file):
+    result = tune_job(dataset=str(blob_file), encoder="none", n_trials=6, clusterers=FAST, seed=1)
+    parent = mlflow.get_run(result.parent_run_id)
+    assert parent.data.tags["optuna_study_name"] == result.study.study_name == f"blobs-none-{parent.data.tags['optuna_study_name'][-8:]}"
+    metrics = parent.data.metrics
+    assert metrics["n_trials_complete"] == 6 and metrics["best_silhouette_umap"] > 0.5
+    assert metrics["selection_regret"] == pytest.approx(metrics["oracle_ami"] - metrics["best_ami"])
+    assert -1 <= metrics["spearman_silhouette_ami"] <= 1 and metrics["best_ami"] > 0.9
+
+    children = child_runs(result.parent_run_id)
+    assert len(children) == 6 and set(children["status"]) == {"FINISHED"}
+    assert sorted(children["tags.optuna_trial_number"].astype(int)) == list(range(6))
+    best = children[children["run_id"] == parent.data.tags["best_trial_run_id"]].iloc[0]
+    assert best["metrics.silhouette_umap"] == metrics["best_silhouette_umap"]
+    assert best["metrics.ami"] == metrics["best_ami"]
+    for column in ("params.dataset", "params.encoder", "params.reducer", "params.reducer.scaling",
+                   "params.clusterer", "metrics.n_clusters", "metrics.noise_fraction", "metrics.fit_seconds",
+                   "metrics.ari", "metrics.nmi"):
+        assert children[column].notna().all(), column
+    first = result.study.trials[0]  # the seed paper's pipeline is tried first
+    assert first.params["reducer"] == "umap" and first.params["clusterer.linkage"] == "ward"
+
+    artifacts = {a.path for a in mlflow.tracking.MlflowClient().list_artifacts(result.parent_run_id)}
+    assert {"trials.csv", "optimization_history.png", "silhouette_vs_ami.png", "cluster_map.png"} <= artifacts
+
+
+def test_resume_adds_trials_under_the_same_parent(blob_file):
+    first = tune_job(dataset=str(blob_file), encoder="none", n_trials=3, clusterers="kmeans", study_name="resume-me")
+    second = tune_job(dataset=str(blob_file), encoder="none", n_trials=2, clusterers="kmeans", study_name="resume-me")
+    assert second.parent_run_id == first.parent_run_id
+    assert len(second.study.trials) == 5 and second.metrics["n_trials_complete"] == 5
+    assert len(child_runs(first.parent_run_id)) == 5
+    assert (blob_file.parent / search.DEFAULT_JOURNAL).is_file()
+
+
+def test_a_study_name_holds_one_data_set(blob_file, tmp_path):
+    tune_job(dataset=str(blob_file), encoder="none", n_trials=1, clusterers="kmeans", study_name="mine")
+    X, _ = make_blobs(n_samples=50, centers=2, n_features=6, random_state=9)
+    np.save(tmp_path / "other.npy", X)
+    with pytest.raises(ValueError, match="study 'mine' was made for"):
+        tune_job(dataset=str(tmp_path / "other.npy"), encoder="none", n_trials=1, study_name="mine")
+
+
+def test_labels_never_steer_the_search(blob_file, tmp_path):
+    """Shuffled labels: the same trials, the same choice; only the validation numbers move."""
+    with np.load(blob_file) as data:
+        X, y = data["X"], data["y"]
+    np.savez(tmp_path / "shuffled.npz", X=X, y=np.random.default_rng(0).permutation(y))
+    kwargs = dict(encoder="none", n_trials=5, clusterers=FAST, seed=4)
+    true = tune_job(dataset=str(blob_file), study_name="true", **kwargs)
+    shuffled = tune_job(dataset=str(tmp_path / "shuffled.npz"), study_name="shuffled", **kwargs)
+    assert [t.params for t in true.study.trials] == [t.params for t in shuffled.study.trials]
+    assert [t.value for t in true.study.trials] == [t.value for t in shuffled.study.trials]
+    assert true.study.best_trial.number == shuffled.study.best_trial.number
+    assert shuffled.metrics["best_ami"] < true.metrics["best_ami"]
+
+
+def test_a_trial_that_raises_fails_alone(blob_file, monkeypatch):
+    real = clustering.CLUSTERERS["agglomerative"]
+
+    def broken(params, Z, seed):
+        raise FloatingPointError("boom")
+
+    monkeypatch.setitem(clustering.CLUSTERERS, "agglomerative", real.__class__(**{**real.__dict__, "build": broken}))
+    result = tune_job(dataset=str(blob_file), encoder="none", n_trials=4, clusterers="agglomerative,kmeans")
+    states = [t.state for t in result.study.trials]
+    assert optuna.trial.TrialState.FAIL in states and optuna.trial.TrialState.COMPLETE in states
+    children = child_runs(result.parent_run_id)
+    failed = children[children["status"] == "FAILED"]
+    assert len(failed) == states.count(optuna.trial.TrialState.FAIL)
+    assert failed["tags.error"].str.contains("boom").all()
+    assert result.metrics["n_trials_failed"] == len(failed)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"n_trials": 0}, "`n_trials` must be an int >= 1; got 0"),
+    ({"clusterers": "kmeans,dbscan"}, r"unknown clusterer\(s\) \['dbscan'\]"),
+    ({"timeout": -1}, "`timeout` must be >= 0"),
+])
+def test_bad_requests_leave_no_study_and_no_run(blob_file, kwargs, message):
+    before = len(mlflow.search_runs(search_all_experiments=True))
+    with pytest.raises(ValueError, match=message):
+        tune_job(dataset=str(blob_file), encoder="none", **kwargs)
+    assert not (blob_file.parent / search.DEFAULT_JOURNAL).exists()
+    assert len(mlflow.search_runs(search_all_experiments=True)) == before
+
+
+def test_too_small_and_constant_data_are_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    np.save(tmp_path / "small.npy", np.random.default_rng(0).normal(size=(7, 3)))
+    with pytest.raises(ValueError, match="7 points; clustering needs at least 10"):
+        tune_job(dataset=str(tmp_path / "small.npy"), encoder="none")
+    np.save(tmp_path / "flat.npy", np.ones((40, 3)))
+    with pytest.raises(ValueError, match="every vector .* is the same"):
+        tune_job(dataset=str(tmp_path / "flat.npy"), encoder="none")
+    assert not (tmp_path / search.DEFAULT_JOURNAL).exists()
+
+
+@pytest.mark.slow
+def test_mlflow_run_tune_on_a_small_data_set(blob_file):
+    done = run_cli("mlflow", "run", str(PROJECT_ROOT), "-e", "tune", "-P", f"dataset={blob_file}",
+                   "-P", "encoder=none", "-P", "n_trials=4", "-P", "clusterers=kmeans,hdbscan",
+                   "-P", f"storage={blob_file.parent / 'study.log'}", "--env-manager", "local", cwd=blob_file.parent)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "best_silhouette_umap" in done.stdout
+    runs = mlflow.search_runs(search_all_experiments=True, order_by=["start_time ASC"],
+                              filter_string="tags.`mlflow.project.entryPoint` = 'tune'")
+    parent = runs.iloc[-1]
+    assert parent["metrics.n_trials_complete"] == 4 and parent["params.encoder"] == "none"
+    assert len(child_runs(parent["run_id"])) == 4
+    failing = run_cli("mlflow", "run", str(PROJECT_ROOT), "-e", "tune", "-P", f"dataset={blob_file}",
+                      "-P", "encoder=none", "-P", "n_trials=0", "--env-manager", "local", cwd=blob_file.parent)
+    assert failing.returncode != 0 and "`n_trials` must be an int >= 1" in failing.stderr
