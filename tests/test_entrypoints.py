@@ -9,7 +9,7 @@ import mlflow
 import pytest
 import yaml
 
-from selector import jobs
+from selector import workflow as jobs
 
 from conftest import PROJECT_ROOT
 

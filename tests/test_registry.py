@@ -1,0 +1,184 @@
+"""The served model: registration and the alias, a fresh-process load, and `mlflow models serve`."""
+
+import base64
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.exceptions import MlflowException
+
+from registry.promote import register_and_promote
+from selector.jobs import tune_job
+from selector.workflow import register_job
+
+from conftest import png_bytes
+
+
+@pytest.fixture(scope="module")
+def champion(tmp_path_factory, digit_pngs):
+    """A small digits study (3 classes × 40 PNGs, raw pixels), registered as `digits-test@champion`."""
+    root = tmp_path_factory.mktemp("champion")
+    patch = pytest.MonkeyPatch()
+    patch.chdir(root)
+    patch.setenv("SELECTOR_CACHE_DIR", str(root / "cache"))
+    try:
+        study = tune_job(dataset=str(digit_pngs), encoder="raw", n_trials=3, clusterers="kmeans,agglomerative")
+        registration = register_job(study.parent_run_id, model_name="digits-test")
+    finally:
+        patch.undo()
+    return {"study": study, "registration": registration, "name": "digits-test"}
+
+
+@pytest.fixture(scope="module")
+def digit_pngs(tmp_path_factory):
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    root = tmp_path_factory.mktemp("pngs")
+    for label in (0, 3, 7):
+        (root / str(label)).mkdir()
+        for index in np.flatnonzero(digits.target == label)[:40]:
+            image = np.round(digits.images[index] * 255 / 16).astype(np.uint8)
+            (root / str(label) / f"{index:04d}.png").write_bytes(png_bytes(image))
+    return root
+
+
+def training_request(digit_pngs):
+    paths = sorted(digit_pngs.rglob("*.png"))
+    return pd.DataFrame({"image": [base64.b64encode(p.read_bytes()).decode() for p in paths]})
+
+
+def test_registered_version_has_the_contract_tags_and_the_alias(champion):
+    client = mlflow.tracking.MlflowClient()
+    version = client.get_model_version_by_alias(champion["name"], "champion")
+    assert str(version.version) == champion["registration"].version and champion["registration"].promoted
+    tags = version.tags
+    assert tags["dataset"].endswith("pngs0") and tags["encoder"] == "raw"
+    assert tags["study_run_id"] == champion["study"].parent_run_id
+    assert float(tags["silhouette_umap"]) == pytest.approx(champion["study"].metrics["best_silhouette_umap"])
+    assert 0 <= float(tags["ami"]) <= 1
+
+
+def test_fresh_process_loads_the_champion_and_reproduces_the_training_assignment(champion, digit_pngs, tmp_path):
+    script = f"""
+import base64, json, pathlib, mlflow, pandas as pd
+model = mlflow.pyfunc.load_model("models:/{champion['name']}@champion")
+paths = sorted(pathlib.Path({str(digit_pngs)!r}).rglob("*.png"))
+answer = model.predict(pd.DataFrame({{"image": [base64.b64encode(p.read_bytes()).decode() for p in paths]}}))
+print(json.dumps({{"cluster": answer["cluster"].tolist(), "confidence": answer["confidence"].tolist()}}))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    clusters = np.array(answer["cluster"])
+    assert len(clusters) == 120 and all(0 <= c <= 1 for c in answer["confidence"])
+    # Same points, same order as the study's data set: the served model must give them their clusters back.
+    from selector.data import load_dataset
+    from selector.pipeline import FittedPipeline
+    from selector.search import pipeline_params
+
+    best = mlflow.get_run(mlflow.get_run(champion["study"].parent_run_id).data.tags["best_trial_run_id"])
+    from selector.embedding import embed
+
+    vectors = embed(load_dataset(digit_pngs), "raw", progress=False).vectors
+    trained = FittedPipeline(*pipeline_params(best.data.params)).fit(vectors).labels_
+    assert (clusters == trained).mean() >= 0.95
+
+
+def test_a_worse_version_does_not_take_the_alias_unless_forced(champion):
+    client = mlflow.tracking.MlflowClient()
+    name = champion["name"]
+    held = client.get_model_version_by_alias(name, "champion")
+    uri = f"models:/{name}/{held.version}"
+    worse = {**held.tags, "silhouette_umap": float(held.tags["silhouette_umap"]) - 0.5}
+    result = register_and_promote(uri, name, "champion", worse)
+    assert not result.promoted and "<=" in result.reason
+    assert str(client.get_model_version_by_alias(name, "champion").version) == str(held.version)
+    other = register_and_promote(uri, name, "champion", {**held.tags, "dataset": "another", "silhouette_umap": 0.99})
+    assert not other.promoted and "use force=true" in other.reason
+    forced = register_and_promote(uri, name, "champion", worse, force=True)
+    assert forced.promoted and str(client.get_model_version_by_alias(name, "champion").version) == forced.version
+    client.set_registered_model_alias(name, "champion", held.version)  # leave the fixture as it was
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def post(port: int, payload) -> tuple[int, dict]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=json.dumps(payload).encode(),
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+def split(rows) -> dict:
+    return {"dataframe_split": {"columns": ["image"], "data": [[r] for r in rows]}}
+
+
+@pytest.mark.slow
+def test_mlflow_models_serve_answers_images_and_refuses_bad_requests(champion, digit_pngs, tmp_path):
+    port = free_port()
+    server = subprocess.Popen(
+        ["mlflow", "models", "serve", "-m", f"models:/{champion['name']}@champion", "--env-manager", "local",
+         "-h", "127.0.0.1", "-p", str(port)],
+        cwd=tmp_path, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=open(tmp_path / "serve.log", "w"))
+    try:
+        deadline = time.time() + 240
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2):
+                    break
+            except OSError:
+                assert server.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
+                assert time.time() < deadline, "server did not start"
+                time.sleep(1)
+        images = training_request(digit_pngs)["image"].tolist()
+        status, body = post(port, split(images[:5]))
+        assert status == 200, body
+        rows = body["predictions"]
+        assert len(rows) == 5 and all(isinstance(r["cluster"], int) and 0 <= r["confidence"] <= 1 for r in rows)
+
+        not_base64 = post(port, split(["%%% not base64 %%%"]))
+        not_image = post(port, split([base64.b64encode(b"plain text, not a picture").decode()]))
+        empty = post(port, {"dataframe_split": {"columns": ["image"], "data": []}})
+        wrong_column = post(port, {"dataframe_split": {"columns": ["picture"], "data": [[images[0]]]}})
+        for (status, body), words in [(not_base64, "not valid base64"), (not_image, "not a decodable image"),
+                                      (empty, "empty batch"), (wrong_column, "image")]:
+            assert 400 <= status < 500, (status, body)
+            assert words in body.get("message", ""), body
+        assert post(port, split(images[:1]))[0] == 200  # still serving
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_vector_model_checks_length_and_values(tmp_path, monkeypatch):
+    from sklearn.datasets import make_blobs
+
+    monkeypatch.chdir(tmp_path)
+    X, y = make_blobs(n_samples=60, centers=3, n_features=4, random_state=0)
+    pd.DataFrame(X, columns=list("abcd")).assign(label=y).to_csv(tmp_path / "v.csv", index=False)
+    study = tune_job(dataset=str(tmp_path / "v.csv"), encoder="none", n_trials=2, clusterers="hdbscan")
+    registration = register_job(study.parent_run_id, model_name="vectors-test")
+    model = mlflow.pyfunc.load_model(f"models:/vectors-test/{registration.version}")
+    answer = model.predict(pd.DataFrame(X[:4], columns=list("abcd")))
+    assert list(answer.columns) == ["cluster", "confidence"] and len(answer) == 4
+    with pytest.raises(MlflowException, match="NaN/inf in row"):
+        model.predict(pd.DataFrame([[np.nan, 1.0, 2.0, 3.0]], columns=list("abcd")))
+    with pytest.raises(MlflowException):
+        model.predict(pd.DataFrame([[1.0, 2.0]], columns=list("ab")))
