@@ -1,0 +1,98 @@
+"""Serving benchmark: cold start, single-image latency and batch throughput of `mlflow models serve`.
+
+    python benchmarks/bench_serve.py --model models:/digits-clusters@champion --dataset digits
+
+Cold start is process start to the first answered /invocations request (model load included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import os
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+import numpy as np
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def encoded_images(dataset: str, n: int) -> list[str]:
+    from PIL import Image
+
+    from selector.data import load_dataset
+
+    data = load_dataset(dataset)
+    out = []
+    for i in range(n):
+        buffer = io.BytesIO()
+        Image.fromarray(data.images[i % len(data)]).save(buffer, format="PNG")
+        out.append(base64.b64encode(buffer.getvalue()).decode())
+    return out
+
+
+def post(port: int, rows: list[str]) -> float:
+    body = json.dumps({"dataframe_split": {"columns": ["image"], "data": [[r] for r in rows]}}).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
+                                     headers={"Content-Type": "application/json"})
+    start = time.perf_counter()
+    with urllib.request.urlopen(request, timeout=600) as response:
+        response.read()
+        assert response.status == 200
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="models:/digits-clusters@champion")
+    parser.add_argument("--dataset", default="digits")
+    parser.add_argument("--single", type=int, default=50, help="single-image requests for the latency figures")
+    parser.add_argument("--batches", type=int, default=5, help="batches of 256 for the throughput figure")
+    args = parser.parse_args()
+
+    images = encoded_images(args.dataset, 256)
+    port = free_port()
+    log = tempfile.NamedTemporaryFile(prefix="serve-", suffix=".log", delete=False)
+    start = time.perf_counter()
+    server = subprocess.Popen(["mlflow", "models", "serve", "-m", args.model, "--env-manager", "local",
+                               "-h", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log, env=dict(os.environ))
+    try:
+        while True:
+            try:
+                post(port, images[:1])
+                break
+            except OSError:
+                if server.poll() is not None:
+                    raise SystemExit(f"server exited; see {log.name}")
+                time.sleep(0.2)
+        cold = time.perf_counter() - start
+        single = [post(port, images[i % 256: i % 256 + 1]) for i in range(args.single)]
+        batch = [post(port, images) for _ in range(args.batches)]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    p50, p95 = np.percentile(single, [50, 95])
+    rows = [("cold start (process → first answer)", f"{cold:.1f} s"),
+            (f"single image p50 ({args.single} requests)", f"{p50 * 1000:.1f} ms"),
+            ("single image p95", f"{p95 * 1000:.1f} ms"),
+            (f"batch of 256, median of {args.batches}", f"{statistics.median(batch):.2f} s"),
+            ("batch throughput", f"{256 / statistics.median(batch):.0f} images/s")]
+    print(f"model {args.model}")
+    print("| measure | value |\n|---|---|")
+    for name, value in rows:
+        print(f"| {name} | {value} |")
+
+
+if __name__ == "__main__":
+    main()
