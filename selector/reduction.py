@@ -22,6 +22,9 @@ from selector.files import write_atomic
 logger = logging.getLogger(__name__)
 
 SCALINGS = ("none", "zscore", "l2")
+# Part of every reduction's cache key: bump it whenever a reducer's build changes what it computes,
+# so no stale coordinates are served from disk.
+REDUCTION_VERSION = 2
 
 
 class Identity(BaseEstimator, TransformerMixin):
@@ -154,6 +157,12 @@ def suggest_reducer(trial, n: int, dim: int, names: list[str] | None = None) -> 
     return {"name": name, "scaling": scaling, **get_reducer(name).suggest(trial, n, dim)}
 
 
+def _library_versions() -> dict:
+    from importlib.metadata import version
+
+    return {name: version(name) for name in ("umap-learn", "pynndescent", "scikit-learn")}
+
+
 class ReductionCache:
     """Reduced coordinates by (data, params, seed): a dict in memory backed by ``.npy`` files."""
 
@@ -163,7 +172,8 @@ class ReductionCache:
         self.fits = 0  # reductions actually computed (tests and benchmarks read this)
 
     def key(self, params: dict, seed: int) -> str:
-        blob = json.dumps({"data": self.data_key, "params": params, "seed": seed}, sort_keys=True, default=str)
+        blob = json.dumps({"data": self.data_key, "params": params, "seed": seed, "version": REDUCTION_VERSION,
+                           "libraries": _library_versions()}, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
     def reduce(self, X: np.ndarray, params: dict, seed: int) -> np.ndarray:
