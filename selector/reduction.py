@@ -7,6 +7,7 @@ that share a reduction — in this process, a resumed one, or a parallel worker 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -157,6 +158,7 @@ def suggest_reducer(trial, n: int, dim: int, names: list[str] | None = None) -> 
     return {"name": name, "scaling": scaling, **get_reducer(name).suggest(trial, n, dim)}
 
 
+@functools.lru_cache(maxsize=1)
 def _library_versions() -> dict:
     from importlib.metadata import version
 
