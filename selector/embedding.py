@@ -47,6 +47,7 @@ class Embeddings:
     cache_path: Path | None = None
     feature_names: list[str] | None = None
     device: str = "cpu"
+    key: str = ""  # identifies these vectors: data content + encoder identity (cache key, study identity)
 
     @property
     def images_per_second(self) -> float:
@@ -139,11 +140,12 @@ def embed(dataset: Dataset, encoder: str, checkpoint: str = "", image_size: int 
     if dataset.kind == "vectors":
         return Embeddings(vectors=dataset.vectors, ids=dataset.ids, labels=dataset.labels,
                           dataset=dataset.name, encoder={"name": "none"}, cache_hit=True,
-                          feature_names=dataset.feature_names)
+                          feature_names=dataset.feature_names, key=_cache_key(dataset, {"name": "none"}))
 
     mode = dataset.images.mode if encoder == "raw" else "RGB"
     ident = identity(encoder, checkpoint, image_size, mode)
-    path = cache_dir() / f"{_cache_key(dataset, ident)}.npz"
+    key = _cache_key(dataset, ident)
+    path = cache_dir() / f"{key}.npz"
     if use_cache and path.is_file():
         try:
             with np.load(path, allow_pickle=False) as stored:
@@ -151,7 +153,7 @@ def embed(dataset: Dataset, encoder: str, checkpoint: str = "", image_size: int 
                 skipped = [str(s) for s in stored["skipped"]]
                 seconds = float(stored["seconds"])
             logger.info("embeddings for %s/%s loaded from cache %s", dataset.name, encoder, path)
-            return _result(dataset, ident, kept, vectors, skipped, seconds, cache_hit=True, path=path)
+            return _result(dataset, ident, kept, vectors, skipped, seconds, cache_hit=True, path=path, key=key)
         except (OSError, KeyError, ValueError) as exc:
             logger.warning("ignoring unreadable cache file %s (%s); recomputing", path, exc)
 
@@ -170,13 +172,13 @@ def embed(dataset: Dataset, encoder: str, checkpoint: str = "", image_size: int 
         write_atomic(path, lambda handle: np.savez(handle, kept=kept, vectors=vectors, seconds=np.float64(seconds),
                                                    skipped=np.array(skipped, dtype=str)))
     result = _result(dataset, ident, kept, vectors, skipped, seconds, cache_hit=False,
-                     path=path if use_cache else None)
+                     path=path if use_cache else None, key=key)
     result.device = built.device
     return result
 
 
 def _result(dataset: Dataset, ident: dict, kept: np.ndarray, vectors: np.ndarray, skipped: list[str],
-            seconds: float, cache_hit: bool, path: Path | None) -> Embeddings:
+            seconds: float, cache_hit: bool, path: Path | None, key: str) -> Embeddings:
     return Embeddings(
         vectors=vectors,
         ids=dataset.ids[kept],
@@ -187,4 +189,5 @@ def _result(dataset: Dataset, ident: dict, kept: np.ndarray, vectors: np.ndarray
         seconds=seconds,
         cache_hit=cache_hit,
         cache_path=path,
+        key=key,
     )

@@ -64,7 +64,6 @@ def log_embeddings(result: Embeddings, wall_seconds: float, **params) -> None:
                 "hit" if result.cache_hit else "miss")
 
 
-
 @dataclass
 class TuneResult:
     study: "optuna.Study"
@@ -100,7 +99,7 @@ def tune_job(dataset: str = "digits", encoder: str = "raw", checkpoint: str = ""
     if np.ptp(embedded.vectors, axis=0).max() == 0:
         raise ValueError(f"every vector of {dataset!r} under encoder {encoder!r} is the same: nothing to cluster.")
 
-    key = embedding_key(data, embedded)
+    key = embedded.key
     identity = {"dataset": data.name, "encoder": encoder, "embedding_key": key}
     study_name = study_name or f"{data.name}-{encoder}-{key[:8]}"
     tracking.configure_tracking()
@@ -129,15 +128,6 @@ def tune_job(dataset: str = "digits", encoder: str = "raw", checkpoint: str = ""
             reports.log_study_report(study, ctx, embedded, run_id=parent)
         print(reports.terminal_summary(study_name, metrics, parent))
     return TuneResult(study=study, parent_run_id=parent, metrics=metrics)
-
-
-def embedding_key(data, embedded: Embeddings) -> str:
-    """Identifies the vectors a study searched: data content and encoder identity."""
-    import hashlib
-    import json
-
-    blob = json.dumps({"data": data.fingerprint, "encoder": embedded.encoder}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 def resolve_parent_run(study, run_id: str) -> str:

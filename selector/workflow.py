@@ -60,7 +60,7 @@ def register_job(study_run_id: str, model_name: str = "digits-clusters", alias: 
     parent, best = _study_runs(study_run_id)
     study_params = parent.data.params
     dataset, encoder = study_params["dataset"], study_params["encoder"]
-    checkpoint = study_params.get("checkpoint", "").strip("'")
+    checkpoint = study_params.get("checkpoint", "").strip("'")  # `mlflow run` logs an empty value as ''
     seed = int(study_params.get("seed", 0))
     data = load_dataset(dataset)
     embedded = embed(data, encoder, checkpoint=checkpoint)
