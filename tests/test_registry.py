@@ -182,3 +182,23 @@ def test_vector_model_checks_length_and_values(tmp_path, monkeypatch):
         model.predict(pd.DataFrame([[np.nan, 1.0, 2.0, 3.0]], columns=list("abcd")))
     with pytest.raises(MlflowException):
         model.predict(pd.DataFrame([[1.0, 2.0]], columns=list("ab")))
+
+
+def test_select_tunes_each_encoder_logs_a_leaderboard_and_registers_the_winner(digit_pngs, tmp_path, monkeypatch):
+    from selector.workflow import select_job
+
+    monkeypatch.chdir(tmp_path)
+    before = len(mlflow.search_runs(search_all_experiments=True))
+    with pytest.raises(ValueError, match="unknown encoder 'nope'"):
+        select_job(dataset=str(digit_pngs), encoders="raw,nope", n_trials=1, model_name="select-test")
+    assert len(mlflow.search_runs(search_all_experiments=True)) == before  # refused before any run
+
+    board, registration = select_job(dataset=str(digit_pngs), encoders="raw", n_trials=2, model_name="select-test")
+    assert list(board["encoder"]) == ["raw"] and board["chosen"].tolist() == [True]
+    assert registration.promoted
+    select_run = mlflow.search_runs(search_all_experiments=True, filter_string="tags.winner_encoder = 'raw'",
+                                    order_by=["start_time DESC"]).iloc[0]
+    artifacts = {a.path for a in mlflow.tracking.MlflowClient().list_artifacts(select_run["run_id"])}
+    assert "leaderboard.csv" in artifacts
+    study = mlflow.get_run(board["study_run_id"].iloc[0])
+    assert study.data.tags["mlflow.parentRunId"] == select_run["run_id"]  # studies nest under the select run
