@@ -102,11 +102,17 @@ def tune_job(dataset: str = "digits", encoder: str = "raw", checkpoint: str = ""
     key = embedded.key
     identity = {"dataset": data.name, "encoder": encoder, "embedding_key": key}
     study_name = study_name or f"{data.name}-{encoder}-{key[:8]}"
-    tracking.configure_tracking()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = search.open_study(study_name, storage, int(seed), identity)
+    with search.study_lock(storage):  # workers starting together create tables and the study once
+        tracking.configure_tracking()
+        mlflow.tracking.MlflowClient().search_experiments(max_results=1)  # creates a new store's tables
+        study = search.open_study(study_name, storage, int(seed), identity)
     with mlflow.start_run(run_name=f"tune-{study_name}", nested=mlflow.active_run() is not None) as run:
-        parent = resolve_parent_run(study, run.info.run_id)
+        with search.study_lock(storage):  # one parent run and one set of starting points per study
+            parent = resolve_parent_run(study, run.info.run_id)
+            if not study.trials:
+                for point in search.starting_points(names):
+                    study.enqueue_trial(point, skip_if_exists=True)
         base = {"dataset": dataset, "encoder": encoder}
         tracking.log_batch(params={**base, "checkpoint": checkpoint, "n_trials": n_trials, "seed": seed,
                                    "clusterers": ",".join(names), "storage": storage or search.DEFAULT_JOURNAL,
@@ -116,9 +122,6 @@ def tune_job(dataset: str = "digits", encoder: str = "raw", checkpoint: str = ""
             vectors=embedded.vectors, labels=embedded.labels, clusterers=names, seed=int(seed),
             cache=ReductionCache(cache_dir().parent / "reductions", key), base_params=base,
             experiment_id=run.info.experiment_id, parent_run_id=parent)
-        if not study.trials:
-            for point in search.starting_points(names):
-                study.enqueue_trial(point, skip_if_exists=True)
         study.optimize(lambda trial: search.objective(trial, ctx), n_trials=int(n_trials),
                        timeout=float(timeout) or None, catch=(Exception,), show_progress_bar=True)
         metrics, tags = search.summarize(study)

@@ -7,6 +7,7 @@ directory (safe for several local processes), a path is a journal file, a URL is
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_JOURNAL = "optuna_journal.log"
 PARENT_ATTR = "mlflow_parent_run_id"
 MIN_TUNE_POINTS = 10
+LOCK_KEY = 0x5E1EC7  # PostgreSQL advisory lock id for selector's set-up sections
 
 
 def resolve_storage(storage: str = ""):
@@ -41,6 +43,39 @@ def resolve_storage(storage: str = ""):
     path = Path(storage or DEFAULT_JOURNAL).expanduser().resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     return JournalStorage(JournalFileBackend(str(path)))
+
+
+@contextlib.contextmanager
+def study_lock(storage: str = ""):
+    """Serialise the short set-up of concurrent workers: table creation, the study, its parent run
+    and its starting points. A PostgreSQL advisory lock for a PostgreSQL URL, ``flock`` on a file
+    beside a journal; other URLs (SQLite) are not meant for parallel workers and get no lock."""
+    if storage.startswith(("postgresql", "postgres://")):
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(storage, poolclass=sqlalchemy.pool.NullPool)
+        try:
+            with engine.connect() as connection:
+                connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": LOCK_KEY})
+                try:
+                    yield
+                finally:
+                    connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEY})
+        finally:
+            engine.dispose()
+    elif "://" not in storage:
+        import fcntl
+
+        path = Path(storage or DEFAULT_JOURNAL).expanduser().resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(f"{path}.setup-lock", "a") as handle:  # not ".lock": Optuna's own journal lock uses that
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+    else:
+        yield
 
 
 def pipeline_params(params: dict) -> tuple[dict, dict]:
