@@ -31,18 +31,33 @@ MIN_TUNE_POINTS = 10
 LOCK_KEY = 0x5E1EC7  # PostgreSQL advisory lock id for selector's set-up sections
 
 
-def resolve_storage(storage: str = ""):
+def resolve_storage(storage: str = "", heartbeat_interval: int = 30, grace_period: int = 90):
     """``""`` → ``./optuna_journal.log``; a path → that journal file; ``scheme://…`` → RDB storage."""
-    from optuna.storages import JournalStorage, RDBStorage, RetryFailedTrialCallback
+    from optuna.storages import JournalStorage, RDBStorage
     from optuna.storages.journal import JournalFileBackend
 
     if "://" in storage:
-        # Heartbeats let a killed worker's trial be marked failed (and retried) by the others.
-        return RDBStorage(storage, heartbeat_interval=30, grace_period=90,
-                          failed_trial_callback=RetryFailedTrialCallback(max_retry=2))
+        # Heartbeats let the other workers mark a killed worker's trial failed (and retry it).
+        return RDBStorage(storage, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
+                          heartbeat_stale_trial_callback=on_stale_trial)
     path = Path(storage or DEFAULT_JOURNAL).expanduser().resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     return JournalStorage(JournalFileBackend(str(path)))
+
+
+def on_stale_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """A trial whose worker stopped beating: end its MLflow run as KILLED, then queue a retry."""
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    run_id = trial.user_attrs.get("mlflow_run_id")
+    if run_id:
+        client = mlflow.tracking.MlflowClient()
+        try:
+            client.set_tag(run_id, "error", "worker stopped: no Optuna heartbeat")
+            client.set_terminated(run_id, status="KILLED")
+        except mlflow.exceptions.MlflowException as exc:
+            logger.warning("could not mark run %s of stale trial %d killed: %s", run_id, trial.number, exc)
+    RetryHeartbeatStaleTrialCallback(max_retry=2)(study, trial)
 
 
 @contextlib.contextmanager

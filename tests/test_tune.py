@@ -142,3 +142,24 @@ def test_mlflow_run_tune_on_a_small_data_set(blob_file):
     failing = run_cli("mlflow", "run", str(PROJECT_ROOT), "-e", "tune", "-P", f"dataset={blob_file}",
                       "-P", "encoder=none", "-P", "n_trials=0", "--env-manager", "local", cwd=blob_file.parent)
     assert failing.returncode != 0 and "`n_trials` must be an int >= 1" in failing.stderr
+
+
+def test_a_stale_trial_is_failed_its_run_killed_and_it_is_retried(tmp_path):
+    """What a killed worker leaves behind: a RUNNING trial whose heartbeat stopped."""
+    import time
+
+    storage = search.resolve_storage(f"sqlite:///{tmp_path / 'optuna.db'}", heartbeat_interval=1, grace_period=1)
+    study = optuna.create_study(study_name="stale", storage=storage)
+    client = mlflow.tracking.MlflowClient()
+    run = client.create_run(client.get_experiment_by_name("Default").experiment_id)
+    trial = study.ask()
+    trial.suggest_int("clusterer.n_clusters", 2, 5)
+    trial.set_user_attr("mlflow_run_id", run.info.run_id)
+    storage.record_heartbeat(trial._trial_id)
+    time.sleep(2.5)
+    optuna.storages.fail_stale_trials(study)
+    states = [t.state for t in study.trials]
+    assert states[0] == optuna.trial.TrialState.FAIL
+    assert states[1] == optuna.trial.TrialState.WAITING and study.trials[1].params == study.trials[0].params  # retry
+    killed = client.get_run(run.info.run_id)
+    assert killed.info.status == "KILLED" and "heartbeat" in killed.data.tags["error"]
