@@ -10,10 +10,8 @@ and report the share that lands in its training cluster.
 from __future__ import annotations
 
 import argparse
-import base64
 import time
 
-import numpy as np
 import pandas as pd
 
 UMAP = {"name": "umap", "scaling": "none", "n_components": 10, "n_neighbors": 30, "min_dist": 0.0,
@@ -31,7 +29,7 @@ PIPELINES = {
 
 def main() -> None:
     from registry.model import ClusterPipelineModel
-    from registry.promote import _png_base64
+    from registry.promote import png_base64
     from selector.data import load_dataset
     from selector.embedding import embed
     from selector.encoders import create_encoder
@@ -42,7 +40,7 @@ def main() -> None:
     args = parser.parse_args()
     data = load_dataset("digits")
     embedded = embed(data, args.encoder, progress=False)
-    request = pd.DataFrame({"image": [_png_base64(image) for image in data.images.arrays]})
+    request = pd.DataFrame({"image": [png_base64(image) for image in data.images.arrays]})
     served = ClusterPipelineModel()
     config = embedded.encoder
     served.encoder = create_encoder(config["name"], image_size=config.get("image_size", 0), mode=config.get("mode", "RGB"))

@@ -8,8 +8,6 @@ Cold start is process start to the first answered /invocations request (model lo
 from __future__ import annotations
 
 import argparse
-import base64
-import io
 import json
 import os
 import socket
@@ -29,17 +27,11 @@ def free_port() -> int:
 
 
 def encoded_images(dataset: str, n: int) -> list[str]:
-    from PIL import Image
-
+    from registry.promote import png_base64
     from selector.data import load_dataset
 
     data = load_dataset(dataset)
-    out = []
-    for i in range(n):
-        buffer = io.BytesIO()
-        Image.fromarray(data.images[i % len(data)]).save(buffer, format="PNG")
-        out.append(base64.b64encode(buffer.getvalue()).decode())
-    return out
+    return [png_base64(data.images[i % len(data)]) for i in range(n)]
 
 
 def post(port: int, rows: list[str]) -> float:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import io
 import json
 import logging
 import tempfile
@@ -38,12 +37,11 @@ def pinned_requirements() -> list[str]:
     return found
 
 
-def _png_base64(image: np.ndarray) -> str:
-    from PIL import Image
+def png_base64(image: np.ndarray) -> str:
+    """One cell of the served model's ``image`` column."""
+    from selector.data import encode_png
 
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
-    return base64.b64encode(buffer.getvalue()).decode()
+    return base64.b64encode(encode_png(image)).decode()
 
 
 def signature_and_example(encoder: dict, example) -> tuple[ModelSignature, pd.DataFrame]:
@@ -53,7 +51,7 @@ def signature_and_example(encoder: dict, example) -> tuple[ModelSignature, pd.Da
         names = encoder["feature_names"]
         frame = pd.DataFrame(np.asarray(example, dtype=np.float64), columns=names)
         return ModelSignature(inputs=Schema([ColSpec("double", n) for n in names]), outputs=outputs), frame
-    frame = pd.DataFrame({"image": [_png_base64(image) for image in example]})
+    frame = pd.DataFrame({"image": [png_base64(image) for image in example]})
     return ModelSignature(inputs=Schema([ColSpec("string", "image")]), outputs=outputs), frame
 
 

@@ -75,6 +75,17 @@ def decode_image(data: bytes, source: str = "image") -> np.ndarray:
     return np.asarray(converted, dtype=np.uint8)
 
 
+def encode_png(image: np.ndarray) -> bytes:
+    """PNG bytes of a ``uint8`` image: the inverse of :func:`decode_image`, for requests and fixtures."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 @dataclass(frozen=True)
 class Dataset:
     """What every source yields: images or vectors, optional labels, ids and a fingerprint."""

@@ -7,6 +7,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import mlflow
 import numpy as np
@@ -15,6 +16,9 @@ from selector import tracking
 from selector.data import load_dataset
 from selector.embedding import Embeddings, check_embed_request, embed
 from selector.encoders import resolve_device
+
+if TYPE_CHECKING:
+    import optuna
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +70,7 @@ def log_embeddings(result: Embeddings, wall_seconds: float, **params) -> None:
 
 @dataclass
 class TuneResult:
-    study: "optuna.Study"
+    study: optuna.Study
     parent_run_id: str
     metrics: dict
 

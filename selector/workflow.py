@@ -139,9 +139,9 @@ def main_job(dataset: str = "digits", encoders: str = "raw,efficientnet_lite0", 
     data = load_dataset(dataset)
     picks = np.linspace(0, len(data) - 1, 5).astype(int)
     if data.kind == "images":
-        from registry.promote import _png_base64
+        from registry.promote import png_base64
 
-        request = pd.DataFrame({"image": [_png_base64(data.images[i]) for i in picks]})
+        request = pd.DataFrame({"image": [png_base64(data.images[i]) for i in picks]})
     else:
         request = pd.DataFrame(data.vectors[picks], columns=data.feature_names)
     answer = model.predict(request)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
@@ -28,12 +27,7 @@ def cache_dir(tmp_path, monkeypatch):
     return path
 
 
-def png_bytes(array: np.ndarray) -> bytes:
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
-    return buffer.getvalue()
+from selector.data import encode_png as png_bytes  # noqa: E402  (re-exported for the tests)
 
 
 @pytest.fixture
