@@ -91,6 +91,7 @@ def tune_job(dataset: str = "digits", encoder: str = "raw", checkpoint: str = ""
     if float(timeout) < 0:
         raise ValueError(f"`timeout` must be >= 0 seconds (0 = none); got {timeout}.")
     names = parse_clusterers(clusterers)
+    tracking.warn_if_password_logged("storage", storage)
     data = load_dataset(dataset)
     check_embed_request(data, encoder, checkpoint)
     if len(data) < search.MIN_TUNE_POINTS:
@@ -114,6 +115,8 @@ def tune_job(dataset: str = "digits", encoder: str = "raw", checkpoint: str = ""
     with mlflow.start_run(run_name=f"tune-{study_name}", nested=mlflow.active_run() is not None) as run:
         with search.study_lock(storage):  # one parent run and one set of starting points per study
             parent = resolve_parent_run(study, run.info.run_id)
+            if parent != run.info.run_id:  # a joining worker: its own random stream (a lone worker stays reproducible)
+                study.sampler = search.make_sampler(int(seed), worker=run.info.run_id)
             if not study.trials:
                 for point in search.starting_points(names):
                     study.enqueue_trial(point, skip_if_exists=True)
@@ -125,16 +128,27 @@ def tune_job(dataset: str = "digits", encoder: str = "raw", checkpoint: str = ""
         ctx = search.SearchContext(
             vectors=embedded.vectors, labels=embedded.labels, clusterers=names, seed=int(seed),
             cache=ReductionCache(cache_dir().parent / "reductions", key), base_params=base,
-            experiment_id=run.info.experiment_id, parent_run_id=parent)
+            experiment_id=run.info.experiment_id, parent_run_id=parent, worker_run_id=run.info.run_id)
         study.optimize(lambda trial: search.objective(trial, ctx), n_trials=int(n_trials),
                        timeout=float(timeout) or None, catch=(Exception,), show_progress_bar=True)
         metrics, tags = search.summarize(study)
         for run_id in {parent, run.info.run_id}:
             tracking.log_batch(metrics=metrics, tags=tags, run_id=run_id)
+        if parent != run.info.run_id:
+            reopen_killed_parent(parent, run.info.run_id)
         if metrics["n_trials_complete"]:
             reports.log_study_report(study, ctx, embedded, run_id=parent)
         print(reports.terminal_summary(study_name, metrics, parent))
     return TuneResult(study=study, parent_run_id=parent, metrics=metrics)
+
+
+def reopen_killed_parent(parent: str, run_id: str) -> None:
+    """The study's parent run was its first worker's run; if that worker was killed, the parent was
+    marked KILLED with it. A later worker that finishes the study's work marks it FINISHED again."""
+    client = mlflow.tracking.MlflowClient()
+    if client.get_run(parent).info.status in ("KILLED", "FAILED"):
+        client.set_tag(parent, "study_finished_by_run_id", run_id)
+        client.set_terminated(parent, status="FINISHED")
 
 
 def resolve_parent_run(study, run_id: str) -> str:

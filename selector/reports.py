@@ -121,10 +121,12 @@ def log_study_report(study: optuna.Study, ctx, embedded, run_id: str) -> None:
 def terminal_summary(study_name: str, metrics: dict, parent_run_id: str) -> str:
     import mlflow
 
+    from selector.tracking import mask_url
+
     shown = ["best_silhouette_umap", "best_ami", "oracle_ami", "selection_regret", "spearman_silhouette_ami",
              "n_trials_complete", "n_trials_failed"]
     lines = [f"study {study_name!r}"]
     lines += [f"  {name:<24} {metrics[name]:.4f}" if isinstance(metrics[name], float) else
               f"  {name:<24} {metrics[name]}" for name in shown if name in metrics]
-    lines.append(f"  parent run {parent_run_id} in {mlflow.get_tracking_uri()}")
+    lines.append(f"  parent run {parent_run_id} in {mask_url(mlflow.get_tracking_uri())}")
     return "\n".join(lines)

@@ -8,7 +8,9 @@ directory (safe for several local processes), a path is a journal file, a URL is
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,12 +33,18 @@ MIN_TUNE_POINTS = 10
 LOCK_KEY = 0x5E1EC7  # PostgreSQL advisory lock id for selector's set-up sections
 
 
-def resolve_storage(storage: str = "", heartbeat_interval: int = 30, grace_period: int = 90):
-    """``""`` → ``./optuna_journal.log``; a path → that journal file; ``scheme://…`` → RDB storage."""
+def resolve_storage(storage: str = "", heartbeat_interval: int | None = None, grace_period: int | None = None):
+    """``""`` → ``./optuna_journal.log``; a path → that journal file; ``scheme://…`` → RDB storage.
+
+    An RDB storage beats every ``SELECTOR_HEARTBEAT_SECONDS`` (30) while a trial runs; a trial
+    silent for ``SELECTOR_GRACE_SECONDS`` (90) is taken for dead by the next worker that asks.
+    """
     from optuna.storages import JournalStorage, RDBStorage
     from optuna.storages.journal import JournalFileBackend
 
     if "://" in storage:
+        heartbeat_interval = heartbeat_interval or int(os.environ.get("SELECTOR_HEARTBEAT_SECONDS", 30))
+        grace_period = grace_period or int(os.environ.get("SELECTOR_GRACE_SECONDS", 90))
         # Heartbeats let the other workers mark a killed worker's trial failed (and retry it).
         return RDBStorage(storage, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
                           heartbeat_stale_trial_callback=on_stale_trial)
@@ -46,17 +54,24 @@ def resolve_storage(storage: str = "", heartbeat_interval: int = 30, grace_perio
 
 
 def on_stale_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-    """A trial whose worker stopped beating: end its MLflow run as KILLED, then queue a retry."""
+    """A trial whose worker stopped beating: end its MLflow run and its worker's run as KILLED, then
+    queue a retry. Optuna has already marked the trial FAIL."""
     from optuna.storages import RetryHeartbeatStaleTrialCallback
 
-    run_id = trial.user_attrs.get("mlflow_run_id")
-    if run_id:
-        client = mlflow.tracking.MlflowClient()
+    client = mlflow.tracking.MlflowClient()
+    for key in ("mlflow_run_id", "worker_run_id"):
+        run_id = trial.user_attrs.get(key)
+        if not run_id:
+            continue
         try:
-            client.set_tag(run_id, "error", "worker stopped: no Optuna heartbeat")
+            if client.get_run(run_id).info.status != "RUNNING":
+                continue
+            client.set_tag(run_id, "error", f"worker stopped in trial {trial.number}: no Optuna heartbeat")
             client.set_terminated(run_id, status="KILLED")
         except mlflow.exceptions.MlflowException as exc:
             logger.warning("could not mark run %s of stale trial %d killed: %s", run_id, trial.number, exc)
+    logger.warning("trial %d of study %r lost its worker (no heartbeat); it is FAIL and queued again",
+                   trial.number, study.study_name)
     RetryHeartbeatStaleTrialCallback(max_retry=2)(study, trial)
 
 
@@ -132,6 +147,7 @@ class SearchContext:
     base_params: dict
     experiment_id: str
     parent_run_id: str
+    worker_run_id: str = ""
     eval_space: np.ndarray = field(init=False)
 
     def __post_init__(self):
@@ -154,6 +170,8 @@ def objective(trial: optuna.Trial, ctx: SearchContext) -> float:
         MLFLOW_PARENT_RUN_ID: ctx.parent_run_id, MLFLOW_RUN_NAME: f"trial-{trial.number}",
         "optuna_trial_number": str(trial.number), "optuna_study_name": trial.study.study_name})
     trial.set_user_attr("mlflow_run_id", run.info.run_id)
+    if ctx.worker_run_id:
+        trial.set_user_attr("worker_run_id", ctx.worker_run_id)
     params = {**ctx.base_params, **flat_params(reducer, clusterer)}
     try:
         start = time.perf_counter()
@@ -178,9 +196,18 @@ def objective(trial: optuna.Trial, ctx: SearchContext) -> float:
     return score.value
 
 
+def make_sampler(seed: int, worker: str = "") -> optuna.samplers.BaseSampler:
+    """Seeded multivariate TPE. Workers that join a study get a seed of their own (from the study's
+    seed and their run id): with the same seed they would draw the same random start-up trials.
+    ``constant_liar`` keeps parallel workers from piling onto one running trial's region."""
+    if worker:
+        seed = int(hashlib.sha256(f"{seed}:{worker}".encode()).hexdigest()[:8], 16)
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True)
+
+
 def open_study(study_name: str, storage: str, seed: int, identity: dict) -> optuna.Study:
     """Create or resume a study; a name that already holds another data set or encoder is refused."""
-    sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True)
+    sampler = make_sampler(seed)
     study = optuna.create_study(study_name=study_name, storage=resolve_storage(storage), sampler=sampler,
                                 direction="maximize", load_if_exists=True)
     for key, value in identity.items():

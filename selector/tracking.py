@@ -29,6 +29,16 @@ def mask_url(text: str) -> str:
     return _PASSWORD_IN_URL.sub(lambda m: f"{m['scheme']}{m['user']}:***@", str(text))
 
 
+def warn_if_password_logged(name: str, value: str) -> None:
+    """selector masks passwords in what it logs, but ``mlflow run`` logs entry-point parameters itself,
+    verbatim, before any project code runs. Say so, and how to keep the password out of the URL."""
+    if mask_url(value) != value and os.environ.get("MLFLOW_RUN_ID"):
+        logger.warning(
+            "`%s` carries a password. selector masks it (%s), but `mlflow run` has logged -P parameters "
+            "verbatim. Leave the password out of the URL: PostgreSQL reads PGPASSWORD or ~/.pgpass.",
+            name, mask_url(value))
+
+
 def _value(value: Any) -> str:
     return mask_url(str(value))[:6000]
 

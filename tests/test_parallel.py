@@ -4,9 +4,12 @@ Each test makes fresh databases of its own and drops them after; without a Postg
 127.0.0.1:5432 the tests are skipped with the reason.
 """
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
+import time
 import uuid
 
 import mlflow
@@ -15,36 +18,56 @@ import optuna
 import pytest
 from sklearn.datasets import make_blobs
 
+from selector import stack
+from selector.tracking import mask_url
+
 from conftest import PROJECT_ROOT
 
 PG = "postgresql://postgres@127.0.0.1:5432"
+SECRET = "hunter2-not-logged"  # trust auth ignores it; it must still never show up anywhere
+WORKER_PASSWORD = "worker-" + uuid.uuid4().hex
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 
-def _admin():
+def _require_postgres():
     psycopg = pytest.importorskip("psycopg")
     try:
-        return psycopg.connect(f"{PG}/postgres", connect_timeout=3, autocommit=True)
+        psycopg.connect(f"{PG}/postgres", connect_timeout=3).close()
     except psycopg.OperationalError as exc:
         pytest.skip(f"no PostgreSQL server at 127.0.0.1:5432 ({exc})")
 
 
+@contextlib.contextmanager
+def fresh_databases(*kinds):
+    """Fresh databases, one per kind (Optuna and MLflow both keep an `alembic_version` table), dropped after."""
+    _require_postgres()
+    urls = {}
+    try:
+        for kind in kinds:
+            urls[kind] = stack.create_database(PG, f"selector_{kind}")
+        yield urls
+    finally:
+        for url in urls.values():
+            stack.drop_database(url)
+
+
 @pytest.fixture
 def databases():
-    """Two fresh databases: one for Optuna, one for MLflow (both use an `alembic_version` table)."""
-    admin = _admin()
-    names = [f"selector_{kind}_{uuid.uuid4().hex[:10]}" for kind in ("optuna", "mlflow")]
-    with admin.cursor() as cursor:
-        for name in names:
-            cursor.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield {"optuna": f"{PG}/{names[0]}", "mlflow": f"{PG}/{names[1]}"}
-    finally:
-        with admin.cursor() as cursor:
-            for name in names:
-                cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    with fresh_databases("optuna", "mlflow") as urls:
+        yield urls
+
+
+@pytest.fixture(scope="module")
+def auth_server(tmp_path_factory):
+    """`mlflow server --app-name basic-auth` on PostgreSQL on a free loopback port, with one worker user."""
+    with fresh_databases("mlflow", "auth") as urls:
+        admin_password = "admin-" + uuid.uuid4().hex
+        with stack.tracking_server(urls["mlflow"], urls["auth"], tmp_path_factory.mktemp("server"),
+                                   admin_password) as url:
+            stack.add_user(url, admin_password, "worker", WORKER_PASSWORD, "kill-test")
+            yield {"MLFLOW_TRACKING_URI": url, "MLFLOW_TRACKING_USERNAME": "worker",
+                   "MLFLOW_TRACKING_PASSWORD": WORKER_PASSWORD, "MLFLOW_EXPERIMENT_NAME": "kill-test"}
 
 
 def test_three_workers_share_one_study_and_one_parent_run(databases, tmp_path, monkeypatch):
@@ -80,3 +103,124 @@ def test_three_workers_share_one_study_and_one_parent_run(databases, tmp_path, m
     monkeypatch.setenv("SELECTOR_CACHE_DIR", str(tmp_path / "cache"))
     registration = register_job(parent, model_name="parallel-test")
     assert registration.promoted
+
+
+def test_the_tracking_server_refuses_anonymous_and_wrong_credentials(auth_server, monkeypatch):
+    from mlflow.exceptions import MlflowException
+
+    url = auth_server["MLFLOW_TRACKING_URI"]
+    for username, password in ((None, None), ("worker", "wrong-password")):
+        for name, value in (("MLFLOW_TRACKING_USERNAME", username), ("MLFLOW_TRACKING_PASSWORD", password)):
+            if value is None:
+                monkeypatch.delenv(name, raising=False)
+            else:
+                monkeypatch.setenv(name, value)
+        with pytest.raises(MlflowException, match="401|not authenticated|Unauthorized"):
+            mlflow.tracking.MlflowClient(tracking_uri=url).search_experiments()
+        with pytest.raises(MlflowException, match="401|not authenticated|Unauthorized"):
+            mlflow.tracking.MlflowClient(tracking_uri=url).create_experiment(f"anonymous-{uuid.uuid4().hex[:6]}")
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "worker")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", WORKER_PASSWORD)
+    names = [e.name for e in mlflow.tracking.MlflowClient(tracking_uri=url).search_experiments()]
+    assert "kill-test" in names
+
+
+def _wait_for(path, text, process, timeout=300.0):
+    deadline = time.monotonic() + timeout
+    while text not in path.read_text():
+        assert process.poll() is None, f"worker ended with {process.returncode}:\n{path.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, f"no {text!r} within {timeout:.0f} s:\n{path.read_text()[-3000:]}"
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("tracking", ["postgresql", "server"])
+def test_a_killed_worker_is_replaced_and_the_study_reaches_its_target(tracking, databases, tmp_path, request,
+                                                                     monkeypatch):
+    """SIGKILL a real worker in the middle of its third trial; a new worker started after the grace
+    period fails the orphan, ends its MLflow run KILLED, retries it and brings the study to its target."""
+    target = 6
+    X, y = make_blobs(n_samples=90, centers=3, n_features=6, cluster_std=0.7, random_state=3)
+    np.savez(tmp_path / "blobs.npz", X=X, y=y)
+    if tracking == "server":
+        tracking_env = request.getfixturevalue("auth_server")
+    else:  # the password in this URL must be masked too (trust auth ignores it)
+        tracking_env = {"MLFLOW_TRACKING_URI": databases["mlflow"].replace("postgres@", f"postgres:{SECRET}@")}
+    env = {**os.environ, **tracking_env, "SELECTOR_CACHE_DIR": str(tmp_path / "cache"),
+           "SELECTOR_HEARTBEAT_SECONDS": "1", "SELECTOR_GRACE_SECONDS": "3"}
+    storage = databases["optuna"].replace("postgres@", f"postgres:{SECRET}@")
+    study_name = f"killed-{tracking}-{uuid.uuid4().hex[:6]}"
+    arguments = ["--dataset", str(tmp_path / "blobs.npz"), "--encoder", "none", "--clusterers", "kmeans,hdbscan",
+                 "--study_name", study_name, "--storage", storage]
+
+    first_log = tmp_path / "first.log"
+    first = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "tests" / "hanging_worker.py"), "3",
+                              *arguments, "--n_trials", "4"], cwd=tmp_path, env=env,
+                             stdout=open(first_log, "w"), stderr=subprocess.STDOUT)
+    _wait_for(first_log, "HANGING", first)
+    study = optuna.load_study(study_name=study_name, storage=databases["optuna"])
+    running = [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+    assert len(running) == 1, [t.state for t in study.trials]
+    killed = running[0]
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait(timeout=30)
+    done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    assert done == 2
+
+    time.sleep(5)  # past the grace period: the orphan's heartbeat is 3+ s old
+    second = subprocess.run([sys.executable, str(PROJECT_ROOT / "entrypoints" / "tune.py"), *arguments,
+                             "--n_trials", str(target - done)], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-3000:]
+
+    trials = optuna.load_study(study_name=study_name, storage=databases["optuna"]).trials
+    states = {t.number: t.state for t in trials}
+    assert states[killed.number] == optuna.trial.TrialState.FAIL
+    assert sum(s == optuna.trial.TrialState.COMPLETE for s in states.values()) == target
+    assert optuna.trial.TrialState.RUNNING not in states.values()
+    retried = [t for t in trials if optuna.storages.RetryFailedTrialCallback.retried_trial_number(t) == killed.number]
+    assert retried and retried[0].state == optuna.trial.TrialState.COMPLETE and retried[0].params == killed.params
+
+    for name, value in tracking_env.items():
+        monkeypatch.setenv(name, value)
+    client = mlflow.tracking.MlflowClient()
+    orphan = client.get_run(killed.user_attrs["mlflow_run_id"])
+    assert orphan.info.status == "KILLED" and "no Optuna heartbeat" in orphan.data.tags["error"]
+    runs = mlflow.search_runs(search_all_experiments=True)
+    assert "RUNNING" not in set(runs["status"]), runs[["tags.mlflow.runName", "status"]]
+    parent_id = study.user_attrs["mlflow_parent_run_id"]
+    parent = client.get_run(parent_id)
+    assert parent.info.status == "FINISHED" and parent.data.metrics["n_trials_complete"] == target
+    children = runs[runs["tags.mlflow.parentRunId"] == parent_id]
+    assert sorted(children["status"]) == ["FINISHED"] * target + ["KILLED"]
+
+    logged = [str(v) for _, row in runs.iterrows() for k, v in row.items() if k.startswith(("params.", "tags."))]
+    shown = [first_log.read_text(), second.stdout, second.stderr, *logged]
+    assert not [text for text in shown if SECRET in text]
+    assert any(mask_url(storage) in text for text in logged)
+
+
+def test_workers_share_the_local_defaults_without_any_server(tmp_path, monkeypatch):
+    """No PostgreSQL, no server: the default journal file for Optuna and SQLite for MLflow, 3 processes."""
+    workers = 3
+    X, y = make_blobs(n_samples=90, centers=3, n_features=6, cluster_std=0.7, random_state=3)
+    np.savez(tmp_path / "blobs.npz", X=X, y=y)
+    env = {**os.environ, "SELECTOR_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("MLFLOW_TRACKING_URI")  # the project's default: ./mlflow.db in the working directory
+    command = [sys.executable, str(PROJECT_ROOT / "entrypoints" / "tune.py"), "--dataset", str(tmp_path / "blobs.npz"),
+               "--encoder", "none", "--clusterers", "kmeans,hdbscan", "--n_trials", "6", "--study_name", "local"]
+    processes = [subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  text=True) for _ in range(workers)]
+    outputs = [process.communicate(timeout=600)[0] for process in processes]
+    assert [p.returncode for p in processes] == [0] * workers, "\n".join(o[-2000:] for o in outputs)
+
+    from selector.search import resolve_storage
+
+    monkeypatch.chdir(tmp_path)
+    study = optuna.load_study(study_name="local", storage=resolve_storage(""))
+    assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) == 6 * workers
+    assert sorted(t.number for t in study.trials) == list(range(6 * workers))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = mlflow.search_runs(search_all_experiments=True)
+    parent = study.user_attrs["mlflow_parent_run_id"]
+    assert (runs["tags.mlflow.parentRunId"] == parent).sum() == 6 * workers
+    assert set(runs["status"]) == {"FINISHED"}
