@@ -9,10 +9,13 @@ points in the reduced space (agglomerative, spectral, affinity propagation). Lab
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
+
+logger = logging.getLogger(__name__)
 
 NOISE = -1
 VOTERS = 15  # neighbours that vote on a new point's cluster
@@ -122,24 +125,32 @@ def _suggest_gmm(trial, n: int) -> dict:
 
 @dataclass(frozen=True)
 class ClustererSpec:
-    """One clusterer: factory, search space, how new points are assigned, how memory grows."""
+    """One clusterer: factory, search space, how new points are assigned, how its cost grows.
+
+    ``max_fit_points`` bounds what a quadratic clusterer fits on: above it, it fits a seeded sample
+    and the other points join their nearest sampled neighbours' cluster (the serving rule).
+    """
 
     name: str
     build: Callable[[dict, np.ndarray, int], Any]
     suggest: Callable[[Any, int], dict]
     assign: str  # "predict", "approximate_predict" or "nearest"
     memory: str  # "linear" or "quadratic" in the number of points
+    max_fit_points: int | None = None
 
 
 CLUSTERERS: dict[str, ClustererSpec] = {
     spec.name: spec
     for spec in (
         ClustererSpec("kmeans", _kmeans, _suggest_kmeans, "predict", "linear"),
-        ClustererSpec("agglomerative", _agglomerative, _suggest_agglomerative, "nearest", "quadratic"),
+        # n² / 2 float64 distances: 10,000 points → 0.4 GB.
+        ClustererSpec("agglomerative", _agglomerative, _suggest_agglomerative, "nearest", "quadratic", 10_000),
         ClustererSpec("hdbscan", _hdbscan, _suggest_hdbscan, "approximate_predict", "linear"),
-        ClustererSpec("spectral", _spectral, _suggest_spectral, "nearest", "quadratic"),
+        # A sparse kNN affinity, but its eigen-solver's time grows much faster than n.
+        ClustererSpec("spectral", _spectral, _suggest_spectral, "nearest", "quadratic", 10_000),
+        # Three dense n × n float64 matrices and hundreds of passes over them: 3,000 points → 0.2 GB.
         ClustererSpec("affinity_propagation", _affinity_propagation, _suggest_affinity_propagation,
-                      "nearest", "quadratic"),
+                      "nearest", "quadratic", 3_000),
         ClustererSpec("gmm", _gmm, _suggest_gmm, "predict", "linear"),
     )
 }
@@ -173,19 +184,31 @@ class ClusterModel:
     def fit(self, Z: np.ndarray) -> "ClusterModel":
         spec = get_clusterer(self.params["name"])
         own = {k: v for k, v in self.params.items() if k != "name"}
-        self.estimator_ = spec.build(own, Z, self.seed)
-        self.labels_ = np.asarray(self.estimator_.fit_predict(Z), dtype=np.int64)
         self.assign_ = spec.assign
+        sample = None
+        if spec.max_fit_points and len(Z) > spec.max_fit_points:
+            sample = np.sort(np.random.default_rng(self.seed).choice(len(Z), spec.max_fit_points, replace=False))
+            logger.info("%s fits a seeded sample of %d of %d points; the rest join their nearest neighbours' "
+                        "cluster", spec.name, spec.max_fit_points, len(Z))
+        fitted_on = Z if sample is None else Z[sample]
+        self.estimator_ = spec.build(own, fitted_on, self.seed)
+        self.train_labels_ = np.asarray(self.estimator_.fit_predict(fitted_on), dtype=np.int64)
+        self.fit_sample_size_ = 0 if sample is None else len(sample)  # 0: fitted on every point
         if spec.assign == "nearest":
             from sklearn.neighbors import NearestNeighbors
 
-            self.train_ = Z.astype(np.float32)
-            self.neighbours_ = NearestNeighbors(n_neighbors=min(VOTERS, len(Z))).fit(self.train_)
+            self.train_ = fitted_on.astype(np.float32)
+            self.neighbours_ = NearestNeighbors(n_neighbors=min(VOTERS, len(fitted_on))).fit(self.train_)
+        if sample is None:
+            self.labels_ = self.train_labels_
+        else:
+            self.labels_ = self.predict(Z)[0]
+            self.labels_[sample] = self.train_labels_
         return self
 
     def predict(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Cluster ids (−1 = noise) and confidences in [0, 1] for new points in the reduced space."""
-        if not hasattr(self, "labels_"):
+        if not hasattr(self, "estimator_"):
             raise RuntimeError("ClusterModel is not fitted; call fit first.")
         if self.assign_ == "approximate_predict":
             import hdbscan
@@ -201,6 +224,9 @@ class ClusterModel:
             # 1 at a centroid, 0 half-way between the two nearest centroids.
             return labels, np.clip(1.0 - distances[:, 0] / np.maximum(second, 1e-12), 0.0, 1.0)
         _, index = self.neighbours_.kneighbors(Z)
-        votes = self.labels_[index]
+        train_labels = getattr(self, "train_labels_", None)
+        if train_labels is None:  # a model saved before sampled fits: its training labels are labels_
+            train_labels = self.labels_
+        votes = train_labels[index]
         labels = np.array([np.bincount(row - row.min()).argmax() + row.min() for row in votes], dtype=np.int64)
         return labels, (votes == labels[:, None]).mean(axis=1)

@@ -73,6 +73,7 @@ class TuneResult:
     study: optuna.Study
     parent_run_id: str
     metrics: dict
+    work: dict
 
 
 def tune_job(dataset: str = "digits", encoder: str = "raw", checkpoint: str = "", n_trials: int = 30,
@@ -84,7 +85,10 @@ def tune_job(dataset: str = "digits", encoder: str = "raw", checkpoint: str = ""
     from selector import reports, search
     from selector.clustering import parse_clusterers
     from selector.embedding import cache_dir
+    from selector.objective import paper_recipe
     from selector.reduction import ReductionCache
+
+    started = time.perf_counter()
 
     if int(n_trials) < 1:
         raise ValueError(f"`n_trials` must be an int >= 1; got {n_trials}.")
@@ -132,14 +136,30 @@ def tune_job(dataset: str = "digits", encoder: str = "raw", checkpoint: str = ""
         study.optimize(lambda trial: search.objective(trial, ctx), n_trials=int(n_trials),
                        timeout=float(timeout) or None, catch=(Exception,), show_progress_bar=True)
         metrics, tags = search.summarize(study)
+        # For reference only (it needs the true number of classes): the seed paper's fixed recipe.
+        try:
+            metrics.update(paper_recipe(ctx.eval_space, ctx.labels, int(seed)))
+        except Exception as exc:  # a reference number must not cost the study its summary
+            logger.warning("the paper recipe could not be evaluated: %s: %s", type(exc).__name__, exc)
+        # What this worker computed (rather than found in a cache): the cost side of the study.
+        work = {"embed_seconds": 0.0 if embedded.cache_hit else embedded.seconds,
+                "eval_space_seconds": ctx.eval_space_seconds, "reductions_fitted": ctx.cache.fits,
+                "neighbour_graphs_built": ctx.cache.graph_builds}
+        tracking.log_batch(metrics=work, run_id=run.info.run_id)
         for run_id in {parent, run.info.run_id}:
             tracking.log_batch(metrics=metrics, tags=tags, run_id=run_id)
         if parent != run.info.run_id:
             reopen_killed_parent(parent, run.info.run_id)
         if metrics["n_trials_complete"]:
-            reports.log_study_report(study, ctx, embedded, run_id=parent)
-        print(reports.terminal_summary(study_name, metrics, parent))
-    return TuneResult(study=study, parent_run_id=parent, metrics=metrics)
+            work["worker_wall_seconds"] = time.perf_counter() - started
+            try:
+                reports.log_study_report(study, ctx, embedded, run_id=parent, data=data, work=work,
+                                         paper={k: v for k, v in metrics.items() if k.startswith("paper_recipe")})
+            except Exception as exc:  # the study is done and summarised; a failed plot is reported, not fatal
+                logger.warning("the study report failed: %s: %s", type(exc).__name__, exc)
+                tracking.log_batch(tags={"report_error": f"{type(exc).__name__}: {exc}"}, run_id=parent)
+        print(reports.terminal_summary(study_name, metrics, parent, run.info.experiment_id))
+    return TuneResult(study=study, parent_run_id=parent, metrics=metrics, work=work)
 
 
 def reopen_killed_parent(parent: str, run_id: str) -> None:

@@ -92,3 +92,24 @@ def validation_metrics(true_labels: np.ndarray | None, labels: np.ndarray) -> di
         "ari": float(adjusted_rand_score(true_labels, labels)),
         "nmi": float(normalized_mutual_info_score(true_labels, labels)),
     }
+
+
+# The seed paper's fixed pipeline: its UMAP (the evaluation space itself), then Ward agglomerative
+# clustering with k = the true number of classes. It needs labels, so it is reported beside the
+# label-free winner for reference and never competes with it.
+PAPER_RECIPE = {"name": "agglomerative", "linkage": "ward", "mode": "k"}
+
+
+def paper_recipe(space: np.ndarray, true_labels: np.ndarray | None, seed: int = 0) -> dict[str, float]:
+    """AMI and silhouette of the paper's recipe on the evaluation space; empty without labels."""
+    if true_labels is None:
+        return {}
+    from selector.clustering import ClusterModel
+
+    k = int(len(np.unique(true_labels)))
+    if not 2 <= k < len(true_labels):
+        return {}
+    labels = ClusterModel({**PAPER_RECIPE, "n_clusters": k}, seed=seed).fit(space).labels_
+    return {"paper_recipe_ami": validation_metrics(true_labels, labels)["ami"],
+            "paper_recipe_silhouette_umap": silhouette_objective(space, labels, seed=seed).value,
+            "paper_recipe_k": k}

@@ -1,16 +1,20 @@
 """Pre-scaling and dimensionality reduction, each reducer registered once with its search space.
 
-A reducer is an sklearn-style transformer (``fit_transform`` / ``transform``). ``reduce`` caches
-the reduced coordinates by (data fingerprint, parameters, seed) in memory and on disk, so trials
-that share a reduction — in this process, a resumed one, or a parallel worker — fit it once.
+A reducer is an sklearn-style transformer (``fit_transform`` / ``transform``). ``ReductionCache``
+keeps the reduced coordinates by (data fingerprint, parameters, seed) in memory and on disk, so
+trials that share a reduction — in this process, a resumed one, or a parallel worker — fit it once;
+and it builds UMAP's nearest-neighbour graph once per (data, scaling, metric) at the largest
+``n_neighbors`` of the search space, handing every UMAP fit its slice (``precomputed_knn``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -25,7 +29,9 @@ logger = logging.getLogger(__name__)
 SCALINGS = ("none", "zscore", "l2")
 # Part of every reduction's cache key: bump it whenever a reducer's build changes what it computes,
 # so no stale coordinates are served from disk.
-REDUCTION_VERSION = 2
+REDUCTION_VERSION = 3
+UMAP_NEIGHBORS = (5, 10, 15, 30, 50)
+EXACT_KNN_BOUND = 4096  # below this UMAP itself uses exact distances; so does the shared graph
 
 
 class Identity(BaseEstimator, TransformerMixin):
@@ -101,7 +107,7 @@ def _suggest_umap(trial, n: int, dim: int) -> dict:
     # Categorical grids, not continuous ranges: trials that meet the same reduction reuse it.
     return {
         "n_components": trial.suggest_categorical("reducer.n_components", [2, 5, 10, 20, 50]),
-        "n_neighbors": trial.suggest_categorical("reducer.n_neighbors", [5, 10, 15, 30, 50]),
+        "n_neighbors": trial.suggest_categorical("reducer.n_neighbors", list(UMAP_NEIGHBORS)),
         "min_dist": trial.suggest_categorical("reducer.min_dist", [0.0, 0.1, 0.5]),
         "metric": trial.suggest_categorical("reducer.metric", ["euclidean", "cosine"]),
     }
@@ -165,33 +171,115 @@ def _library_versions() -> dict:
     return {name: version(name) for name in ("umap-learn", "pynndescent", "scikit-learn")}
 
 
+def nearest_neighbours(X: np.ndarray, k: int, metric: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each point's ``k`` nearest neighbours, itself first, as UMAP computes them: exact below
+    ``EXACT_KNN_BOUND`` points, NN-descent above."""
+    if len(X) < EXACT_KNN_BOUND:
+        from sklearn.neighbors import NearestNeighbors
+
+        X = np.asarray(X, dtype=np.float64)
+        dist, idx = NearestNeighbors(n_neighbors=k, metric=metric, algorithm="brute").fit(X).kneighbors(X)
+        # Rounding leaves a point ~1e-8 from itself; UMAP's local scale (the first non-zero
+        # distance) would take that for its nearest neighbour.
+        dist[idx == np.arange(len(X))[:, None]] = 0.0
+        return idx.astype(np.int32), dist.astype(np.float32)
+    from umap.umap_ import nearest_neighbors
+
+    idx, dist, _ = nearest_neighbors(X, k, metric, {}, False, np.random.RandomState(seed), low_memory=True,
+                                     use_pynndescent=True, n_jobs=1, verbose=False)
+    return idx.astype(np.int32), dist.astype(np.float32)
+
+
 class ReductionCache:
-    """Reduced coordinates by (data, params, seed): a dict in memory backed by ``.npy`` files."""
+    """Reduced coordinates by (data, params, seed): a dict in memory backed by ``.npy`` files; and
+    the nearest-neighbour graphs UMAP fits share, by (data, scaling, metric), kept the same way."""
 
     def __init__(self, root: Path | None, data_key: str):
         self.root, self.data_key = root, data_key
         self.memory: dict[str, np.ndarray] = {}
+        self.graphs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.fits = 0  # reductions actually computed (tests and benchmarks read this)
+        self.graph_builds = 0  # nearest-neighbour graphs actually computed
 
     def key(self, params: dict, seed: int) -> str:
         blob = json.dumps({"data": self.data_key, "params": params, "seed": seed, "version": REDUCTION_VERSION,
                            "libraries": _library_versions()}, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
+    def _path(self, key: str, suffix: str) -> Path | None:
+        return self.root / f"{key}{suffix}" if self.root else None
+
     def reduce(self, X: np.ndarray, params: dict, seed: int) -> np.ndarray:
         key = self.key(params, seed)
         if key in self.memory:
             return self.memory[key]
-        path = self.root / f"{key}.npy" if self.root else None
-        if path is not None and path.is_file():
-            try:
-                self.memory[key] = np.load(path, allow_pickle=False)
-                return self.memory[key]
-            except (OSError, ValueError):
-                logger.warning("ignoring unreadable reduction cache file %s", path)
-        reduced = np.asarray(build_reducer(params, len(X), seed).fit_transform(X), dtype=np.float32)
-        self.fits += 1
-        self.memory[key] = reduced
-        if path is not None:
-            write_atomic(path, lambda handle: np.save(handle, reduced))
+        path = self._path(key, ".npy")
+        with self._computing(key):  # processes sharing the cache directory compute each reduction once
+            if path is not None and path.is_file():
+                try:
+                    self.memory[key] = np.load(path, allow_pickle=False)
+                    return self.memory[key]
+                except (OSError, ValueError):
+                    logger.warning("ignoring unreadable reduction cache file %s", path)
+            if params.get("name") == "umap":
+                reduced = self._fit_umap(X, params, seed)
+            else:
+                reduced = build_reducer(params, len(X), seed).fit_transform(X)
+            reduced = np.asarray(reduced, dtype=np.float32)
+            self.fits += 1
+            self.memory[key] = reduced
+            if path is not None:
+                write_atomic(path, lambda handle: np.save(handle, reduced))
         return reduced
+
+    @contextlib.contextmanager
+    def _computing(self, key: str):
+        """An exclusive ``flock`` per key: a second worker waits for the first one's file instead of
+        fitting the same reduction beside it (workers that start together all need the evaluation space)."""
+        if self.root is None:
+            yield
+            return
+        import fcntl
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / f"{key}.computing", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _fit_umap(self, X: np.ndarray, params: dict, seed: int) -> np.ndarray:
+        scaling = params.get("scaling", "none")
+        scaled = np.asarray(make_scaler(scaling).fit_transform(X), dtype=np.float32)
+        model = _build_umap({k: v for k, v in params.items() if k not in ("name", "scaling")}, len(X), seed)
+        idx, dist = self.neighbour_graph(scaled, scaling, model.metric, seed)
+        k = model.n_neighbors
+        with warnings.catch_warnings():  # "transform will not be available": trials never transform
+            warnings.filterwarnings("ignore", message=".*knn_search_index.*")
+            warnings.filterwarnings("ignore", message=".*transform will not be available.*")
+            # Copies: UMAP marks disconnected neighbours in place.
+            model.set_params(precomputed_knn=(idx[:, :k].copy(), dist[:, :k].copy(), None))
+            return model.fit_transform(scaled)
+
+    def neighbour_graph(self, scaled: np.ndarray, scaling: str, metric: str, seed: int):
+        """The graph at the largest ``n_neighbors`` of the search space, built once."""
+        k = min(max(UMAP_NEIGHBORS), len(scaled) - 1)
+        key = self.key({"graph": "knn", "scaling": scaling, "metric": metric, "k": k}, seed)
+        if key in self.graphs:
+            return self.graphs[key]
+        path = self._path(key, ".knn.npz")
+        with self._computing(key):
+            if path is not None and path.is_file():
+                try:
+                    with np.load(path, allow_pickle=False) as stored:
+                        self.graphs[key] = (stored["idx"], stored["dist"])
+                    return self.graphs[key]
+                except (OSError, ValueError, KeyError):
+                    logger.warning("ignoring unreadable neighbour-graph cache file %s", path)
+            graph = nearest_neighbours(scaled, k, metric, seed)
+            self.graph_builds += 1
+            self.graphs[key] = graph
+            if path is not None:
+                write_atomic(path, lambda handle: np.savez(handle, idx=graph[0], dist=graph[1]))
+        return graph

@@ -92,8 +92,9 @@ def plot_cluster_map(points: np.ndarray, labels: np.ndarray, path: Path, title: 
     fig.savefig(path, bbox_inches="tight")
 
 
-def log_study_report(study: optuna.Study, ctx, embedded, run_id: str) -> None:
-    """Trials CSV and the plots, as artifacts of the study's parent run."""
+def log_study_report(study: optuna.Study, ctx, embedded, run_id: str, data=None, work: dict | None = None,
+                     paper: dict | None = None) -> None:
+    """Trials CSV, the plots and ``report.html``, as artifacts of the study's parent run."""
     import matplotlib.pyplot as plt
     import mlflow
 
@@ -107,7 +108,7 @@ def log_study_report(study: optuna.Study, ctx, embedded, run_id: str) -> None:
         out = Path(tmp)
         table.to_csv(out / "trials.csv", index=False)
         plot_history(table, out / "optimization_history.png")
-        plot_importances(study, out / "param_importances.png")
+        has_importances = plot_importances(study, out / "param_importances.png")
         if "ami" in table.columns:
             plot_silhouette_vs_ami(table, metrics.get("spearman_silhouette_ami"), out / "silhouette_vs_ami.png")
         _, model = fit_pipeline(ctx, best.params)
@@ -115,18 +116,115 @@ def log_study_report(study: optuna.Study, ctx, embedded, run_id: str) -> None:
         plot_cluster_map(points, model.labels_, out / "cluster_map.png",
                          f"best trial {best.number}: {best.params['clusterer']}, {metrics.get('best_silhouette_umap', 0):.3f}")
         plt.close("all")
+        page = study_page(study, table, metrics, model.labels_, out, embedded, data, work or {}, paper or {},
+                          has_importances)
+        (out / "report.html").write_text(page, encoding="utf-8")
         client.log_artifacts(run_id, str(out))
 
 
-def terminal_summary(study_name: str, metrics: dict, parent_run_id: str) -> str:
+GALLERY_CLUSTERS = 24  # the largest clusters shown (plus noise)
+GALLERY_IMAGES = 8  # images per cluster
+
+
+def gallery_members(labels: np.ndarray, embedded, data, seed: int = 0) -> list:
+    """A seeded sample of each cluster's images: (cluster, size, [(id, image), …]), largest first."""
+    position = {item_id: i for i, item_id in enumerate(data.ids)}
+    rng = np.random.default_rng(seed)
+    clusters, sizes = np.unique(labels, return_counts=True)
+    order = [c for c in clusters[np.argsort(-sizes, kind="stable")] if c != -1][:GALLERY_CLUSTERS]
+    if -1 in clusters:
+        order.append(-1)
+    members = []
+    for cluster in order:
+        where = np.flatnonzero(labels == cluster)
+        picks = np.sort(rng.choice(where, size=min(GALLERY_IMAGES, len(where)), replace=False))
+        members.append((int(cluster), len(where),
+                        [(str(embedded.ids[i]), data.images[position[embedded.ids[i]]]) for i in picks]))
+    return members
+
+
+def study_page(study, table: pd.DataFrame, metrics: dict, labels: np.ndarray, out: Path, embedded, data,
+               work: dict, paper: dict, has_importances: bool) -> str:
+    from selector import report_html as h
+
+    best = study.best_trial
+    scores = {k: best.user_attrs.get(k) for k in ("n_clusters", "noise_fraction", "ami", "ari", "nmi")
+              if best.user_attrs.get(k) is not None}
+    summary = {"silhouette_umap (objective)": best.value, **scores, **best.params,
+               **{k: v for k, v in metrics.items() if k != "best_silhouette_umap"}}
+    sections = [h.section("best", f"Best pipeline (trial {best.number}, chosen without labels)", h.pairs(summary)),
+                h.section("history", "Optimisation history", h.plot(out / "optimization_history.png", "history"))]
+    sections.append(h.section("importances", "Parameter importances",
+                              h.plot(out / "param_importances.png", "importances") if has_importances else
+                              '<p class="note">Too few complete trials to estimate importances.</p>'))
+    if "ami" in table.columns:
+        sections.append(h.section("silhouette-vs-ami", "Silhouette (objective) against AMI (validation only)",
+                                  h.plot(out / "silhouette_vs_ami.png", "silhouette vs AMI")
+                                  + f"<p>Spearman rank correlation over complete trials: "
+                                    f"{h.fmt(metrics.get('spearman_silhouette_ami'))}</p>"))
+    sections.append(h.section("cluster-map", "The best clustering on a 2-D UMAP map",
+                              h.plot(out / "cluster_map.png", "cluster map")))
+    clusters, sizes = np.unique(labels, return_counts=True)
+    size_table = pd.DataFrame({"cluster": clusters, "points": sizes, "share": sizes / len(labels)})
+    size_table = size_table.sort_values("points", ascending=False)
+    sections.append(h.section("clusters", "Cluster sizes",
+                              f"<p>{int((clusters != -1).sum())} clusters; outlier (noise) fraction "
+                              f"{h.fmt(float((labels == -1).mean()))}.</p>" + h.table(size_table)))
+    if data is not None and data.kind == "images":
+        sections.append(h.section("gallery", "Images per cluster (a seeded sample)",
+                                  h.gallery(gallery_members(labels, embedded, data))))
+    if paper:
+        comparison = pd.DataFrame([
+            {"pipeline": "label-free winner (this study)", "uses labels": "no", "k": scores.get("n_clusters"),
+             "silhouette_umap": best.value, "AMI": scores.get("ami")},
+            {"pipeline": "paper recipe: UMAP 50d/30nn/0 + Ward, k = true classes", "uses labels": "yes (k)",
+             "k": paper["paper_recipe_k"], "silhouette_umap": paper["paper_recipe_silhouette_umap"],
+             "AMI": paper["paper_recipe_ami"]}])
+        sections.append(h.section("paper-recipe", "Comparison with the seed paper's recipe", h.table(comparison)))
+    done = table[table["state"] == "COMPLETE"]
+    stages = {f"{name} (sum over {len(done)} trials)": float(done[name].sum())
+              for name in ("reduce_seconds", "cluster_seconds", "score_seconds") if name in done.columns}
+    sections.append(h.section("timings", "Where the time went (seconds)", h.pairs({**work, **stages})))
+    return h.page(f"Study {study.study_name}", sections,
+                  f"data set {embedded.dataset}, encoder {embedded.encoder.get('name')}, {len(labels)} points")
+
+
+def select_page(board: pd.DataFrame, dataset: str) -> str:
+    """The encoder leaderboard of one ``select`` run, the label-free winner marked."""
+    from selector import report_html as h
+
+    shown = board.drop(columns=[c for c in ("study_run_id",) if c in board.columns])
+    if shown["best_ami"].isna().all():
+        shown = shown.drop(columns=[c for c in shown.columns if "ami" in c or "regret" in c])
+    body = h.table(shown, highlight=board["chosen"])
+    if "best_ami" in shown.columns:
+        by_ami = board.loc[board["best_ami"].idxmax(), "encoder"]
+        winner = board.loc[board["chosen"], "encoder"].iloc[0]
+        verdict = "matched" if by_ami == winner else "did not match"
+        body += (f"<p id='label-check'>The label-free choice ({h.escape(winner)}) {verdict} the encoder with the "
+                 f"highest AMI ({h.escape(by_ami)}).</p>")
+    body += '<p class="note">Chosen by best silhouette_umap alone; labels (when present) are only reported.</p>'
+    return h.page(f"Encoder selection on {dataset}", [h.section("leaderboard", "Leaderboard", body)])
+
+
+def ui_address(experiment_id: str, run_id: str) -> str:
+    """Where to look at a run: the server's page, or the ``mlflow ui`` command for a local store."""
     import mlflow
 
     from selector.tracking import mask_url
 
+    uri = mlflow.get_tracking_uri()
+    page = f"#/experiments/{experiment_id}/runs/{run_id}"
+    if uri.startswith(("http://", "https://")):
+        return f"{uri.rstrip('/')}/{page}"
+    return f"mlflow ui --backend-store-uri {mask_url(uri)}  →  http://127.0.0.1:5000/{page}"
+
+
+def terminal_summary(study_name: str, metrics: dict, parent_run_id: str, experiment_id: str = "0") -> str:
     shown = ["best_silhouette_umap", "best_ami", "oracle_ami", "selection_regret", "spearman_silhouette_ami",
-             "n_trials_complete", "n_trials_failed"]
+             "paper_recipe_ami", "n_trials_complete", "n_trials_failed"]
     lines = [f"study {study_name!r}"]
     lines += [f"  {name:<24} {metrics[name]:.4f}" if isinstance(metrics[name], float) else
               f"  {name:<24} {metrics[name]}" for name in shown if name in metrics]
-    lines.append(f"  parent run {parent_run_id} in {mask_url(mlflow.get_tracking_uri())}")
+    lines.append(f"  parent run {parent_run_id}: {ui_address(experiment_id, parent_run_id)}")
     return "\n".join(lines)

@@ -149,15 +149,24 @@ class SearchContext:
     parent_run_id: str
     worker_run_id: str = ""
     eval_space: np.ndarray = field(init=False)
+    eval_space_seconds: float = field(init=False)
 
     def __post_init__(self):
+        start = time.perf_counter()
         self.eval_space = self.cache.reduce(self.vectors, EVAL_SPACE, self.seed)
+        self.eval_space_seconds = time.perf_counter() - start
 
 
-def fit_pipeline(ctx: SearchContext, params: dict) -> tuple[np.ndarray, ClusterModel]:
+def fit_pipeline(ctx: SearchContext, params: dict, timings: dict | None = None) -> tuple[np.ndarray, ClusterModel]:
+    """Reduce (through the study's cache) and cluster; ``timings`` receives each stage's seconds."""
     reducer, clusterer = pipeline_params(params)
+    start = time.perf_counter()
     reduced = ctx.cache.reduce(ctx.vectors, reducer, ctx.seed)
-    return reduced, ClusterModel(clusterer, seed=ctx.seed).fit(reduced)
+    middle = time.perf_counter()
+    model = ClusterModel(clusterer, seed=ctx.seed).fit(reduced)
+    if timings is not None:
+        timings.update(reduce_seconds=middle - start, cluster_seconds=time.perf_counter() - middle)
+    return reduced, model
 
 
 def objective(trial: optuna.Trial, ctx: SearchContext) -> float:
@@ -174,13 +183,16 @@ def objective(trial: optuna.Trial, ctx: SearchContext) -> float:
         trial.set_user_attr("worker_run_id", ctx.worker_run_id)
     params = {**ctx.base_params, **flat_params(reducer, clusterer)}
     try:
+        timings: dict = {}
+        _, model = fit_pipeline(ctx, trial.params, timings)
         start = time.perf_counter()
-        _, model = fit_pipeline(ctx, trial.params)
-        fit_seconds = time.perf_counter() - start
         score = silhouette_objective(ctx.eval_space, model.labels_, seed=ctx.seed)
+        timings["score_seconds"] = time.perf_counter() - start
         validation = validation_metrics(ctx.labels, model.labels_)
         metrics = {"silhouette_umap": score.value, "n_clusters": score.n_clusters,
-                   "noise_fraction": score.noise_fraction, "fit_seconds": fit_seconds,
+                   "noise_fraction": score.noise_fraction,
+                   "fit_seconds": timings["reduce_seconds"] + timings["cluster_seconds"], **timings,
+                   "clusterer_fit_sample": model.fit_sample_size_,
                    "silhouette_clustered": score.silhouette_clustered, **validation}
         tags = {"degenerate": score.degenerate, "silhouette_sampled": str(score.sampled).lower(),
                 "silhouette_sample_size": score.sample_size if score.sampled else None}

@@ -10,7 +10,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from selector import tracking
+from selector import reports, tracking
 from selector.data import load_dataset
 from selector.embedding import check_embed_request, embed
 from selector.jobs import embed_job, tune_job
@@ -110,6 +110,7 @@ def select_job(dataset: str = "digits", encoders: str = "raw,efficientnet_lite0"
                          "clusterer": best.params.get("clusterer"), "n_clusters": best.user_attrs.get("n_clusters"),
                          "best_ami": result.metrics.get("best_ami"), "oracle_ami": result.metrics.get("oracle_ami"),
                          "selection_regret": result.metrics.get("selection_regret"),
+                         "paper_recipe_ami": result.metrics.get("paper_recipe_ami"),
                          "study_run_id": result.parent_run_id})
         board = pd.DataFrame(rows).sort_values("best_silhouette_umap", ascending=False).reset_index(drop=True)
         board["chosen"] = board.index == 0
@@ -117,7 +118,8 @@ def select_job(dataset: str = "digits", encoders: str = "raw,efficientnet_lite0"
         registration = register_job(winner["study_run_id"], model_name=model_name)
         with tempfile.TemporaryDirectory() as tmp:
             board.to_csv(Path(tmp) / "leaderboard.csv", index=False)
-            mlflow.log_artifact(str(Path(tmp) / "leaderboard.csv"))
+            (Path(tmp) / "report.html").write_text(reports.select_page(board, data.name), encoding="utf-8")
+            mlflow.log_artifacts(tmp)
         metrics = {"best_silhouette_umap": winner["best_silhouette_umap"]}
         if board["best_ami"].notna().all():
             metrics.update(best_ami=winner["best_ami"], oracle_encoder_ami=board["best_ami"].max())
@@ -128,6 +130,7 @@ def select_job(dataset: str = "digits", encoders: str = "raw,efficientnet_lite0"
                   "registered_version": registration.version, "promoted": str(registration.promoted).lower()})
     print(board.drop(columns=["study_run_id"]).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"select run {run.info.run_id}; winner {winner['encoder']} → {model_name} version {registration.version}")
+    print(f"report: {reports.ui_address(run.info.experiment_id, run.info.run_id)} (artifact report.html)")
     return board, registration
 
 

@@ -76,3 +76,26 @@ def test_unfitted_model_and_unknown_names_are_refused():
 def test_k_bound_grows_with_n_and_stays_below_n():
     assert max_clusters(10) == 3 and max_clusters(1797) == 42 and max_clusters(10**6) == 100
     assert max_clusters(3) == 2
+
+
+def test_quadratic_clusterers_declare_a_bound_and_linear_ones_do_not_need_one():
+    for spec in CLUSTERERS.values():
+        assert (spec.max_fit_points is not None) == (spec.memory == "quadratic"), spec.name
+
+
+@pytest.mark.parametrize("name", [n for n, s in CLUSTERERS.items() if s.memory == "quadratic"])
+def test_above_its_bound_a_clusterer_fits_a_sample_and_assigns_the_rest(name, monkeypatch):
+    import dataclasses
+
+    from sklearn.metrics import adjusted_mutual_info_score
+
+    from selector import clustering
+
+    X, y = make_blobs(n_samples=400, centers=3, n_features=4, cluster_std=0.6, random_state=1)
+    monkeypatch.setitem(clustering.CLUSTERERS, name, dataclasses.replace(CLUSTERERS[name], max_fit_points=120))
+    model = ClusterModel({"name": name, **GOOD[name]}, seed=0).fit(X)
+    assert model.fit_sample_size_ == 120 and len(model.train_labels_) == 120 and len(model.train_) == 120
+    assert model.labels_.shape == (400,) and adjusted_mutual_info_score(y, model.labels_) > 0.9
+    labels, confidence = model.predict(X)
+    assert (labels == model.labels_).mean() > 0.95 and ((0 <= confidence) & (confidence <= 1)).all()
+    assert ClusterModel({"name": name, **GOOD[name]}, seed=0).fit(X[:100]).fit_sample_size_ == 0

@@ -44,3 +44,45 @@ def test_same_reduction_is_fitted_once_in_memory_and_across_processes(vectors, t
     np.testing.assert_array_equal(other_process.reduce(vectors, params, seed=0), first)
     assert other_process.fits == 0
     assert ReductionCache(tmp_path, "data-2").key(params, 0) != cache.key(params, 0)
+
+
+UMAP = {"name": "umap", "scaling": "zscore", "n_components": 3, "min_dist": 0.0, "metric": "euclidean"}
+
+
+def test_the_neighbour_graph_is_built_once_per_scaling_and_metric(vectors, tmp_path):
+    cache = ReductionCache(tmp_path, "data-1")
+    for n_neighbors in (5, 15, 30):
+        assert cache.reduce(vectors, {**UMAP, "n_neighbors": n_neighbors}, seed=0).shape == (120, 3)
+    assert cache.fits == 3 and cache.graph_builds == 1
+    cache.reduce(vectors, {**UMAP, "n_neighbors": 10, "n_components": 5}, seed=0)
+    assert cache.graph_builds == 1  # only the layout differs
+    cache.reduce(vectors, {**UMAP, "n_neighbors": 10, "metric": "cosine"}, seed=0)
+    cache.reduce(vectors, {**UMAP, "n_neighbors": 10, "scaling": "l2"}, seed=0)
+    assert cache.graph_builds == 3
+    other_process = ReductionCache(tmp_path, "data-1")  # a resumed or parallel worker reads the graph from disk
+    other_process.reduce(vectors, {**UMAP, "n_neighbors": 50}, seed=0)
+    assert other_process.fits == 1 and other_process.graph_builds == 0
+
+
+def test_a_slice_of_the_shared_graph_is_the_graph_umap_builds_itself(vectors):
+    from selector.reduction import _build_umap, nearest_neighbours
+
+    params = {"n_components": 3, "n_neighbors": 15, "min_dist": 0.0, "metric": "euclidean"}
+    own = _build_umap(params, len(vectors), 0).fit(vectors)
+    idx, dist = nearest_neighbours(vectors, 50, "euclidean", seed=0)
+    shared = _build_umap(params, len(vectors), 0)
+    shared.set_params(precomputed_knn=(idx[:, :15].copy(), dist[:, :15].copy(), None))
+    shared.fit(vectors)
+    assert own.graph_.nnz == shared.graph_.nnz
+    assert abs(own.graph_ - shared.graph_).max() < 1e-4
+
+
+def test_above_the_exact_bound_the_graph_comes_from_nn_descent(vectors, monkeypatch):
+    from selector import reduction
+
+    exact_idx, _ = reduction.nearest_neighbours(vectors, 10, "euclidean", seed=0)
+    monkeypatch.setattr(reduction, "EXACT_KNN_BOUND", 50)
+    approx_idx, approx_dist = reduction.nearest_neighbours(vectors, 10, "euclidean", seed=0)
+    assert (approx_idx[:, 0] == np.arange(len(vectors))).all() and (approx_dist[:, 0] == 0).all()  # itself first
+    recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx_idx, exact_idx)])
+    assert recall > 0.9

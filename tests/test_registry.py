@@ -199,6 +199,6 @@ def test_select_tunes_each_encoder_logs_a_leaderboard_and_registers_the_winner(d
     select_run = mlflow.search_runs(search_all_experiments=True, filter_string="tags.winner_encoder = 'raw'",
                                     order_by=["start_time DESC"]).iloc[0]
     artifacts = {a.path for a in mlflow.tracking.MlflowClient().list_artifacts(select_run["run_id"])}
-    assert "leaderboard.csv" in artifacts
+    assert {"leaderboard.csv", "report.html"} <= artifacts
     study = mlflow.get_run(board["study_run_id"].iloc[0])
     assert study.data.tags["mlflow.parentRunId"] == select_run["run_id"]  # studies nest under the select run

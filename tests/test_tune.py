@@ -1,5 +1,7 @@
 """The `tune` job in-process on small generated data, and once through `mlflow run`."""
 
+import json
+
 import mlflow
 import numpy as np
 import optuna
@@ -46,13 +48,33 @@ def test_tune_logs_a_parent_run_and_one_nested_run_per_trial(blob_file):
     assert best["metrics.ami"] == metrics["best_ami"]
     for column in ("params.dataset", "params.encoder", "params.reducer", "params.reducer.scaling",
                    "params.clusterer", "metrics.n_clusters", "metrics.noise_fraction", "metrics.fit_seconds",
-                   "metrics.ari", "metrics.nmi"):
+                   "metrics.ari", "metrics.nmi", "metrics.reduce_seconds", "metrics.cluster_seconds",
+                   "metrics.score_seconds", "metrics.clusterer_fit_sample"):
         assert children[column].notna().all(), column
     first = result.study.trials[0]  # the seed paper's pipeline is tried first
     assert first.params["reducer"] == "umap" and first.params["clusterer.linkage"] == "ward"
 
     artifacts = {a.path for a in mlflow.tracking.MlflowClient().list_artifacts(result.parent_run_id)}
     assert {"trials.csv", "optimization_history.png", "silhouette_vs_ami.png", "cluster_map.png"} <= artifacts
+
+
+def test_a_study_fits_each_reduction_and_each_neighbour_graph_once(blob_file):
+    from selector.objective import EVAL_SPACE
+
+    result = tune_job(dataset=str(blob_file), encoder="none", n_trials=12, clusterers="kmeans", seed=2)
+    reductions = {json_key(search.pipeline_params(t.params)[0]) for t in result.study.trials} | {json_key(EVAL_SPACE)}
+    graphs = {(r["scaling"], r["metric"]) for r in map(json.loads, reductions) if r["name"] == "umap"}
+    assert result.work["reductions_fitted"] == len(reductions) < 12 + 1
+    assert result.work["neighbour_graphs_built"] == len(graphs)
+    worker = mlflow.get_run(result.parent_run_id).data.metrics
+    assert worker["reductions_fitted"] == len(reductions) and worker["eval_space_seconds"] > 0
+    again = tune_job(dataset=str(blob_file), encoder="none", n_trials=12, clusterers="kmeans", seed=2,
+                     study_name="same-trials-again")  # same seed, same trials: everything comes from the cache
+    assert again.work["reductions_fitted"] == 0 and again.work["neighbour_graphs_built"] == 0
+
+
+def json_key(params: dict) -> str:
+    return json.dumps(params, sort_keys=True)
 
 
 def test_resume_adds_trials_under_the_same_parent(blob_file):

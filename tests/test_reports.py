@@ -1,0 +1,117 @@
+"""The reports people open: `report.html` of a study (with and without labels) and of `select`."""
+
+import base64
+import re
+import shutil
+from html.parser import HTMLParser
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from selector import report_html, reports
+from selector.clustering import ClusterModel
+from selector.data import load_dataset
+from selector.embedding import cache_dir, embed
+from selector.jobs import tune_job
+from selector.reduction import ReductionCache
+from selector.search import pipeline_params
+
+STUDY_SECTIONS = {"best", "history", "importances", "cluster-map", "clusters", "gallery", "timings"}
+LABEL_SECTIONS = {"silhouette-vs-ami", "paper-recipe"}
+
+
+class Page(HTMLParser):
+    """Section ids and gallery thumbnails (cluster, id, PNG bytes) of a report."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.sections, self.thumbs, self._figure = set(), [], None
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "section":
+            self.sections.add(attrs["id"])
+        elif tag == "figure" and "thumb" in attrs.get("class", ""):
+            self._figure = (int(attrs["data-cluster"]), attrs["data-id"])
+        elif tag == "img" and self._figure:
+            png = base64.b64decode(attrs["src"].split(",", 1)[1])
+            self.thumbs.append((*self._figure, png))
+            self._figure = None
+
+
+def report_of(run_id: str, tmp_path) -> str:
+    path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="report.html", dst_path=str(tmp_path))
+    return open(path, encoding="utf-8").read()
+
+
+def best_labels(result, dataset: str, encoder: str) -> tuple[np.ndarray, object, object]:
+    """The best trial's clustering, recomputed from the study's cached reduction."""
+    data = load_dataset(dataset)
+    embedded = embed(data, encoder, progress=False)
+    reducer, clusterer = pipeline_params(result.study.best_trial.params)
+    reduced = ReductionCache(cache_dir().parent / "reductions", embedded.key).reduce(embedded.vectors, reducer, 0)
+    return ClusterModel(clusterer, seed=0).fit(reduced).labels_, embedded, data
+
+
+def test_a_labelled_study_report_has_every_section_and_a_truthful_gallery(digit_folder, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = tune_job(dataset=str(digit_folder), encoder="raw", n_trials=4, clusterers="kmeans,agglomerative")
+    text = report_of(result.parent_run_id, tmp_path)
+    page = Page(text)
+    assert STUDY_SECTIONS | LABEL_SECTIONS <= page.sections
+
+    labels, embedded, data = best_labels(result, str(digit_folder), "raw")
+    cluster_of = dict(zip(embedded.ids, labels))
+    position = {item_id: i for i, item_id in enumerate(data.ids)}
+    assert page.thumbs and {c for c, _, _ in page.thumbs} == set(labels.tolist())  # every cluster is shown
+    for cluster, item_id, png in page.thumbs:
+        assert cluster_of[item_id] == cluster  # the image sits in the cluster it is shown under
+        assert png == report_html.thumbnail(data.images[position[item_id]])  # and it is that image
+
+    paper = mlflow.get_run(result.parent_run_id).data.metrics
+    assert paper["paper_recipe_k"] == 3 and 0 <= paper["paper_recipe_ami"] <= 1
+    assert f"{paper['paper_recipe_ami']:.4f}" in text
+
+
+def test_a_study_without_labels_reports_no_ami_and_does_not_crash(digit_folder, tmp_path, monkeypatch):
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for path in digit_folder.rglob("*.png"):
+        shutil.copy(path, flat / f"{path.parent.name}_{path.name}")
+    monkeypatch.chdir(tmp_path)
+    result = tune_job(dataset=str(flat), encoder="raw", n_trials=3, clusterers="kmeans")
+    text = report_of(result.parent_run_id, tmp_path)
+    page = Page(text)
+    assert STUDY_SECTIONS <= page.sections and not page.sections & LABEL_SECTIONS
+    assert not re.search(r"\bami\b|adjusted mutual", text, flags=re.IGNORECASE)
+    assert not [k for k in mlflow.get_run(result.parent_run_id).data.metrics if "ami" in k]
+    assert page.thumbs
+
+
+def test_the_select_page_marks_the_winner_and_checks_it_against_ami_only_when_labels_exist():
+    board = pd.DataFrame({"encoder": ["raw", "efficientnet_lite0"], "best_silhouette_umap": [0.81, 0.63],
+                          "clusterer": ["hdbscan", "hdbscan"], "n_clusters": [9, 2], "best_ami": [0.88, 0.23],
+                          "oracle_ami": [0.93, 0.70], "selection_regret": [0.05, 0.47],
+                          "paper_recipe_ami": [0.90, 0.65], "study_run_id": ["a", "b"], "chosen": [True, False]})
+    text = reports.select_page(board, "digits")
+    assert "leaderboard" in Page(text).sections and "<tr class=chosen><td>raw</td>" in text
+    assert "(raw) matched the encoder with the highest AMI (raw)" in text
+    flipped = board.assign(best_ami=[0.2, 0.5])
+    assert "did not match the encoder with the highest AMI (efficientnet_lite0)" in reports.select_page(flipped, "d")
+    unlabelled = board.assign(best_ami=None, oracle_ami=None, selection_regret=None, paper_recipe_ami=None)
+    text = reports.select_page(unlabelled, "photos")
+    assert not re.search(r"\bami\b|regret", text, flags=re.IGNORECASE)
+
+
+@pytest.mark.parametrize("uri, expected", [
+    ("http://tracking:5000", "http://tracking:5000/#/experiments/7/runs/abc"),
+    ("sqlite:////tmp/x/mlflow.db", "mlflow ui --backend-store-uri sqlite:////tmp/x/mlflow.db"),
+    ("postgresql://u:secret@db/mlflow", "postgresql://u:***@db/mlflow"),
+])
+def test_the_terminal_summary_says_where_to_look(uri, expected, monkeypatch):
+    monkeypatch.setattr(mlflow, "get_tracking_uri", lambda: uri)
+    text = reports.terminal_summary("s", {"best_silhouette_umap": 0.5, "n_trials_complete": 3}, "abc", "7")
+    assert expected in text and "secret" not in text and "best_silhouette_umap" in text
