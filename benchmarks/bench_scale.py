@@ -44,10 +44,15 @@ def child(n: int, dim: int, n_trials: int, seed: int, workdir: Path) -> dict:
     stage = {name: float(sum(t.user_attrs.get(name, 0.0) for t in trials))
              for name in ("reduce_seconds", "cluster_seconds", "score_seconds")}
     sampled = sum(t.user_attrs.get("clusterer_fit_sample", 0) > 0 for t in trials)
+    per_clusterer: dict = {}
+    for t in trials:  # which clusterers the clustering seconds went to
+        per_clusterer[t.params["clusterer"]] = per_clusterer.get(t.params["clusterer"], 0.0) + t.user_attrs.get(
+            "cluster_seconds", 0.0)
     return {"n": n, "wall": wall, "peak_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
             "complete": len(trials), "failed": result.metrics.get("n_trials_failed", 0),
+            "declined": result.metrics.get("n_trials_declined", 0),
             "best": result.metrics.get("best_silhouette_umap"), "best_ami": result.metrics.get("best_ami"),
-            "eval_space_seconds": result.work["eval_space_seconds"],
+            "per_clusterer_seconds": per_clusterer, "eval_space_seconds": result.work["eval_space_seconds"],
             "reductions_fitted": result.work["reductions_fitted"], "clusterer_sampled": sampled, **stage}
 
 

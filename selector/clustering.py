@@ -19,6 +19,11 @@ logger = logging.getLogger(__name__)
 
 NOISE = -1
 VOTERS = 15  # neighbours that vote on a new point's cluster
+FULL_COVARIANCE_MAX_DIM = 64  # a full-covariance GMM's EM step costs O(n·k·d²)
+
+
+class Declined(ValueError):
+    """A clusterer refuses an input it cannot fit at a sane cost: the trial is pruned, not failed."""
 
 
 def max_clusters(n: int) -> int:
@@ -77,6 +82,10 @@ def _affinity_propagation(p: dict, Z: np.ndarray, seed: int):
 def _gmm(p: dict, Z: np.ndarray, seed: int):
     from sklearn.mixture import GaussianMixture
 
+    if p["covariance_type"] == "full" and Z.shape[1] > FULL_COVARIANCE_MAX_DIM:
+        raise Declined(f"gmm with full covariance costs O(n·k·d²) per EM step; declined for d={Z.shape[1]} > "
+                       f"{FULL_COVARIANCE_MAX_DIM} (a reducer first, or diag/spherical covariance)")
+
     return GaussianMixture(n_components=int(p["n_clusters"]), covariance_type=p["covariance_type"],
                            reg_covar=1e-4, random_state=seed)
 
@@ -127,8 +136,9 @@ def _suggest_gmm(trial, n: int) -> dict:
 class ClustererSpec:
     """One clusterer: factory, search space, how new points are assigned, how its cost grows.
 
-    ``max_fit_points`` bounds what a quadratic clusterer fits on: above it, it fits a seeded sample
-    and the other points join their nearest sampled neighbours' cluster (the serving rule).
+    ``max_fit_points`` bounds what a costly clusterer fits on: above it, it fits a seeded sample and
+    the other points are assigned by the serving rule (nearest sampled neighbours, or HDBSCAN's
+    ``approximate_predict``).
     """
 
     name: str
@@ -137,6 +147,7 @@ class ClustererSpec:
     assign: str  # "predict", "approximate_predict" or "nearest"
     memory: str  # "linear" or "quadratic" in the number of points
     max_fit_points: int | None = None
+    scaled_by_sample: tuple[str, ...] = ()  # size parameters that shrink with the sample (counts of points)
 
 
 CLUSTERERS: dict[str, ClustererSpec] = {
@@ -145,7 +156,9 @@ CLUSTERERS: dict[str, ClustererSpec] = {
         ClustererSpec("kmeans", _kmeans, _suggest_kmeans, "predict", "linear"),
         # n² / 2 float64 distances: 10,000 points → 0.4 GB.
         ClustererSpec("agglomerative", _agglomerative, _suggest_agglomerative, "nearest", "quadratic", 10_000),
-        ClustererSpec("hdbscan", _hdbscan, _suggest_hdbscan, "approximate_predict", "linear"),
+        # Linear memory, but its tree searches degrade towards n² in many dimensions (no reducer).
+        ClustererSpec("hdbscan", _hdbscan, _suggest_hdbscan, "approximate_predict", "linear", 10_000,
+                      scaled_by_sample=("min_cluster_size",)),
         # A sparse kNN affinity, but its eigen-solver's time grows much faster than n.
         ClustererSpec("spectral", _spectral, _suggest_spectral, "nearest", "quadratic", 10_000),
         # Three dense n × n float64 matrices and hundreds of passes over them: 3,000 points → 0.2 GB.
@@ -191,6 +204,9 @@ class ClusterModel:
             logger.info("%s fits a seeded sample of %d of %d points; the rest join their nearest neighbours' "
                         "cluster", spec.name, spec.max_fit_points, len(Z))
         fitted_on = Z if sample is None else Z[sample]
+        if sample is not None:  # "at least 500 of 50,000 points" is "at least 100 of a 10,000 sample"
+            for name in spec.scaled_by_sample:
+                own[name] = max(2, int(round(int(own[name]) * len(sample) / len(Z))))
         self.estimator_ = spec.build(own, fitted_on, self.seed)
         self.train_labels_ = np.asarray(self.estimator_.fit_predict(fitted_on), dtype=np.int64)
         self.fit_sample_size_ = 0 if sample is None else len(sample)  # 0: fitted on every point

@@ -48,16 +48,16 @@ def fmt(value) -> str:
 def table(frame: pd.DataFrame, highlight: pd.Series | None = None) -> str:
     head = "".join(f"<th>{escape(c)}</th>" for c in frame.columns)
     rows = []
-    for i, (_, row) in enumerate(frame.iterrows()):
+    for i, row in enumerate(frame.itertuples(index=False)):  # tuples keep each column's type (ints stay ints)
         chosen = highlight is not None and bool(highlight.iloc[i])
-        cells = "".join(f"<td>{fmt(v)}</td>" for v in row.tolist())
+        cells = "".join(f"<td>{fmt(v)}</td>" for v in row)
         rows.append(f'<tr{" class=chosen" if chosen else ""}>{cells}</tr>')
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 
 
 def pairs(values: dict) -> str:
     """A two-column table of ``name → value``."""
-    return table(pd.DataFrame({"": list(values), "value": list(values.values())}))
+    return table(pd.DataFrame({"": list(values), "value": pd.Series(list(values.values()), dtype=object)}))
 
 
 def section(anchor: str, title: str, body: str) -> str:

@@ -222,7 +222,7 @@ def ui_address(experiment_id: str, run_id: str) -> str:
 
 def terminal_summary(study_name: str, metrics: dict, parent_run_id: str, experiment_id: str = "0") -> str:
     shown = ["best_silhouette_umap", "best_ami", "oracle_ami", "selection_regret", "spearman_silhouette_ami",
-             "paper_recipe_ami", "n_trials_complete", "n_trials_failed"]
+             "paper_recipe_ami", "n_trials_complete", "n_trials_failed", "n_trials_declined"]
     lines = [f"study {study_name!r}"]
     lines += [f"  {name:<24} {metrics[name]:.4f}" if isinstance(metrics[name], float) else
               f"  {name:<24} {metrics[name]}" for name in shown if name in metrics]

@@ -21,7 +21,7 @@ import optuna
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 from selector import tracking
-from selector.clustering import ClusterModel, suggest_clusterer
+from selector.clustering import ClusterModel, Declined, suggest_clusterer
 from selector.objective import EVAL_SPACE, silhouette_objective, validation_metrics
 from selector.reduction import ReductionCache, suggest_reducer
 
@@ -200,6 +200,11 @@ def objective(trial: optuna.Trial, ctx: SearchContext) -> float:
         for key, value in {**metrics, **{k: v for k, v in tags.items() if v is not None}}.items():
             if value is not None:
                 trial.set_user_attr(key, value)
+    except Declined as exc:
+        logger.info("trial %d pruned: %s", trial.number, exc)
+        tracking.log_batch(params=params, tags={"declined": str(exc)}, run_id=run.info.run_id)
+        client.set_terminated(run.info.run_id, status="FINISHED")
+        raise optuna.TrialPruned(str(exc)) from exc
     except Exception as exc:
         tracking.log_batch(params=params, tags={"error": f"{type(exc).__name__}: {exc}"}, run_id=run.info.run_id)
         client.set_terminated(run.info.run_id, status="FAILED")
@@ -238,7 +243,9 @@ def summarize(study: optuna.Study) -> tuple[dict, dict]:
 
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
-    metrics: dict = {"n_trials_complete": len(complete), "n_trials_failed": len(failed)}
+    declined = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    metrics: dict = {"n_trials_complete": len(complete), "n_trials_failed": len(failed),
+                     "n_trials_declined": len(declined)}
     tags: dict = {"optuna_study_name": study.study_name}
     if not complete:
         return metrics, tags

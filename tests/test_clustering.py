@@ -78,12 +78,12 @@ def test_k_bound_grows_with_n_and_stays_below_n():
     assert max_clusters(3) == 2
 
 
-def test_quadratic_clusterers_declare_a_bound_and_linear_ones_do_not_need_one():
+def test_quadratic_clusterers_declare_a_bound():
     for spec in CLUSTERERS.values():
-        assert (spec.max_fit_points is not None) == (spec.memory == "quadratic"), spec.name
+        assert spec.memory == "linear" or spec.max_fit_points is not None, spec.name
 
 
-@pytest.mark.parametrize("name", [n for n, s in CLUSTERERS.items() if s.memory == "quadratic"])
+@pytest.mark.parametrize("name", [n for n, s in CLUSTERERS.items() if s.max_fit_points])
 def test_above_its_bound_a_clusterer_fits_a_sample_and_assigns_the_rest(name, monkeypatch):
     import dataclasses
 
@@ -94,8 +94,17 @@ def test_above_its_bound_a_clusterer_fits_a_sample_and_assigns_the_rest(name, mo
     X, y = make_blobs(n_samples=400, centers=3, n_features=4, cluster_std=0.6, random_state=1)
     monkeypatch.setitem(clustering.CLUSTERERS, name, dataclasses.replace(CLUSTERERS[name], max_fit_points=120))
     model = ClusterModel({"name": name, **GOOD[name]}, seed=0).fit(X)
-    assert model.fit_sample_size_ == 120 and len(model.train_labels_) == 120 and len(model.train_) == 120
+    assert model.fit_sample_size_ == 120 and len(model.train_labels_) == 120
     assert model.labels_.shape == (400,) and adjusted_mutual_info_score(y, model.labels_) > 0.9
     labels, confidence = model.predict(X)
     assert (labels == model.labels_).mean() > 0.95 and ((0 <= confidence) & (confidence <= 1)).all()
     assert ClusterModel({"name": name, **GOOD[name]}, seed=0).fit(X[:100]).fit_sample_size_ == 0
+
+
+def test_a_full_covariance_mixture_in_many_dimensions_is_declined_not_attempted():
+    from selector.clustering import FULL_COVARIANCE_MAX_DIM, Declined
+
+    X = np.random.default_rng(0).normal(size=(200, FULL_COVARIANCE_MAX_DIM + 1))
+    with pytest.raises(Declined, match=r"declined for d=65 > 64"):
+        ClusterModel({"name": "gmm", "n_clusters": 3, "covariance_type": "full"}).fit(X)
+    assert ClusterModel({"name": "gmm", "n_clusters": 3, "covariance_type": "diag"}).fit(X).labels_.shape == (200,)

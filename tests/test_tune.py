@@ -125,6 +125,18 @@ def test_a_trial_that_raises_fails_alone(blob_file, monkeypatch):
     assert result.metrics["n_trials_failed"] == len(failed)
 
 
+def test_a_declined_trial_is_pruned_and_its_run_says_why(blob_file, monkeypatch):
+    monkeypatch.setattr(clustering, "FULL_COVARIANCE_MAX_DIM", 1)
+    result = tune_job(dataset=str(blob_file), encoder="none", n_trials=8, clusterers="gmm", seed=3)
+    pruned = [t for t in result.study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert pruned and all(t.params["clusterer.covariance_type"] == "full" for t in pruned)
+    assert result.metrics["n_trials_declined"] == len(pruned) < 8
+    children = child_runs(result.parent_run_id)
+    declined = children[children["tags.declined"].notna()]
+    assert len(declined) == len(pruned) and set(declined["status"]) == {"FINISHED"}
+    assert declined["tags.declined"].str.contains("O\\(n·k·d²\\)").all()
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"n_trials": 0}, "`n_trials` must be an int >= 1; got 0"),
     ({"clusterers": "kmeans,dbscan"}, r"unknown clusterer\(s\) \['dbscan'\]"),
