@@ -206,31 +206,35 @@ class ReductionCache:
                            "libraries": _library_versions()}, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
-    def _path(self, key: str, suffix: str) -> Path | None:
-        return self.root / f"{key}{suffix}" if self.root else None
-
     def reduce(self, X: np.ndarray, params: dict, seed: int) -> np.ndarray:
-        key = self.key(params, seed)
-        if key in self.memory:
-            return self.memory[key]
-        path = self._path(key, ".npy")
-        with self._computing(key):  # processes sharing the cache directory compute each reduction once
-            if path is not None and path.is_file():
-                try:
-                    self.memory[key] = np.load(path, allow_pickle=False)
-                    return self.memory[key]
-                except (OSError, ValueError):
-                    logger.warning("ignoring unreadable reduction cache file %s", path)
+        def compute():
             if params.get("name") == "umap":
                 reduced = self._fit_umap(X, params, seed)
             else:
                 reduced = build_reducer(params, len(X), seed).fit_transform(X)
-            reduced = np.asarray(reduced, dtype=np.float32)
             self.fits += 1
-            self.memory[key] = reduced
+            return np.asarray(reduced, dtype=np.float32)
+
+        return self._once(self.memory, self.key(params, seed), ".npy", compute,
+                          load=lambda path: np.load(path, allow_pickle=False), save=np.save)
+
+    def _once(self, memory: dict, key: str, suffix: str, compute, load, save):
+        """``memory[key]``, else the file ``<key><suffix>``, else ``compute()`` written to that file —
+        under a per-key lock, so processes sharing the cache directory compute each value once."""
+        if key in memory:
+            return memory[key]
+        path = self.root / f"{key}{suffix}" if self.root else None
+        with self._computing(key):
+            if path is not None and path.is_file():
+                try:
+                    memory[key] = load(path)
+                    return memory[key]
+                except (OSError, ValueError, KeyError):
+                    logger.warning("ignoring unreadable cache file %s", path)
+            value = memory[key] = compute()
             if path is not None:
-                write_atomic(path, lambda handle: np.save(handle, reduced))
-        return reduced
+                write_atomic(path, lambda handle: save(handle, value))
+        return value
 
     @contextlib.contextmanager
     def _computing(self, key: str):
@@ -265,21 +269,16 @@ class ReductionCache:
     def neighbour_graph(self, scaled: np.ndarray, scaling: str, metric: str, seed: int):
         """The graph at the largest ``n_neighbors`` of the search space, built once."""
         k = min(max(UMAP_NEIGHBORS), len(scaled) - 1)
-        key = self.key({"graph": "knn", "scaling": scaling, "metric": metric, "k": k}, seed)
-        if key in self.graphs:
-            return self.graphs[key]
-        path = self._path(key, ".knn.npz")
-        with self._computing(key):
-            if path is not None and path.is_file():
-                try:
-                    with np.load(path, allow_pickle=False) as stored:
-                        self.graphs[key] = (stored["idx"], stored["dist"])
-                    return self.graphs[key]
-                except (OSError, ValueError, KeyError):
-                    logger.warning("ignoring unreadable neighbour-graph cache file %s", path)
+
+        def compute():
             graph = nearest_neighbours(scaled, k, metric, seed)
             self.graph_builds += 1
-            self.graphs[key] = graph
-            if path is not None:
-                write_atomic(path, lambda handle: np.savez(handle, idx=graph[0], dist=graph[1]))
-        return graph
+            return graph
+
+        def load(path):
+            with np.load(path, allow_pickle=False) as stored:
+                return stored["idx"], stored["dist"]
+
+        key = self.key({"graph": "knn", "scaling": scaling, "metric": metric, "k": k}, seed)
+        return self._once(self.graphs, key, ".knn.npz", compute, load,
+                          save=lambda handle, graph: np.savez(handle, idx=graph[0], dist=graph[1]))
