@@ -15,11 +15,14 @@ from typing import Any, Callable
 
 import numpy as np
 
+from selector.sampling import seeded_sample
+
 logger = logging.getLogger(__name__)
 
 NOISE = -1
 VOTERS = 15  # neighbours that vote on a new point's cluster
 FULL_COVARIANCE_MAX_DIM = 64  # a full-covariance GMM's EM step costs O(n·k·d²)
+MANY_DIMS = 64  # above this, tree-based neighbour searches (HDBSCAN) degrade towards brute force
 
 
 class Declined(ValueError):
@@ -138,7 +141,8 @@ class ClustererSpec:
 
     ``max_fit_points`` bounds what a costly clusterer fits on: above it, it fits a seeded sample and
     the other points are assigned by the serving rule (nearest sampled neighbours, or HDBSCAN's
-    ``approximate_predict``).
+    ``approximate_predict``). ``many_dims_fit_points`` and ``many_dims_assign``, when set, replace
+    the bound and the rule in more than ``MANY_DIMS`` dimensions (no reducer before it).
     """
 
     name: str
@@ -148,6 +152,20 @@ class ClustererSpec:
     memory: str  # "linear" or "quadratic" in the number of points
     max_fit_points: int | None = None
     scaled_by_sample: tuple[str, ...] = ()  # size parameters that shrink with the sample (counts of points)
+    many_dims_fit_points: int | None = None
+    many_dims_assign: str | None = None
+
+    def fit_bound(self, dim: int) -> int | None:
+        """How many points this clusterer fits at most in ``dim`` dimensions (``None``: all)."""
+        if self.many_dims_fit_points and dim > MANY_DIMS:
+            return self.many_dims_fit_points
+        return self.max_fit_points
+
+    def assign_rule(self, dim: int) -> str:
+        """How points it did not fit are assigned in ``dim`` dimensions."""
+        if self.many_dims_assign and dim > MANY_DIMS:
+            return self.many_dims_assign
+        return self.assign
 
 
 CLUSTERERS: dict[str, ClustererSpec] = {
@@ -156,9 +174,12 @@ CLUSTERERS: dict[str, ClustererSpec] = {
         ClustererSpec("kmeans", _kmeans, _suggest_kmeans, "predict", "linear"),
         # n² / 2 float64 distances: 10,000 points → 0.4 GB.
         ClustererSpec("agglomerative", _agglomerative, _suggest_agglomerative, "nearest", "quadratic", 10_000),
-        # Linear memory, but its tree searches degrade towards n² in many dimensions (no reducer).
+        # Linear memory, but its tree searches degrade towards n² in many dimensions (no reducer):
+        # in 256 dims 2,000 / 4,000 / 10,000 points took 1.9 / 6.3 / 38 s, in 10 dims 10,000 took 0.9 s;
+        # and approximate_predict placed 46,000 points in 256 dims in 30 s, so there the rest vote.
         ClustererSpec("hdbscan", _hdbscan, _suggest_hdbscan, "approximate_predict", "linear", 10_000,
-                      scaled_by_sample=("min_cluster_size",)),
+                      scaled_by_sample=("min_cluster_size",), many_dims_fit_points=4_000,
+                      many_dims_assign="nearest"),
         # A sparse kNN affinity, but its eigen-solver's time grows much faster than n.
         ClustererSpec("spectral", _spectral, _suggest_spectral, "nearest", "quadratic", 10_000),
         # Three dense n × n float64 matrices and up to 300 passes over them: ~9 s a fit at 2,000 points
@@ -198,12 +219,12 @@ class ClusterModel:
     def fit(self, Z: np.ndarray) -> "ClusterModel":
         spec = get_clusterer(self.params["name"])
         own = {k: v for k, v in self.params.items() if k != "name"}
-        self.assign_ = spec.assign
-        sample = None
-        if spec.max_fit_points and len(Z) > spec.max_fit_points:
-            sample = np.sort(np.random.default_rng(self.seed).choice(len(Z), spec.max_fit_points, replace=False))
-            logger.info("%s fits a seeded sample of %d of %d points; the rest join their nearest neighbours' "
-                        "cluster", spec.name, spec.max_fit_points, len(Z))
+        self.assign_ = spec.assign_rule(Z.shape[1])
+        bound = spec.fit_bound(Z.shape[1])
+        sample = seeded_sample(len(Z), bound, self.seed) if bound else None
+        if sample is not None:
+            logger.info("%s fits a seeded sample of %d of %d points in %d dims; the rest are assigned by %s",
+                        spec.name, len(sample), len(Z), Z.shape[1], self.assign_)
         fitted_on = Z if sample is None else Z[sample]
         if sample is not None:  # "at least 500 of 50,000 points" is "at least 100 of a 10,000 sample"
             for name in spec.scaled_by_sample:
@@ -211,7 +232,7 @@ class ClusterModel:
         self.estimator_ = spec.build(own, fitted_on, self.seed)
         self.train_labels_ = np.asarray(self.estimator_.fit_predict(fitted_on), dtype=np.int64)
         self.fit_sample_size_ = 0 if sample is None else len(sample)  # 0: fitted on every point
-        if spec.assign == "nearest":
+        if self.assign_ == "nearest":
             from sklearn.neighbors import NearestNeighbors
 
             self.train_ = fitted_on.astype(np.float32)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from selector.clustering import NOISE
+from selector.sampling import stratified_sample
 
 EVAL_SPACE = {"name": "umap", "scaling": "none", "n_components": 50, "n_neighbors": 30, "min_dist": 0.0,
               "metric": "euclidean"}
@@ -36,19 +37,6 @@ class Score:
     sampled: bool = False
     sample_size: int = 0
     extra: dict = field(default_factory=dict)
-
-
-def stratified_sample(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
-    """Indices of about ``size`` points, each cluster in proportion and with at least two points
-    (one when it has only one), so a sample never drops a cluster."""
-    rng = np.random.default_rng(seed)
-    clusters, counts = np.unique(labels, return_counts=True)
-    picks = []
-    for cluster, count in zip(clusters, counts):
-        members = np.flatnonzero(labels == cluster)
-        take = min(count, max(2, int(round(size * count / len(labels)))))
-        picks.append(rng.choice(members, size=take, replace=False))
-    return np.sort(np.concatenate(picks))
 
 
 def silhouette_objective(space: np.ndarray, labels: np.ndarray, seed: int = 0,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from selector.clustering import ClusterModel
-from selector.reduction import build_reducer
+from selector.reduction import fit_reduce
 
 
 def typed(value):
@@ -21,7 +21,7 @@ def typed(value):
 
 
 class FittedPipeline:
-    """Scaling + reducer + clusterer, fitted together on the full data with one seed."""
+    """Scaling + reducer + clusterer, fitted together on the data (or the stages' seeded samples) with one seed."""
 
     def __init__(self, reducer: dict, clusterer: dict, seed: int = 0):
         self.reducer = {k: typed(v) for k, v in reducer.items()}
@@ -30,8 +30,8 @@ class FittedPipeline:
 
     def fit(self, vectors: np.ndarray) -> "FittedPipeline":
         vectors = np.asarray(vectors, dtype=np.float32)
-        self.reducer_ = build_reducer(self.reducer, len(vectors), self.seed)
-        self.reduced_ = np.asarray(self.reducer_.fit_transform(vectors), dtype=np.float32)
+        # As in the study: above the reducer's bound it fits the same seeded sample.
+        self.reducer_, self.reduced_ = fit_reduce(self.reducer, vectors, self.seed)
         self.cluster_model_ = ClusterModel(self.clusterer, seed=self.seed).fit(self.reduced_)
         self.labels_ = self.cluster_model_.labels_
         self.n_features_in_ = vectors.shape[1]

@@ -23,15 +23,19 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from selector.files import write_atomic
+from selector.sampling import seeded_sample
 
 logger = logging.getLogger(__name__)
 
 SCALINGS = ("none", "zscore", "l2")
 # Part of every reduction's cache key: bump it whenever a reducer's build changes what it computes,
 # so no stale coordinates are served from disk.
-REDUCTION_VERSION = 3
+REDUCTION_VERSION = 4
 UMAP_NEIGHBORS = (5, 10, 15, 30, 50)
-EXACT_KNN_BOUND = 4096  # below this UMAP itself uses exact distances; so does the shared graph
+# Below this many points the shared graph is exact (brute force: 10,000 × 256 took 1 s, cosine 4 s;
+# NN-descent took 50 s with its numba compilation). UMAP itself switches at 4,096, so a served refit
+# between 4,096 and 10,000 points starts from NN-descent's graph (recall > 0.9), not the exact one.
+EXACT_KNN_BOUND = 10_000
 
 
 class Identity(BaseEstimator, TransformerMixin):
@@ -59,11 +63,13 @@ def make_scaler(scaling: str):
 
 @dataclass(frozen=True)
 class ReducerSpec:
-    """A reducer's factory and its Optuna search space, side by side."""
+    """A reducer's factory, its Optuna search space, and how many points it fits at most: above
+    ``max_fit_points`` it fits a seeded sample and places the other points (``transform``)."""
 
     name: str
     build: Callable[[dict, int, int], Any]  # (params, n_points, seed) -> transformer
     suggest: Callable[[Any, int, int], dict]  # (trial, n_points, n_features) -> params
+    max_fit_points: int | None = None
 
 
 def _suggest_none(trial, n: int, dim: int) -> dict:
@@ -136,7 +142,9 @@ REDUCERS: dict[str, ReducerSpec] = {
     for spec in (
         ReducerSpec("none", _build_none, _suggest_none),
         ReducerSpec("pca", _build_pca, _suggest_pca),
-        ReducerSpec("umap", _build_umap, _suggest_umap),
+        # Its cost grows with points × epochs × n_components; at 50,000 × 256 one fit took 39 s
+        # (2 components) to 165 s (50), after a 97 s neighbour graph. Above 10,000 it fits a sample.
+        ReducerSpec("umap", _build_umap, _suggest_umap, max_fit_points=10_000),
     )
 }
 
@@ -157,6 +165,38 @@ def build_reducer(params: dict, n: int, seed: int):
     return make_pipeline(make_scaler(params.get("scaling", "none")), spec.build(own, n, seed))
 
 
+def fit_reduce(params: dict, X: np.ndarray, seed: int):
+    """The fitted reducer (scaling + reducer) and ``X`` reduced — fitted on the reducer's seeded
+    sample when ``X`` has more points than it fits, the other points placed by its ``transform``."""
+    X = np.asarray(X, dtype=np.float32)
+    reducer = build_reducer(params, len(X), seed)
+    bound = get_reducer(params.get("name", "none")).max_fit_points
+    sample = seeded_sample(len(X), bound, seed) if bound else None
+    if sample is None:
+        return reducer, np.asarray(reducer.fit_transform(X), dtype=np.float32)
+    fitted = np.asarray(reducer.fit_transform(X[sample]), dtype=np.float32)
+    reduced = np.empty((len(X), fitted.shape[1]), dtype=np.float32)
+    rest = np.ones(len(X), dtype=bool)
+    rest[sample] = False
+    reduced[sample], reduced[rest] = fitted, reducer.transform(X[rest])
+    return reducer, reduced
+
+
+def place_by_neighbours(embedded: np.ndarray, idx: np.ndarray, dist: np.ndarray) -> np.ndarray:
+    """UMAP's ``transform`` start for points it did not fit: each point at the mean of its nearest
+    fitted points' coordinates, weighted by UMAP's membership strengths (its refining epochs are left out)."""
+    from scipy.sparse import csr_matrix
+    from umap.umap_ import smooth_knn_dist
+
+    k = idx.shape[1]
+    sigmas, rhos = smooth_knn_dist(dist, float(k), local_connectivity=0.0)  # as UMAP.transform
+    weights = np.exp(-np.maximum(dist - rhos[:, None], 0.0) / sigmas[:, None])
+    weights /= weights.sum(axis=1, keepdims=True)
+    matrix = csr_matrix((weights.ravel(), idx.ravel(), np.arange(0, idx.size + 1, k)),
+                        shape=(len(idx), len(embedded)))
+    return np.asarray(matrix @ embedded, dtype=np.float32)
+
+
 def suggest_reducer(trial, n: int, dim: int, names: list[str] | None = None) -> dict:
     """Define-by-run: scaling, the reducer's name, then its own parameters."""
     scaling = trial.suggest_categorical("reducer.scaling", list(SCALINGS))
@@ -172,9 +212,9 @@ def _library_versions() -> dict:
 
 
 def nearest_neighbours(X: np.ndarray, k: int, metric: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each point's ``k`` nearest neighbours, itself first, as UMAP computes them: exact below
-    ``EXACT_KNN_BOUND`` points, NN-descent above."""
-    if len(X) < EXACT_KNN_BOUND:
+    """Each point's ``k`` nearest neighbours, itself first: exact up to ``EXACT_KNN_BOUND`` points
+    (what UMAP computes itself below 4,096), NN-descent with UMAP's settings above."""
+    if len(X) <= EXACT_KNN_BOUND:
         from sklearn.neighbors import NearestNeighbors
 
         X = np.asarray(X, dtype=np.float64)
@@ -254,20 +294,53 @@ class ReductionCache:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _fit_umap(self, X: np.ndarray, params: dict, seed: int) -> np.ndarray:
+        """UMAP through the shared graphs; above its bound it fits the seeded sample (the same for
+        every trial) and the other points are placed by their nearest sampled neighbours."""
         scaling = params.get("scaling", "none")
         scaled = np.asarray(make_scaler(scaling).fit_transform(X), dtype=np.float32)
-        model = _build_umap({k: v for k, v in params.items() if k not in ("name", "scaling")}, len(X), seed)
-        idx, dist = self.neighbour_graph(scaled, scaling, model.metric, seed)
+        sample = seeded_sample(len(X), REDUCERS["umap"].max_fit_points, seed)
+        fitted_on = scaled if sample is None else scaled[sample]
+        model = _build_umap({k: v for k, v in params.items() if k not in ("name", "scaling")}, len(fitted_on), seed)
+        idx, dist = self.neighbour_graph(fitted_on, scaling, model.metric, seed)
         k = model.n_neighbors
         with warnings.catch_warnings():  # "transform will not be available": trials never transform
             warnings.filterwarnings("ignore", message=".*knn_search_index.*")
             warnings.filterwarnings("ignore", message=".*transform will not be available.*")
             # Copies: UMAP marks disconnected neighbours in place.
             model.set_params(precomputed_knn=(idx[:, :k].copy(), dist[:, :k].copy(), None))
-            return model.fit_transform(scaled)
+            embedded = np.asarray(model.fit_transform(fitted_on), dtype=np.float32)
+        if sample is None:
+            return embedded
+        rest = np.ones(len(X), dtype=bool)
+        rest[sample] = False
+        near, near_dist = self.sample_neighbours(scaled, sample, scaling, model.metric, seed)
+        reduced = np.empty((len(X), embedded.shape[1]), dtype=np.float32)
+        reduced[sample] = embedded
+        reduced[rest] = place_by_neighbours(embedded, near[:, :k], near_dist[:, :k])
+        return reduced
+
+    def sample_neighbours(self, scaled: np.ndarray, sample: np.ndarray, scaling: str, metric: str, seed: int):
+        """For each point outside ``sample``, its nearest sampled points (rows of the sample), at the
+        largest ``n_neighbors`` of the search space: computed once per (data, scaling, metric)."""
+        from sklearn.neighbors import NearestNeighbors
+
+        k = min(max(UMAP_NEIGHBORS), len(sample))
+
+        def compute():
+            rest = np.ones(len(scaled), dtype=bool)
+            rest[sample] = False
+            search = NearestNeighbors(n_neighbors=k, metric=metric, algorithm="brute").fit(scaled[sample])
+            dist, idx = search.kneighbors(scaled[rest])
+            self.graph_builds += 1
+            return idx.astype(np.int32), dist.astype(np.float32)
+
+        key = self.key({"graph": "to-sample", "scaling": scaling, "metric": metric, "k": k,
+                        "points": len(scaled), "sample": len(sample)}, seed)
+        return self._once(self.graphs, key, ".knn.npz", compute, _load_graph, _save_graph)
 
     def neighbour_graph(self, scaled: np.ndarray, scaling: str, metric: str, seed: int):
-        """The graph at the largest ``n_neighbors`` of the search space, built once."""
+        """The graph of ``scaled`` (all points, or the fitted sample) at the largest ``n_neighbors``
+        of the search space, built once."""
         k = min(max(UMAP_NEIGHBORS), len(scaled) - 1)
 
         def compute():
@@ -275,10 +348,14 @@ class ReductionCache:
             self.graph_builds += 1
             return graph
 
-        def load(path):
-            with np.load(path, allow_pickle=False) as stored:
-                return stored["idx"], stored["dist"]
+        key = self.key({"graph": "knn", "scaling": scaling, "metric": metric, "k": k, "points": len(scaled)}, seed)
+        return self._once(self.graphs, key, ".knn.npz", compute, _load_graph, _save_graph)
 
-        key = self.key({"graph": "knn", "scaling": scaling, "metric": metric, "k": k}, seed)
-        return self._once(self.graphs, key, ".knn.npz", compute, load,
-                          save=lambda handle, graph: np.savez(handle, idx=graph[0], dist=graph[1]))
+
+def _load_graph(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    with np.load(path, allow_pickle=False) as stored:
+        return stored["idx"], stored["dist"]
+
+
+def _save_graph(handle, graph: tuple[np.ndarray, np.ndarray]) -> None:
+    np.savez(handle, idx=graph[0], dist=graph[1])

@@ -108,3 +108,38 @@ def test_a_full_covariance_mixture_in_many_dimensions_is_declined_not_attempted(
     with pytest.raises(Declined, match=r"declined for d=65 > 64"):
         ClusterModel({"name": "gmm", "n_clusters": 3, "covariance_type": "full"}).fit(X)
     assert ClusterModel({"name": "gmm", "n_clusters": 3, "covariance_type": "diag"}).fit(X).labels_.shape == (200,)
+
+
+def test_hdbscan_in_many_dimensions_fits_a_smaller_sample(monkeypatch):
+    import dataclasses
+
+    from selector import clustering
+    from selector.clustering import MANY_DIMS
+
+    spec = dataclasses.replace(CLUSTERERS["hdbscan"], max_fit_points=300, many_dims_fit_points=120)
+    monkeypatch.setitem(clustering.CLUSTERERS, "hdbscan", spec)
+    params = {"name": "hdbscan", **GOOD["hdbscan"]}
+    for dims, fitted in ((4, 0), (MANY_DIMS, 0), (MANY_DIMS + 1, 120)):
+        X, _ = make_blobs(n_samples=250, centers=3, n_features=dims, cluster_std=0.6, random_state=1)
+        assert ClusterModel(params, seed=0).fit(X).fit_sample_size_ == fitted, dims
+    assert CLUSTERERS["hdbscan"].fit_bound(MANY_DIMS + 1) < CLUSTERERS["hdbscan"].fit_bound(MANY_DIMS)
+
+
+def test_in_many_dimensions_hdbscan_assigns_the_rest_by_nearest_sampled_neighbours(monkeypatch):
+    import dataclasses
+
+    from sklearn.metrics import adjusted_mutual_info_score
+
+    from selector import clustering
+    from selector.clustering import MANY_DIMS
+
+    spec = dataclasses.replace(CLUSTERERS["hdbscan"], many_dims_fit_points=150)
+    monkeypatch.setitem(clustering.CLUSTERERS, "hdbscan", spec)
+    X, y = make_blobs(n_samples=400, centers=3, n_features=MANY_DIMS + 1, cluster_std=0.6, random_state=1)
+    model = ClusterModel({"name": "hdbscan", **GOOD["hdbscan"]}, seed=0).fit(X)
+    assert model.assign_ == "nearest" and model.fit_sample_size_ == 150
+    assert adjusted_mutual_info_score(y, model.labels_) > 0.9
+    labels, _ = model.predict(X[:40])  # a served model keeps the rule it was fitted with
+    assert (labels == model.labels_[:40]).mean() > 0.95
+    low = ClusterModel({"name": "hdbscan", **GOOD["hdbscan"]}, seed=0).fit(X[:, :4])
+    assert low.assign_ == "approximate_predict"

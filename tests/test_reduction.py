@@ -86,3 +86,56 @@ def test_above_the_exact_bound_the_graph_comes_from_nn_descent(vectors, monkeypa
     assert (approx_idx[:, 0] == np.arange(len(vectors))).all() and (approx_dist[:, 0] == 0).all()  # itself first
     recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx_idx, exact_idx)])
     assert recall > 0.9
+
+
+@pytest.fixture
+def small_umap_bound(monkeypatch):
+    """UMAP fits at most 150 points (10,000 in the registry)."""
+    import dataclasses
+
+    from selector import reduction
+
+    monkeypatch.setitem(reduction.REDUCERS, "umap", dataclasses.replace(REDUCERS["umap"], max_fit_points=150))
+    return 150
+
+
+def _blobs(n=400):
+    from sklearn.datasets import make_blobs
+
+    X, y = make_blobs(n_samples=n, centers=4, n_features=12, cluster_std=1.0, random_state=3)
+    return X.astype(np.float32), y
+
+
+def test_umap_above_its_bound_fits_a_sample_and_places_the_rest_near_their_neighbours(small_umap_bound, tmp_path):
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import adjusted_mutual_info_score
+
+    from selector.sampling import seeded_sample
+
+    X, y = _blobs()
+    cache = ReductionCache(tmp_path, "blobs")
+    reduced = cache.reduce(X, {**UMAP, "n_neighbors": 15}, seed=0)
+    assert reduced.shape == (400, 3) and np.isfinite(reduced).all()
+    assert cache.graph_builds == 2  # the sample's own graph, and every other point's nearest sampled points
+    graph_files = sorted(p.name for p in tmp_path.glob("*.knn.npz"))
+    assert len(graph_files) == 2
+    labels = KMeans(4, n_init=3, random_state=0).fit_predict(reduced)
+    assert adjusted_mutual_info_score(y, labels) > 0.95
+    sample = seeded_sample(400, small_umap_bound, 0)
+    rest = np.setdiff1d(np.arange(400), sample)
+    assert adjusted_mutual_info_score(y[rest], labels[rest]) > 0.95  # the placed points too
+    cache.reduce(X, {**UMAP, "n_neighbors": 30}, seed=0)
+    assert cache.fits == 2 and cache.graph_builds == 2  # another layout, the same two graphs
+
+
+def test_a_served_pipeline_fits_the_same_sample_and_transforms_the_rest(small_umap_bound):
+    from sklearn.metrics import adjusted_mutual_info_score
+
+    from selector.pipeline import FittedPipeline
+
+    X, y = _blobs()
+    pipeline = FittedPipeline({**UMAP, "n_neighbors": 15}, {"name": "kmeans", "n_clusters": 4}).fit(X)
+    assert pipeline.reducer_[-1].embedding_.shape == (small_umap_bound, 3)  # UMAP saw the sample only
+    assert pipeline.reduced_.shape == (400, 3) and adjusted_mutual_info_score(y, pipeline.labels_) > 0.95
+    labels, _ = pipeline.predict(X[:50])
+    assert (labels == pipeline.labels_[:50]).mean() > 0.95
