@@ -86,13 +86,18 @@ def main() -> None:
         print(json.dumps(rows[-1]), flush=True)
 
     print(f"\nGaussian mixture × {args.dim} dims, {args.n_trials} trials, seed {args.seed}")
-    print("| points | wall min | peak GiB | eval-space UMAP s | reduce s | cluster s | score s | complete/failed "
-          "| clusterer fits on a sample | best silhouette | best AMI |")
+    print("| points | wall min | peak GiB | eval-space UMAP s | reduce s (fits) | cluster s | score s "
+          "| complete/declined/failed | clusterer fits on a sample | best silhouette | best AMI |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['n']:,} | {r['wall'] / 60:.1f} | {r['peak_gib']:.2f} | {r['eval_space_seconds']:.0f} "
-              f"| {r['reduce_seconds']:.0f} | {r['cluster_seconds']:.0f} | {r['score_seconds']:.0f} "
-              f"| {r['complete']}/{r['failed']} | {r['clusterer_sampled']} | {r['best']:.3f} | {r['best_ami']:.3f} |")
+              f"| {r['reduce_seconds']:.0f} ({r['reductions_fitted']}) | {r['cluster_seconds']:.0f} "
+              f"| {r['score_seconds']:.0f} | {r['complete']}/{r['declined']}/{r['failed']} | {r['clusterer_sampled']} "
+              f"| {r['best']:.3f} | {r['best_ami']:.3f} |")
+    for r in rows:
+        spent = ", ".join(f"{name} {seconds:.0f}" for name, seconds in
+                          sorted(r["per_clusterer_seconds"].items(), key=lambda item: -item[1]))
+        print(f"{r['n']:,} points, clustering seconds by clusterer: {spent}")
 
 
 if __name__ == "__main__":

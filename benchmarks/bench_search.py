@@ -5,13 +5,17 @@ evaluation-space UMAP again (the silhouette lives in that space) and computes th
 No MLflow logging, no caches. `tune` runs as users run it (nested MLflow runs, reports) with an
 empty reduction cache; the embeddings are shared (computed once, before either is timed).
 
-    python benchmarks/bench_search.py --n_trials 100 --seed 0
+    python benchmarks/bench_search.py --n_trials 100 --seed 0 --repeats 3 --naive_repeats 1
+
+Each `tune` repeat starts from an empty reduction cache and a fresh tracking store and journal; the
+table gives the median wall time (min–max) over the repeats.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -75,39 +79,57 @@ def main() -> None:
     parser.add_argument("--encoder", default="raw")
     parser.add_argument("--n_trials", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--skip_naive", action="store_true")
+    parser.add_argument("--repeats", type=int, default=3, help="`tune` runs, each from empty caches")
+    parser.add_argument("--naive_repeats", type=int, default=1, help="naive runs (0 = none; ~20 min each)")
+    parser.add_argument("--skip_naive", action="store_true", help="same as --naive_repeats 0")
     args = parser.parse_args()
 
     from selector.clustering import CLUSTERERS
     from selector.data import load_dataset
     from selector.embedding import embed
 
+    naive_repeats = 0 if args.skip_naive else args.naive_repeats
     with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
         vectors = embed(load_dataset(args.dataset), args.encoder, progress=False).vectors  # user's cache, warm
-        os.environ["SELECTOR_CACHE_DIR"] = str(workdir / "cache")  # empty reduction cache for `tune`
-        embed(load_dataset(args.dataset), args.encoder, progress=False)
         # Compile numba's UMAP code outside both timings (it is cached on disk after the first run).
         from selector.reduction import build_reducer
         build_reducer({"name": "umap", "n_components": 2, "n_neighbors": 5, "min_dist": 0.1}, 100, 0).fit_transform(vectors[:100])
 
-        tuned_s, result, where = selector_search(args.dataset, args.encoder, args.n_trials, args.seed, workdir)
-        rows = [("selector tune", tuned_s, result.metrics["best_silhouette_umap"],
-                 f"{result.work['reductions_fitted']} (kNN graphs: {result.work['neighbour_graphs_built']})")]
-        if not args.skip_naive:
-            naive_s, naive_best = naive_search(vectors, list(CLUSTERERS), args.n_trials, args.seed)
-            rows.insert(0, ("naive loop", naive_s, naive_best, f"{args.n_trials} evaluation spaces + every trial's own"))
+        tuned = []
+        for repeat in range(args.repeats):
+            workdir = Path(tmp) / f"tune-{repeat}"
+            os.environ["SELECTOR_CACHE_DIR"] = str(workdir / "cache")  # empty reduction cache for `tune`
+            embed(load_dataset(args.dataset), args.encoder, progress=False)
+            seconds, result, where = selector_search(args.dataset, args.encoder, args.n_trials, args.seed, workdir)
+            tuned.append((seconds, result, where))
+            print(f"tune run {repeat + 1}: {seconds:.0f} s, best {result.metrics['best_silhouette_umap']:.4f}", flush=True)
+        naive = []
+        for repeat in range(naive_repeats):
+            naive.append(naive_search(vectors, list(CLUSTERERS), args.n_trials, args.seed))
+            print(f"naive run {repeat + 1}: {naive[-1][0]:.0f} s, best {naive[-1][1]:.4f}", flush=True)
 
+    rows = []
+    if naive:
+        rows.append(("naive loop (no MLflow)", [s for s, _ in naive], [b for _, b in naive],
+                     f"{args.n_trials} evaluation spaces + every trial's own"))
+    median_run = sorted(tuned, key=lambda run: run[0])[len(tuned) // 2]
+    rows.append(("selector `tune` (nested MLflow runs, reports)", [s for s, _, _ in tuned],
+                 [r.metrics["best_silhouette_umap"] for _, r, _ in tuned],
+                 f"{median_run[1].work['reductions_fitted']} ({median_run[1].work['neighbour_graphs_built']} kNN graphs)"))
     print(f"\n{args.dataset}/{args.encoder}, {args.n_trials} trials, seed {args.seed}, {vectors.shape[0]}×{vectors.shape[1]}")
-    print("| search | wall s | trials/min | best silhouette_umap | reductions fitted |")
-    print("|---|---|---|---|---|")
-    for name, seconds, best, fits in rows:
-        print(f"| {name} | {seconds:.0f} | {args.n_trials / seconds * 60:.1f} | {best:.4f} | {fits} |")
-    print("\nwhere `tune`'s time went (seconds):")
-    for name, value in where.items():
+    print("| search | runs | wall s (median, min–max) | trials/min | best silhouette_umap | reductions fitted |")
+    print("|---|---|---|---|---|---|")
+    for name, seconds, bests, fits in rows:
+        wall = statistics.median(seconds)
+        print(f"| {name} | {len(seconds)} | {wall:.0f} ({min(seconds):.0f}–{max(seconds):.0f}) "
+              f"| {args.n_trials / wall * 60:.1f} | {statistics.median(bests):.4f} | {fits} |")
+    print("\nwhere the median `tune` run's time went (seconds):")
+    for name, value in median_run[2].items():
         print(f"  {name:<62} {value:8.1f}")
-    if len(rows) == 2:
-        print(f"speed-up: {rows[0][1] / rows[1][1]:.1f}×; best silhouette {rows[1][2] - rows[0][2]:+.4f} vs naive")
+    if naive:
+        naive_wall, tune_wall = statistics.median(rows[0][1]), statistics.median(rows[1][1])
+        print(f"speed-up: {naive_wall / tune_wall:.1f}×; best silhouette "
+              f"{statistics.median(rows[1][2]) - statistics.median(rows[0][2]):+.4f} vs naive")
 
 
 if __name__ == "__main__":
