@@ -23,7 +23,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from selector.files import write_atomic
-from selector.sampling import seeded_sample
+from selector.sampling import outside, seeded_sample
 
 logger = logging.getLogger(__name__)
 
@@ -176,8 +176,7 @@ def fit_reduce(params: dict, X: np.ndarray, seed: int):
         return reducer, np.asarray(reducer.fit_transform(X), dtype=np.float32)
     fitted = np.asarray(reducer.fit_transform(X[sample]), dtype=np.float32)
     reduced = np.empty((len(X), fitted.shape[1]), dtype=np.float32)
-    rest = np.ones(len(X), dtype=bool)
-    rest[sample] = False
+    rest = outside(len(X), sample)
     reduced[sample], reduced[rest] = fitted, reducer.transform(X[rest])
     return reducer, reduced
 
@@ -311,8 +310,7 @@ class ReductionCache:
             embedded = np.asarray(model.fit_transform(fitted_on), dtype=np.float32)
         if sample is None:
             return embedded
-        rest = np.ones(len(X), dtype=bool)
-        rest[sample] = False
+        rest = outside(len(X), sample)
         near, near_dist = self.sample_neighbours(scaled, sample, scaling, model.metric, seed)
         reduced = np.empty((len(X), embedded.shape[1]), dtype=np.float32)
         reduced[sample] = embedded
@@ -327,10 +325,8 @@ class ReductionCache:
         k = min(max(UMAP_NEIGHBORS), len(sample))
 
         def compute():
-            rest = np.ones(len(scaled), dtype=bool)
-            rest[sample] = False
             search = NearestNeighbors(n_neighbors=k, metric=metric, algorithm="brute").fit(scaled[sample])
-            dist, idx = search.kneighbors(scaled[rest])
+            dist, idx = search.kneighbors(scaled[outside(len(scaled), sample)])
             self.graph_builds += 1
             return idx.astype(np.int32), dist.astype(np.float32)
 

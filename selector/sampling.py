@@ -13,6 +13,13 @@ def seeded_sample(n: int, size: int, seed: int) -> np.ndarray | None:
     return np.sort(np.random.default_rng(seed).choice(n, size, replace=False))
 
 
+def outside(n: int, sample: np.ndarray) -> np.ndarray:
+    """A mask of the ``n`` points that are not in ``sample``."""
+    mask = np.ones(n, dtype=bool)
+    mask[sample] = False
+    return mask
+
+
 def stratified_sample(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
     """Indices of about ``size`` points, each cluster in proportion and with at least two points
     (one when it has only one), so a sample never drops a cluster."""
