@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from selector.sampling import seeded_sample
+from selector.sampling import merge, outside, seeded_sample
 
 logger = logging.getLogger(__name__)
 
@@ -220,13 +220,12 @@ class ClusterModel:
         spec = get_clusterer(self.params["name"])
         own = {k: v for k, v in self.params.items() if k != "name"}
         self.assign_ = spec.assign_rule(Z.shape[1])
-        bound = spec.fit_bound(Z.shape[1])
-        sample = seeded_sample(len(Z), bound, self.seed) if bound else None
+        sample = seeded_sample(len(Z), spec.fit_bound(Z.shape[1]), self.seed)
+        fitted_on = Z if sample is None else Z[sample]
         if sample is not None:
             logger.info("%s fits a seeded sample of %d of %d points in %d dims; the rest are assigned by %s",
                         spec.name, len(sample), len(Z), Z.shape[1], self.assign_)
-        fitted_on = Z if sample is None else Z[sample]
-        if sample is not None:  # "at least 500 of 50,000 points" is "at least 100 of a 10,000 sample"
+            # "at least 500 of 50,000 points" is "at least 100 of a 10,000 sample"
             for name in spec.scaled_by_sample:
                 own[name] = max(2, int(round(int(own[name]) * len(sample) / len(Z))))
         self.estimator_ = spec.build(own, fitted_on, self.seed)
@@ -240,8 +239,7 @@ class ClusterModel:
         if sample is None:
             self.labels_ = self.train_labels_
         else:
-            self.labels_ = self.predict(Z)[0]
-            self.labels_[sample] = self.train_labels_
+            self.labels_ = merge(sample, self.train_labels_, self.predict(Z[outside(len(Z), sample)])[0])
         return self
 
     def predict(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -23,7 +23,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from selector.files import write_atomic
-from selector.sampling import outside, seeded_sample
+from selector.sampling import merge, outside, seeded_sample
 
 logger = logging.getLogger(__name__)
 
@@ -165,20 +165,24 @@ def build_reducer(params: dict, n: int, seed: int):
     return make_pipeline(make_scaler(params.get("scaling", "none")), spec.build(own, n, seed))
 
 
+def fit_sample(params: dict, n: int, seed: int) -> np.ndarray | None:
+    """The seeded sample the named reducer fits when ``n`` points are more than it fits; else ``None``.
+    Trials (``ReductionCache``) and the served refit (``fit_reduce``) draw the same one."""
+    return seeded_sample(n, get_reducer(params.get("name", "none")).max_fit_points, seed)
+
+
 def fit_reduce(params: dict, X: np.ndarray, seed: int):
     """The fitted reducer (scaling + reducer) and ``X`` reduced — fitted on the reducer's seeded
     sample when ``X`` has more points than it fits, the other points placed by its ``transform``."""
     X = np.asarray(X, dtype=np.float32)
-    reducer = build_reducer(params, len(X), seed)
-    bound = get_reducer(params.get("name", "none")).max_fit_points
-    sample = seeded_sample(len(X), bound, seed) if bound else None
+    sample = fit_sample(params, len(X), seed)
+    fitted_on = X if sample is None else X[sample]
+    reducer = build_reducer(params, len(fitted_on), seed)
+    fitted = np.asarray(reducer.fit_transform(fitted_on), dtype=np.float32)
     if sample is None:
-        return reducer, np.asarray(reducer.fit_transform(X), dtype=np.float32)
-    fitted = np.asarray(reducer.fit_transform(X[sample]), dtype=np.float32)
-    reduced = np.empty((len(X), fitted.shape[1]), dtype=np.float32)
-    rest = outside(len(X), sample)
-    reduced[sample], reduced[rest] = fitted, reducer.transform(X[rest])
-    return reducer, reduced
+        return reducer, fitted
+    rest = np.asarray(reducer.transform(X[outside(len(X), sample)]), dtype=np.float32)
+    return reducer, merge(sample, fitted, rest)
 
 
 def place_by_neighbours(embedded: np.ndarray, idx: np.ndarray, dist: np.ndarray) -> np.ndarray:
@@ -297,7 +301,7 @@ class ReductionCache:
         every trial) and the other points are placed by their nearest sampled neighbours."""
         scaling = params.get("scaling", "none")
         scaled = np.asarray(make_scaler(scaling).fit_transform(X), dtype=np.float32)
-        sample = seeded_sample(len(X), REDUCERS["umap"].max_fit_points, seed)
+        sample = fit_sample(params, len(X), seed)
         fitted_on = scaled if sample is None else scaled[sample]
         model = _build_umap({k: v for k, v in params.items() if k not in ("name", "scaling")}, len(fitted_on), seed)
         idx, dist = self.neighbour_graph(fitted_on, scaling, model.metric, seed)
@@ -310,12 +314,8 @@ class ReductionCache:
             embedded = np.asarray(model.fit_transform(fitted_on), dtype=np.float32)
         if sample is None:
             return embedded
-        rest = outside(len(X), sample)
         near, near_dist = self.sample_neighbours(scaled, sample, scaling, model.metric, seed)
-        reduced = np.empty((len(X), embedded.shape[1]), dtype=np.float32)
-        reduced[sample] = embedded
-        reduced[rest] = place_by_neighbours(embedded, near[:, :k], near_dist[:, :k])
-        return reduced
+        return merge(sample, embedded, place_by_neighbours(embedded, near[:, :k], near_dist[:, :k]))
 
     def sample_neighbours(self, scaled: np.ndarray, sample: np.ndarray, scaling: str, metric: str, seed: int):
         """For each point outside ``sample``, its nearest sampled points (rows of the sample), at the

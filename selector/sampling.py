@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 
 
-def seeded_sample(n: int, size: int, seed: int) -> np.ndarray | None:
-    """Sorted indices of ``size`` of ``n`` points drawn with ``seed``; ``None`` when all fit."""
-    if n <= size:
+def seeded_sample(n: int, size: int | None, seed: int) -> np.ndarray | None:
+    """Sorted indices of ``size`` of ``n`` points drawn with ``seed``; ``None`` when all fit
+    (or there is no bound)."""
+    if size is None or n <= size:
         return None
     return np.sort(np.random.default_rng(seed).choice(n, size, replace=False))
 
@@ -18,6 +19,14 @@ def outside(n: int, sample: np.ndarray) -> np.ndarray:
     mask = np.ones(n, dtype=bool)
     mask[sample] = False
     return mask
+
+
+def merge(sample: np.ndarray, on_sample: np.ndarray, on_rest: np.ndarray) -> np.ndarray:
+    """One row per point: ``on_sample`` at the sample's indices, ``on_rest`` (in order) at the others."""
+    n = len(on_sample) + len(on_rest)
+    merged = np.empty((n, *on_sample.shape[1:]), dtype=np.result_type(on_sample, on_rest))
+    merged[sample], merged[outside(n, sample)] = on_sample, on_rest
+    return merged
 
 
 def stratified_sample(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
