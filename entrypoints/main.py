@@ -6,4 +6,5 @@ from selector import cli
 from selector.workflow import main_job
 
 if __name__ == "__main__":
-    sys.exit(cli.run(main_job, cli.parser(__doc__, dataset=str, encoders=str, n_trials=int, model_name=str)))
+    sys.exit(cli.run(main_job, cli.parser(__doc__, dataset=str, encoders=str, n_trials=int, model_name=str,
+                                                      objective=str)))

@@ -7,4 +7,5 @@ from selector import cli
 from selector.workflow import select_job
 
 if __name__ == "__main__":
-    sys.exit(cli.run(select_job, cli.parser(__doc__, dataset=str, encoders=str, n_trials=int, model_name=str)))
+    sys.exit(cli.run(select_job, cli.parser(__doc__, dataset=str, encoders=str, n_trials=int, model_name=str,
+                                                        objective=str)))

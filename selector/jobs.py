@@ -16,6 +16,7 @@ from selector import tracking
 from selector.data import load_dataset
 from selector.embedding import Embeddings, check_embed_request, embed
 from selector.encoders import resolve_device
+from selector.objective import DEFAULT_OBJECTIVE
 
 if TYPE_CHECKING:
     import optuna
@@ -78,14 +79,18 @@ class TuneResult:
 
 def tune_job(dataset: str = "digits", encoder: str = "raw", checkpoint: str = "", n_trials: int = 30,
              timeout: float = 0.0, seed: int = 0, clusterers: str = "all", study_name: str = "",
-             storage: str = "") -> TuneResult:
-    """One Optuna study for one (data set, encoder): a parent MLflow run and a nested run per trial."""
+             storage: str = "", objective: str = DEFAULT_OBJECTIVE, compare: str = "") -> TuneResult:
+    """One Optuna study for one (data set, encoder): a parent MLflow run and a nested run per trial.
+
+    ``objective`` is the registered label-free objective the study maximises; ``compare`` (a comma
+    list, or "all") names others scored beside it on every trial, for benchmarks.
+    """
     import optuna
 
     from selector import reports, search
     from selector.clustering import parse_clusterers
     from selector.embedding import cache_dir
-    from selector.objective import paper_recipe
+    from selector.objective import OBJECTIVES, eval_space_params, get_objective, paper_recipe
     from selector.reduction import ReductionCache
 
     started = time.perf_counter()
@@ -95,6 +100,9 @@ def tune_job(dataset: str = "digits", encoder: str = "raw", checkpoint: str = ""
     if float(timeout) < 0:
         raise ValueError(f"`timeout` must be >= 0 seconds (0 = none); got {timeout}.")
     names = parse_clusterers(clusterers)
+    objective = get_objective(objective).name
+    compared = tuple(OBJECTIVES) if str(compare).strip() == "all" else \
+        tuple(get_objective(n).name for n in str(compare).split(",") if n.strip())
     tracking.warn_if_password_logged("storage", storage)
     data = load_dataset(dataset)
     check_embed_request(data, encoder, checkpoint)
@@ -109,8 +117,8 @@ def tune_job(dataset: str = "digits", encoder: str = "raw", checkpoint: str = ""
         raise ValueError(f"every vector of {dataset!r} under encoder {encoder!r} is the same: nothing to cluster.")
 
     key = embedded.key
-    identity = {"dataset": data.name, "encoder": encoder, "embedding_key": key}
-    study_name = study_name or f"{data.name}-{encoder}-{key[:8]}"
+    identity = {"dataset": data.name, "encoder": encoder, "embedding_key": key, "objective": objective}
+    study_name = study_name or f"{data.name}-{encoder}-{objective}-{key[:8]}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with search.study_lock(storage):  # workers starting together create tables and the study once
         tracking.configure_tracking()
@@ -122,23 +130,25 @@ def tune_job(dataset: str = "digits", encoder: str = "raw", checkpoint: str = ""
             if parent != run.info.run_id:  # a joining worker: its own random stream (a lone worker stays reproducible)
                 study.sampler = search.make_sampler(int(seed), worker=run.info.run_id)
             if not study.trials:
-                for point in search.starting_points(names):
+                for point in search.starting_points(names, eval_space_params(embedded.vectors)):
                     study.enqueue_trial(point, skip_if_exists=True)
         base = {"dataset": dataset, "encoder": encoder}
         tracking.log_batch(params={**base, "checkpoint": checkpoint, "n_trials": n_trials, "seed": seed,
                                    "clusterers": ",".join(names), "storage": storage or search.DEFAULT_JOURNAL,
-                                   "study_name": study_name},
-                           tags={"optuna_study_name": study_name, "study_parent_run_id": parent})
+                                   "study_name": study_name, "objective": objective},
+                           tags={"optuna_study_name": study_name, "study_parent_run_id": parent,
+                                 "objective": objective})
         ctx = search.SearchContext(
             vectors=embedded.vectors, labels=embedded.labels, clusterers=names, seed=int(seed),
             cache=ReductionCache(cache_dir().parent / "reductions", key), base_params=base,
-            experiment_id=run.info.experiment_id, parent_run_id=parent, worker_run_id=run.info.run_id)
+            experiment_id=run.info.experiment_id, parent_run_id=parent, worker_run_id=run.info.run_id,
+            objective=objective, compare=compared)
         study.optimize(lambda trial: search.objective(trial, ctx), n_trials=int(n_trials),
                        timeout=float(timeout) or None, catch=(Exception,), show_progress_bar=True)
         metrics, tags = search.summarize(study)
         # For reference only (it needs the true number of classes): the seed paper's fixed recipe.
         try:
-            metrics.update(paper_recipe(ctx.eval_space, ctx.labels, int(seed)))
+            metrics.update(paper_recipe(ctx.eval_space, ctx.labels, objective, int(seed)))
         except Exception as exc:  # a reference number must not cost the study its summary
             logger.warning("the paper recipe could not be evaluated: %s: %s", type(exc).__name__, exc)
         # What this worker computed (rather than found in a cache): the cost side of the study.
@@ -158,7 +168,7 @@ def tune_job(dataset: str = "digits", encoder: str = "raw", checkpoint: str = ""
             except Exception as exc:  # the study is done and summarised; a failed plot is reported, not fatal
                 logger.warning("the study report failed: %s: %s", type(exc).__name__, exc)
                 tracking.log_batch(tags={"report_error": f"{type(exc).__name__}: {exc}"}, run_id=parent)
-        print(reports.terminal_summary(study_name, metrics, parent, run.info.experiment_id))
+        print(reports.terminal_summary(study_name, metrics, parent, run.info.experiment_id, objective))
     return TuneResult(study=study, parent_run_id=parent, metrics=metrics, work=work)
 
 

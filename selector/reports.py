@@ -20,7 +20,7 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
     """One row per trial: number, state, objective, parameters and every logged score."""
     rows = []
     for trial in study.trials:
-        rows.append({"number": trial.number, "state": trial.state.name, "silhouette_umap": trial.value,
+        rows.append({"number": trial.number, "state": trial.state.name, "objective_value": trial.value,
                      **trial.params, **trial.user_attrs,
                      "duration_s": trial.duration.total_seconds() if trial.duration else None})
     return pd.DataFrame(rows)
@@ -35,32 +35,32 @@ def _figure():
     return plt.subplots(figsize=(6.4, 4.8), dpi=100)
 
 
-def plot_silhouette_vs_ami(table: pd.DataFrame, rho: float | None, path: Path) -> None:
+def plot_objective_vs_ami(table: pd.DataFrame, rho: float | None, objective: str, path: Path) -> None:
     fig, ax = _figure()
     done = table[table["state"] == "COMPLETE"]
-    ax.scatter(done["silhouette_umap"], done["ami"], s=18, alpha=0.7)
-    best = done.loc[done["silhouette_umap"].idxmax()]
-    ax.scatter([best["silhouette_umap"]], [best["ami"]], s=80, marker="*", color="crimson", label="chosen (label-free)")
-    ax.set_xlabel("silhouette in UMAP space (objective)")
+    ax.scatter(done["objective_value"], done["ami"], s=18, alpha=0.7)
+    best = done.loc[done["objective_value"].idxmax()]
+    ax.scatter([best["objective_value"]], [best["ami"]], s=80, marker="*", color="crimson", label="chosen (label-free)")
+    ax.set_xlabel(f"{objective} (objective)")
     ax.set_ylabel("AMI against true labels (validation only)")
-    ax.set_title(f"Spearman ρ = {rho:.3f}" if rho is not None else "silhouette vs AMI")
+    ax.set_title(f"Spearman ρ = {rho:.3f}" if rho is not None else f"{objective} vs AMI")
     ax.legend(loc="lower right")
     fig.savefig(path, bbox_inches="tight")
 
 
-def plot_history(table: pd.DataFrame, path: Path) -> None:
+def plot_history(table: pd.DataFrame, objective: str, path: Path) -> None:
     fig, ax = _figure()
     done = table[table["state"] == "COMPLETE"].sort_values("number")
-    ax.scatter(done["number"], done["silhouette_umap"], s=14, alpha=0.6, label="trial")
-    ax.plot(done["number"], done["silhouette_umap"].cummax(), color="crimson", label="best so far")
+    ax.scatter(done["number"], done["objective_value"], s=14, alpha=0.6, label="trial")
+    ax.plot(done["number"], done["objective_value"].cummax(), color="crimson", label="best so far")
     ax.set_xlabel("trial")
-    ax.set_ylabel("silhouette_umap")
+    ax.set_ylabel(objective)
     ax.set_title("optimisation history")
     ax.legend(loc="lower right")
     fig.savefig(path, bbox_inches="tight")
 
 
-def plot_importances(study: optuna.Study, path: Path) -> bool:
+def plot_importances(study: optuna.Study, objective: str, path: Path) -> bool:
     import warnings
 
     try:
@@ -76,7 +76,7 @@ def plot_importances(study: optuna.Study, path: Path) -> bool:
     names = list(importances)[::-1]
     ax.barh(names, [importances[n] for n in names])
     ax.set_xlabel("importance (Optuna's default evaluator)")
-    ax.set_title("parameter importances for silhouette_umap")
+    ax.set_title(f"parameter importances for {objective}")
     fig.savefig(path, bbox_inches="tight")
     return True
 
@@ -104,20 +104,21 @@ def log_study_report(study: optuna.Study, ctx, embedded, run_id: str, data=None,
     table = trials_table(study)
     metrics, _ = summarize(study)
     best = study.best_trial
+    objective = ctx.objective
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         table.to_csv(out / "trials.csv", index=False)
-        plot_history(table, out / "optimization_history.png")
-        has_importances = plot_importances(study, out / "param_importances.png")
+        plot_history(table, objective, out / "optimization_history.png")
+        has_importances = plot_importances(study, objective, out / "param_importances.png")
         if "ami" in table.columns:
-            plot_silhouette_vs_ami(table, metrics.get("spearman_silhouette_ami"), out / "silhouette_vs_ami.png")
+            plot_objective_vs_ami(table, metrics.get("spearman_objective_ami"), objective, out / "objective_vs_ami.png")
         _, model = fit_pipeline(ctx, best.params)
         points = ctx.cache.reduce(ctx.vectors, MAP_SPACE, ctx.seed)
         plot_cluster_map(points, model.labels_, out / "cluster_map.png",
-                         f"best trial {best.number}: {best.params['clusterer']}, {metrics.get('best_silhouette_umap', 0):.3f}")
+                         f"best trial {best.number}: {best.params['clusterer']}, {objective} {best.value:.3f}")
         plt.close("all")
         page = study_page(study, table, metrics, model.labels_, out, embedded, data, work or {}, paper or {},
-                          has_importances)
+                          has_importances, objective)
         (out / "report.html").write_text(page, encoding="utf-8")
         client.log_artifacts(run_id, str(out))
 
@@ -144,24 +145,25 @@ def gallery_members(labels: np.ndarray, embedded, data, seed: int = 0) -> list:
 
 
 def study_page(study, table: pd.DataFrame, metrics: dict, labels: np.ndarray, out: Path, embedded, data,
-               work: dict, paper: dict, has_importances: bool) -> str:
+               work: dict, paper: dict, has_importances: bool, objective: str = "silhouette") -> str:
     from selector import report_html as h
 
     best = study.best_trial
-    scores = {k: best.user_attrs.get(k) for k in ("n_clusters", "noise_fraction", "ami", "ari", "nmi")
-              if best.user_attrs.get(k) is not None}
-    summary = {"silhouette_umap (objective)": best.value, **scores, **best.params,
-               **{k: v for k, v in metrics.items() if k != "best_silhouette_umap"}}
+    scores = {k: best.user_attrs.get(k) for k in ("silhouette_umap", "n_clusters", "noise_fraction", "ami", "ari",
+                                                  "nmi") if best.user_attrs.get(k) is not None}
+    summary = {f"{objective} (objective)": best.value, **scores, **best.params,
+               **{k: v for k, v in metrics.items() if k != "best_objective_value"}}
     sections = [h.section("best", f"Best pipeline (trial {best.number}, chosen without labels)", h.pairs(summary)),
                 h.section("history", "Optimisation history", h.plot(out / "optimization_history.png", "history"))]
     sections.append(h.section("importances", "Parameter importances",
                               h.plot(out / "param_importances.png", "importances") if has_importances else
                               '<p class="note">Too few complete trials to estimate importances.</p>'))
     if "ami" in table.columns:
-        sections.append(h.section("silhouette-vs-ami", "Silhouette (objective) against AMI (validation only)",
-                                  h.plot(out / "silhouette_vs_ami.png", "silhouette vs AMI")
+        sections.append(h.section("objective-vs-ami", f"{objective} (objective) against AMI (validation only)",
+                                  h.plot(out / "objective_vs_ami.png", f"{objective} vs AMI")
                                   + f"<p>Spearman rank correlation over complete trials: "
-                                    f"{h.fmt(metrics.get('spearman_silhouette_ami'))}</p>"))
+                                    f"{h.fmt(metrics.get('spearman_objective_ami'))} ({objective}), "
+                                    f"{h.fmt(metrics.get('spearman_silhouette_ami'))} (silhouette_umap).</p>"))
     sections.append(h.section("cluster-map", "The best clustering on a 2-D UMAP map",
                               h.plot(out / "cluster_map.png", "cluster map")))
     clusters, sizes = np.unique(labels, return_counts=True)
@@ -176,10 +178,10 @@ def study_page(study, table: pd.DataFrame, metrics: dict, labels: np.ndarray, ou
     if paper:
         comparison = pd.DataFrame([
             {"pipeline": "label-free winner (this study)", "uses labels": "no", "k": scores.get("n_clusters"),
-             "silhouette_umap": best.value, "AMI": scores.get("ami")},
+             objective: best.value, "silhouette_umap": scores.get("silhouette_umap"), "AMI": scores.get("ami")},
             {"pipeline": "paper recipe: UMAP 50d/30nn/0 + Ward, k = true classes", "uses labels": "yes (k)",
-             "k": paper["paper_recipe_k"], "silhouette_umap": paper["paper_recipe_silhouette_umap"],
-             "AMI": paper["paper_recipe_ami"]}])
+             "k": paper["paper_recipe_k"], objective: paper.get("paper_recipe_objective_value"),
+             "silhouette_umap": paper["paper_recipe_silhouette_umap"], "AMI": paper["paper_recipe_ami"]}])
         sections.append(h.section("paper-recipe", "Comparison with the seed paper's recipe", h.table(comparison)))
     done = table[table["state"] == "COMPLETE"]
     stages = {f"{name} (sum over {len(done)} trials)": float(done[name].sum())
@@ -203,7 +205,9 @@ def select_page(board: pd.DataFrame, dataset: str) -> str:
         verdict = "matched" if by_ami == winner else "did not match"
         body += (f"<p id='label-check'>The label-free choice ({h.escape(winner)}) {verdict} the encoder with the "
                  f"highest AMI ({h.escape(by_ami)}).</p>")
-    body += '<p class="note">Chosen by best silhouette_umap alone; labels (when present) are only reported.</p>'
+    objective = board["objective"].iloc[0] if "objective" in board.columns else "silhouette"
+    body += (f'<p class="note">Chosen by the best {h.escape(objective)} (the objective, label-free) alone; '
+             'labels (when present) are only reported.</p>')
     return h.page(f"Encoder selection on {dataset}", [h.section("leaderboard", "Leaderboard", body)])
 
 
@@ -220,10 +224,11 @@ def ui_address(experiment_id: str, run_id: str) -> str:
     return f"mlflow ui --backend-store-uri {mask_url(uri)}  →  http://127.0.0.1:5000/{page}"
 
 
-def terminal_summary(study_name: str, metrics: dict, parent_run_id: str, experiment_id: str = "0") -> str:
-    shown = ["best_silhouette_umap", "best_ami", "oracle_ami", "selection_regret", "spearman_silhouette_ami",
-             "paper_recipe_ami", "n_trials_complete", "n_trials_failed", "n_trials_declined"]
-    lines = [f"study {study_name!r}"]
+def terminal_summary(study_name: str, metrics: dict, parent_run_id: str, experiment_id: str = "0",
+                     objective: str = "") -> str:
+    shown = ["best_objective_value", "best_silhouette_umap", "best_ami", "oracle_ami", "selection_regret",
+             "spearman_objective_ami", "paper_recipe_ami", "n_trials_complete", "n_trials_failed", "n_trials_declined"]
+    lines = [f"study {study_name!r}" + (f" (objective {objective})" if objective else "")]
     lines += [f"  {name:<24} {metrics[name]:.4f}" if isinstance(metrics[name], float) else
               f"  {name:<24} {metrics[name]}" for name in shown if name in metrics]
     lines.append(f"  parent run {parent_run_id}: {ui_address(experiment_id, parent_run_id)}")

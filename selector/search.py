@@ -22,7 +22,8 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 from selector import tracking
 from selector.clustering import ClusterModel, Declined, suggest_clusterer
-from selector.objective import EVAL_SPACE, silhouette_objective, validation_metrics
+from selector.objective import (EVAL_SPACE, EvalSpace, build_eval_space, get_objective, silhouette_objective,
+                                validation_metrics)
 from selector.reduction import ReductionCache, suggest_reducer
 
 logger = logging.getLogger(__name__)
@@ -124,9 +125,10 @@ def flat_params(reducer: dict, clusterer: dict) -> dict:
     return flat
 
 
-def starting_points(clusterers: list[str]) -> list[dict]:
-    """Well-known pipelines tried first; parameters they leave out are sampled."""
-    paper_umap = {f"reducer.{k}" if k != "name" else "reducer": v for k, v in EVAL_SPACE.items()}
+def starting_points(clusterers: list[str], eval_params: dict | None = None) -> list[dict]:
+    """Well-known pipelines tried first; parameters they leave out are sampled. The paper's UMAP is
+    the evaluation space's (its scaling included), so that trial reuses the space's reduction."""
+    paper_umap = {f"reducer.{k}" if k != "name" else "reducer": v for k, v in (eval_params or EVAL_SPACE).items()}
     points = [
         {**paper_umap, "clusterer": "agglomerative", "clusterer.linkage": "ward", "clusterer.mode": "k"},
         {**paper_umap, "clusterer": "hdbscan", "clusterer.cluster_selection_method": "eom"},
@@ -137,7 +139,12 @@ def starting_points(clusterers: list[str]) -> list[dict]:
 
 @dataclass
 class SearchContext:
-    """What every trial of one study shares. ``labels`` are read by validation only."""
+    """What every trial of one study shares. ``labels`` are read by validation only.
+
+    ``objective`` is the one score that goes back to Optuna; ``compare`` names other registered
+    objectives scored on every trial beside it (logged as ``objective.<name>``), which is how the
+    selection benchmark compares them on the same trials.
+    """
 
     vectors: np.ndarray
     labels: np.ndarray | None
@@ -147,14 +154,38 @@ class SearchContext:
     base_params: dict
     experiment_id: str
     parent_run_id: str
+    objective: str = "modularity"
     worker_run_id: str = ""
-    eval_space: np.ndarray = field(init=False)
+    compare: tuple[str, ...] = ()
+    eval_space: EvalSpace = field(init=False)
     eval_space_seconds: float = field(init=False)
 
     def __post_init__(self):
+        get_objective(self.objective)
+        for name in self.compare:
+            get_objective(name)
         start = time.perf_counter()
-        self.eval_space = self.cache.reduce(self.vectors, EVAL_SPACE, self.seed)
+        self.eval_space = build_eval_space(self.vectors, self.cache, self.seed)
         self.eval_space_seconds = time.perf_counter() - start
+
+
+def score_trial(ctx: SearchContext, labels: np.ndarray) -> tuple[float, dict, dict]:
+    """The objective's value, the trial's label-free metrics (``objective_value``, ``silhouette_umap``
+    for reference, the objective's parts, ``objective.<name>`` for ``compare``) and its tags."""
+    start = time.perf_counter()
+    score = get_objective(ctx.objective).score(ctx.eval_space, labels, ctx.seed)
+    objective_seconds = time.perf_counter() - start
+    reference = score if ctx.objective == "silhouette" else \
+        silhouette_objective(ctx.eval_space.coords, labels, seed=ctx.seed)
+    metrics = {"objective_value": score.value, "silhouette_umap": reference.value, "n_clusters": score.n_clusters,
+               "noise_fraction": score.noise_fraction, "objective_seconds": objective_seconds,
+               **reference.parts, **score.parts}
+    for name in ctx.compare:
+        metrics[f"objective.{name}"] = get_objective(name).score(ctx.eval_space, labels, ctx.seed).value
+    metrics["score_seconds"] = time.perf_counter() - start
+    tags = {"degenerate": score.degenerate, "objective_sampled": str(score.sampled).lower(),
+            "objective_sample_size": score.sample_size if score.sampled else None}
+    return score.value, metrics, tags
 
 
 def fit_pipeline(ctx: SearchContext, params: dict, timings: dict | None = None) -> tuple[np.ndarray, ClusterModel]:
@@ -170,7 +201,7 @@ def fit_pipeline(ctx: SearchContext, params: dict, timings: dict | None = None) 
 
 
 def objective(trial: optuna.Trial, ctx: SearchContext) -> float:
-    """Build one pipeline, score it label-free, log it as a nested run; returns the silhouette only."""
+    """Build one pipeline, score it label-free, log it as a nested run; returns the objective only."""
     n, dim = ctx.vectors.shape
     reducer = suggest_reducer(trial, n, dim)
     clusterer = suggest_clusterer(trial, n, ctx.clusterers)
@@ -185,17 +216,10 @@ def objective(trial: optuna.Trial, ctx: SearchContext) -> float:
     try:
         timings: dict = {}
         _, model = fit_pipeline(ctx, trial.params, timings)
-        start = time.perf_counter()
-        score = silhouette_objective(ctx.eval_space, model.labels_, seed=ctx.seed)
-        timings["score_seconds"] = time.perf_counter() - start
+        objective_value, scores, tags = score_trial(ctx, model.labels_)
         validation = validation_metrics(ctx.labels, model.labels_)
-        metrics = {"silhouette_umap": score.value, "n_clusters": score.n_clusters,
-                   "noise_fraction": score.noise_fraction,
-                   "fit_seconds": timings["reduce_seconds"] + timings["cluster_seconds"], **timings,
-                   "clusterer_fit_sample": model.fit_sample_size_,
-                   "silhouette_clustered": score.silhouette_clustered, **validation}
-        tags = {"degenerate": score.degenerate, "silhouette_sampled": str(score.sampled).lower(),
-                "silhouette_sample_size": score.sample_size if score.sampled else None}
+        metrics = {**scores, "fit_seconds": timings["reduce_seconds"] + timings["cluster_seconds"], **timings,
+                   "clusterer_fit_sample": model.fit_sample_size_, **validation}
         tracking.log_batch(params=params, metrics=metrics, tags=tags, run_id=run.info.run_id)
         for key, value in {**metrics, **{k: v for k, v in tags.items() if v is not None}}.items():
             if value is not None:
@@ -210,7 +234,7 @@ def objective(trial: optuna.Trial, ctx: SearchContext) -> float:
         client.set_terminated(run.info.run_id, status="FAILED")
         raise
     client.set_terminated(run.info.run_id, status="FINISHED")
-    return score.value
+    return objective_value
 
 
 def make_sampler(seed: int, worker: str = "") -> optuna.samplers.BaseSampler:
@@ -223,17 +247,21 @@ def make_sampler(seed: int, worker: str = "") -> optuna.samplers.BaseSampler:
 
 
 def open_study(study_name: str, storage: str, seed: int, identity: dict) -> optuna.Study:
-    """Create or resume a study; a name that already holds another data set or encoder is refused."""
+    """Create or resume a study; a name that already holds another data set, encoder or objective is
+    refused. A study made before objectives were named optimised ``silhouette``."""
     sampler = make_sampler(seed)
     study = optuna.create_study(study_name=study_name, storage=resolve_storage(storage), sampler=sampler,
                                 direction="maximize", load_if_exists=True)
+    if study.trials and "objective" not in study.user_attrs:
+        study.set_user_attr("objective", "silhouette")
     for key, value in identity.items():
         known = study.user_attrs.get(key)
         if known is None:
             study.set_user_attr(key, value)
         elif known != value:
-            raise ValueError(f"study {study_name!r} was made for {key}={known!r}, not {value!r}; "
-                             "choose another `study_name`.")
+            hint = (f"resume it with `objective={known}`, or " if key == "objective" else "")
+            raise ValueError(f"study {study_name!r} optimises {key}={known!r}, not {value!r}: its trials were "
+                             f"chosen for that; {hint}choose another `study_name`.")
     return study
 
 
@@ -250,7 +278,9 @@ def summarize(study: optuna.Study) -> tuple[dict, dict]:
     if not complete:
         return metrics, tags
     best = study.best_trial
-    metrics["best_silhouette_umap"] = best.value
+    tags["objective"] = study.user_attrs.get("objective", "silhouette")
+    metrics["best_objective_value"] = best.value
+    metrics["best_silhouette_umap"] = best.user_attrs.get("silhouette_umap", best.value)
     tags["best_trial_run_id"] = best.user_attrs.get("mlflow_run_id")
     tags["best_trial_number"] = best.number
     scored = [t for t in complete if "ami" in t.user_attrs]
@@ -259,7 +289,10 @@ def summarize(study: optuna.Study) -> tuple[dict, dict]:
         metrics["oracle_ami"] = max(t.user_attrs["ami"] for t in scored)
         metrics["selection_regret"] = metrics["oracle_ami"] - metrics["best_ami"]
         if len(scored) >= 3:
-            rho = spearmanr([t.value for t in scored], [t.user_attrs["ami"] for t in scored]).statistic
-            if np.isfinite(rho):
-                metrics["spearman_silhouette_ami"] = float(rho)
+            ami = [t.user_attrs["ami"] for t in scored]
+            for name, values in (("spearman_objective_ami", [t.value for t in scored]),
+                                 ("spearman_silhouette_ami", [t.user_attrs.get("silhouette_umap", t.value) for t in scored])):
+                rho = spearmanr(values, ami).statistic
+                if np.isfinite(rho):
+                    metrics[name] = float(rho)
     return metrics, tags

@@ -14,6 +14,7 @@ from selector import reports, tracking
 from selector.data import load_dataset
 from selector.embedding import check_embed_request, embed
 from selector.jobs import embed_job, tune_job
+from selector.objective import DEFAULT_OBJECTIVE, get_objective
 from selector.pipeline import FittedPipeline
 
 logger = logging.getLogger(__name__)
@@ -72,16 +73,20 @@ def register_job(study_run_id: str, model_name: str = "digits-clusters", alias: 
     example = (embedded.vectors[:EXAMPLE_ROWS] if data.kind == "vectors"
                else [data.images[i] for i in range(EXAMPLE_ROWS)])
     scores = best.data.metrics
+    # Studies made before objectives were named optimised silhouette_umap and logged nothing else.
+    objective = parent.data.tags.get("objective", "silhouette")
+    objective_value = scores.get("objective_value", scores["silhouette_umap"])
     with mlflow.start_run(run_name=f"register-{model_name}", nested=mlflow.active_run() is not None):
         info = log_pipeline_model(pipeline, config, weights, example)
-        tags = {"dataset": dataset, "encoder": encoder, "silhouette_umap": scores["silhouette_umap"],
-                "study_run_id": study_run_id, "ami": scores.get("ami"), "clusterer": clusterer["name"],
-                "reducer": reducer["name"]}
+        tags = {"dataset": dataset, "encoder": encoder, "objective": objective, "objective_value": objective_value,
+                "silhouette_umap": scores["silhouette_umap"], "study_run_id": study_run_id, "ami": scores.get("ami"),
+                "clusterer": clusterer["name"], "reducer": reducer["name"]}
         result = register_and_promote(info.model_uri, model_name, alias, tags, force=force)
         tracking.log_batch(
             params={"study_run_id": study_run_id, "model_name": model_name, "alias": alias, "force": force},
-            metrics={"train_agreement": agreement, "silhouette_umap": scores["silhouette_umap"],
-                     "ami": scores.get("ami"), "n_clusters": int(len(set(pipeline.labels_) - {-1}))},
+            metrics={"train_agreement": agreement, "objective_value": objective_value,
+                     "silhouette_umap": scores["silhouette_umap"], "ami": scores.get("ami"),
+                     "n_clusters": int(len(set(pipeline.labels_) - {-1}))},
             tags={"registered_version": result.version, "promoted": str(result.promoted).lower(),
                   "promotion_reason": result.reason})
     print(f"{model_name} version {result.version}: {'promoted to' if result.promoted else 'not'} "
@@ -90,8 +95,13 @@ def register_job(study_run_id: str, model_name: str = "digits-clusters", alias: 
 
 
 def select_job(dataset: str = "digits", encoders: str = "raw,efficientnet_lite0", n_trials: int = 30,
-               model_name: str = "digits-clusters"):
-    """Tune every encoder, pick the best label-free score, register it; log the leaderboard."""
+               model_name: str = "digits-clusters", objective: str = DEFAULT_OBJECTIVE):
+    """Tune every encoder by ``objective``, pick the best label-free score, register it; log the leaderboard.
+
+    Each encoder's study has its own evaluation space; the objective's value is what compares them
+    (modularity is a share of graph weight, comparable across graphs; see README).
+    """
+    objective = get_objective(objective).name
     names = [name.strip() for name in str(encoders).split(",") if name.strip()]
     if not names:
         raise ValueError(f"`encoders` must name at least one encoder; got {encoders!r}.")
@@ -104,15 +114,17 @@ def select_job(dataset: str = "digits", encoders: str = "raw,efficientnet_lite0"
     with mlflow.start_run(run_name=f"select-{data.name}", nested=mlflow.active_run() is not None) as run:
         rows = []
         for name in names:
-            result = tune_job(dataset=dataset, encoder=name, n_trials=n_trials)
+            result = tune_job(dataset=dataset, encoder=name, n_trials=n_trials, objective=objective)
             best = result.study.best_trial
-            rows.append({"encoder": name, "best_silhouette_umap": result.metrics.get("best_silhouette_umap"),
+            rows.append({"encoder": name, "objective": objective,
+                         "best_objective_value": result.metrics.get("best_objective_value"),
+                         "best_silhouette_umap": result.metrics.get("best_silhouette_umap"),
                          "clusterer": best.params.get("clusterer"), "n_clusters": best.user_attrs.get("n_clusters"),
                          "best_ami": result.metrics.get("best_ami"), "oracle_ami": result.metrics.get("oracle_ami"),
                          "selection_regret": result.metrics.get("selection_regret"),
                          "paper_recipe_ami": result.metrics.get("paper_recipe_ami"),
                          "study_run_id": result.parent_run_id})
-        board = pd.DataFrame(rows).sort_values("best_silhouette_umap", ascending=False).reset_index(drop=True)
+        board = pd.DataFrame(rows).sort_values("best_objective_value", ascending=False).reset_index(drop=True)
         board["chosen"] = board.index == 0
         winner = board.iloc[0]
         registration = register_job(winner["study_run_id"], model_name=model_name)
@@ -120,24 +132,28 @@ def select_job(dataset: str = "digits", encoders: str = "raw,efficientnet_lite0"
             board.to_csv(Path(tmp) / "leaderboard.csv", index=False)
             (Path(tmp) / "report.html").write_text(reports.select_page(board, data.name), encoding="utf-8")
             mlflow.log_artifacts(tmp)
-        metrics = {"best_silhouette_umap": winner["best_silhouette_umap"]}
+        metrics = {"best_objective_value": winner["best_objective_value"],
+                   "best_silhouette_umap": winner["best_silhouette_umap"]}
         if board["best_ami"].notna().all():
             metrics.update(best_ami=winner["best_ami"], oracle_encoder_ami=board["best_ami"].max())
         tracking.log_batch(
-            params={"dataset": dataset, "encoders": ",".join(names), "n_trials": n_trials, "model_name": model_name},
+            params={"dataset": dataset, "encoders": ",".join(names), "n_trials": n_trials, "model_name": model_name,
+                    "objective": objective},
             metrics=metrics,
-            tags={"winner_encoder": winner["encoder"], "winner_study_run_id": winner["study_run_id"],
+            tags={"objective": objective, "winner_encoder": winner["encoder"], "winner_study_run_id": winner["study_run_id"],
                   "registered_version": registration.version, "promoted": str(registration.promoted).lower()})
-    print(board.drop(columns=["study_run_id"]).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(board.drop(columns=["study_run_id", "objective"]).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(f"objective: {objective}")
     print(f"select run {run.info.run_id}; winner {winner['encoder']} → {model_name} version {registration.version}")
     print(f"report: {reports.ui_address(run.info.experiment_id, run.info.run_id)} (artifact report.html)")
     return board, registration
 
 
 def main_job(dataset: str = "digits", encoders: str = "raw,efficientnet_lite0", n_trials: int = 30,
-             model_name: str = "digits-clusters"):
+             model_name: str = "digits-clusters", objective: str = DEFAULT_OBJECTIVE):
     """The README's demo: select on ``dataset``, then ask the registered champion about a few images."""
-    board, _ = select_job(dataset=dataset, encoders=encoders, n_trials=n_trials, model_name=model_name)
+    board, _ = select_job(dataset=dataset, encoders=encoders, n_trials=n_trials, model_name=model_name,
+                          objective=objective)
     model = mlflow.pyfunc.load_model(f"models:/{model_name}@champion")
     data = load_dataset(dataset)
     picks = np.linspace(0, len(data) - 1, 5).astype(int)

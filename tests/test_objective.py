@@ -23,7 +23,7 @@ def test_noise_is_not_a_free_way_to_a_high_score(blobs):
     labels[np.random.default_rng(0).random(len(y)) < 0.5] = -1  # throw half away as noise
     half = silhouette_objective(X, labels)
     assert half.noise_fraction == pytest.approx((labels == -1).mean())
-    assert half.value == pytest.approx(half.silhouette_clustered * (1 - half.noise_fraction))
+    assert half.value == pytest.approx(half.parts["silhouette_clustered"] * (1 - half.noise_fraction))
     assert half.value < full.value
 
 
@@ -59,3 +59,94 @@ def test_validation_needs_labels_and_never_feeds_the_objective(blobs):
     assert validation_metrics(None, y) == {}
     metrics = validation_metrics(y, y)
     assert metrics == {"ami": 1.0, "ari": 1.0, "nmi": 1.0}
+
+
+# --------------------------------------------------------------------------- the objective registry
+from selector.objective import (EvalSpace, OBJECTIVES, ObjectiveSpec, build_eval_space, eval_space_params,  # noqa: E402
+                                get_objective, modularity, register_objective)
+from selector.reduction import ReductionCache  # noqa: E402
+
+
+def two_groups_of_five(seed=0):
+    """Ten tight classes in two far-apart groups of five: the case where the silhouette picks k = 2."""
+    rng = np.random.default_rng(seed)
+    groups = np.array([[0.0] * 8, [40.0] * 8])
+    centres = np.concatenate([g + rng.normal(0, 3, size=(5, 8)) for g in groups])
+    y = np.repeat(np.arange(10), 60)
+    return centres[y] + rng.normal(0, 1.0, size=(len(y), 8)), y
+
+
+@pytest.fixture(scope="module")
+def grouped_space():
+    """The study's real evaluation space (UMAP and its graph) of the grouped classes."""
+    X, y = two_groups_of_five()
+    return build_eval_space(X.astype(np.float32), ReductionCache(None, "grouped"), seed=0), y
+
+
+@pytest.fixture(scope="module")
+def grouped_raw():
+    """The grouped classes scored in their own coordinates, with their fuzzy kNN graph: here the
+    groups are far apart relative to the classes, as pretrained embeddings of digits are."""
+    from umap.umap_ import fuzzy_simplicial_set
+
+    X, y = two_groups_of_five()
+    graph, _, _ = fuzzy_simplicial_set(X, 30, np.random.RandomState(0), "euclidean")
+    return EvalSpace(coords=X, graph=graph.tocsr()), y
+
+
+def test_unknown_or_empty_objective_names_list_the_valid_ones():
+    for name in ("nope", "", None):
+        with pytest.raises(ValueError, match="valid: silhouette, .*modularity"):
+            get_objective(name)
+
+
+def test_an_objective_name_is_registered_once():
+    with pytest.raises(ValueError, match="already registered"):
+        register_objective(ObjectiveSpec("modularity", lambda *a: None, "again"))
+
+
+@pytest.mark.parametrize("name", list(OBJECTIVES))
+def test_every_objective_ranks_the_truth_above_noise_and_degenerate_labels(grouped_space, name):
+    space, y = grouped_space
+    spec = get_objective(name)
+    truth = spec.score(space, y, 0)
+    shuffled = spec.score(space, np.random.default_rng(1).permutation(y), 0)
+    assert truth.value > shuffled.value and truth.n_clusters == 10 and truth.degenerate is None
+    for labels, reason in ((np.zeros(len(y), int), "one_cluster"), (np.full(len(y), -1), "all_noise")):
+        worst = spec.score(space, labels, 0)
+        assert worst.value == -1.0 and worst.degenerate == reason
+
+
+def test_modularity_prefers_the_ten_classes_where_the_silhouette_prefers_the_two_groups(grouped_raw):
+    space, y = grouped_raw
+    groups = (y >= 5).astype(int)
+    modularity_spec, silhouette_spec = get_objective("modularity"), get_objective("silhouette")
+    assert modularity_spec.score(space, y, 0).value > modularity_spec.score(space, groups, 0).value
+    assert silhouette_spec.score(space, groups, 0).value > silhouette_spec.score(space, y, 0).value
+
+
+def test_modularity_of_a_known_graph_and_noise_as_singletons():
+    import scipy.sparse as sp
+
+    # Two triangles joined by one edge: Newman's textbook value for the split is 5/14.
+    edges = [(0, 1), (1, 2), (0, 2), (3, 4), (4, 5), (3, 5), (2, 3)]
+    rows, cols = zip(*edges)
+    graph = sp.coo_matrix((np.ones(14), (rows + cols, cols + rows)), shape=(6, 6)).tocsr()
+    assert modularity(graph, np.array([0, 0, 0, 1, 1, 1])) == pytest.approx(5 / 14)
+    # Declaring a point noise cuts its edges: never better than keeping it in its cluster.
+    assert modularity(graph, np.array([0, 0, -1, 1, 1, 1])) < 5 / 14
+
+
+def test_mixed_units_are_z_scored_and_one_unit_is_left_alone():
+    rng = np.random.default_rng(0)
+    pixels = rng.random((100, 20))
+    assert eval_space_params(pixels)["scaling"] == "none"
+    mixed = pixels.copy()
+    mixed[:, 0] *= 1000  # one feature in large units, like wine's proline
+    assert eval_space_params(mixed)["scaling"] == "zscore"
+
+
+def test_the_evaluation_graph_covers_every_point_below_umaps_bound(grouped_space):
+    space, y = grouped_space
+    assert space.coords.shape == (len(y), 50) and space.graph.shape == (len(y), len(y))
+    assert space.graph_points is None and abs(space.graph - space.graph.T).max() < 1e-6

@@ -65,6 +65,8 @@ def test_registered_version_has_the_contract_tags_and_the_alias(champion):
     assert tags["dataset"].endswith("pngs0") and tags["encoder"] == "raw"
     assert tags["study_run_id"] == champion["study"].parent_run_id
     assert float(tags["silhouette_umap"]) == pytest.approx(champion["study"].metrics["best_silhouette_umap"])
+    assert tags["objective"] == "modularity"
+    assert float(tags["objective_value"]) == pytest.approx(champion["study"].metrics["best_objective_value"])
     assert 0 <= float(tags["ami"]) <= 1
 
 
@@ -99,12 +101,16 @@ def test_a_worse_version_does_not_take_the_alias_unless_forced(champion):
     name = champion["name"]
     held = client.get_model_version_by_alias(name, "champion")
     uri = f"models:/{name}/{held.version}"
-    worse = {**held.tags, "silhouette_umap": float(held.tags["silhouette_umap"]) - 0.5}
+    # A higher silhouette does not matter: the versions compare by their objective.
+    worse = {**held.tags, "objective_value": float(held.tags["objective_value"]) - 0.5, "silhouette_umap": 0.99}
     result = register_and_promote(uri, name, "champion", worse)
-    assert not result.promoted and "<=" in result.reason
+    assert not result.promoted and "modularity" in result.reason and "<=" in result.reason
     assert str(client.get_model_version_by_alias(name, "champion").version) == str(held.version)
-    other = register_and_promote(uri, name, "champion", {**held.tags, "dataset": "another", "silhouette_umap": 0.99})
+    other = register_and_promote(uri, name, "champion", {**held.tags, "dataset": "another", "objective_value": 0.99})
     assert not other.promoted and "use force=true" in other.reason
+    by_another = register_and_promote(uri, name, "champion", {**held.tags, "objective": "silhouette",
+                                                             "objective_value": 0.99})
+    assert not by_another.promoted and "do not compare" in by_another.reason
     forced = register_and_promote(uri, name, "champion", worse, force=True)
     assert forced.promoted and str(client.get_model_version_by_alias(name, "champion").version) == forced.version
     client.set_registered_model_alias(name, "champion", held.version)  # leave the fixture as it was
@@ -191,6 +197,8 @@ def test_select_tunes_each_encoder_logs_a_leaderboard_and_registers_the_winner(d
     before = len(mlflow.search_runs(search_all_experiments=True))
     with pytest.raises(ValueError, match="unknown encoder 'nope'"):
         select_job(dataset=str(digit_pngs), encoders="raw,nope", n_trials=1, model_name="select-test")
+    with pytest.raises(ValueError, match="unknown objective 'nope'"):
+        select_job(dataset=str(digit_pngs), encoders="raw", n_trials=1, model_name="select-test", objective="nope")
     assert len(mlflow.search_runs(search_all_experiments=True)) == before  # refused before any run
 
     board, registration = select_job(dataset=str(digit_pngs), encoders="raw", n_trials=2, model_name="select-test")
@@ -200,5 +208,34 @@ def test_select_tunes_each_encoder_logs_a_leaderboard_and_registers_the_winner(d
                                     order_by=["start_time DESC"]).iloc[0]
     artifacts = {a.path for a in mlflow.tracking.MlflowClient().list_artifacts(select_run["run_id"])}
     assert {"leaderboard.csv", "report.html"} <= artifacts
+    assert select_run["tags.objective"] == "modularity" and board["objective"].tolist() == ["modularity"]
+    assert select_run["metrics.best_objective_value"] == board["best_objective_value"].iloc[0]
     study = mlflow.get_run(board["study_run_id"].iloc[0])
     assert study.data.tags["mlflow.parentRunId"] == select_run["run_id"]  # studies nest under the select run
+
+
+def test_select_ranks_encoders_by_the_objective_not_by_the_silhouette(digit_pngs, tmp_path, monkeypatch):
+    """Two encoders whose best silhouette and best objective disagree: the objective decides."""
+    from types import SimpleNamespace
+
+    from selector import workflow
+
+    monkeypatch.chdir(tmp_path)
+    scores = {"raw": {"best_objective_value": 0.85, "best_silhouette_umap": 0.60},
+              "efficientnet_lite0": {"best_objective_value": 0.70, "best_silhouette_umap": 0.95}}
+    asked = {}
+
+    def fake_tune(dataset, encoder, n_trials, objective):
+        asked.setdefault("objectives", set()).add(objective)
+        best = SimpleNamespace(params={"clusterer": "kmeans"}, user_attrs={"n_clusters": 3})
+        return SimpleNamespace(study=SimpleNamespace(best_trial=best), parent_run_id=f"run-{encoder}",
+                               metrics=scores[encoder])
+
+    monkeypatch.setattr(workflow, "tune_job", fake_tune)
+    monkeypatch.setattr(workflow, "register_job", lambda run_id, model_name: SimpleNamespace(
+        version="1", promoted=True, registered=run_id))
+    board, registration = workflow.select_job(dataset=str(digit_pngs), encoders="efficientnet_lite0,raw",
+                                              n_trials=1, model_name="rank-test")
+    assert asked["objectives"] == {"modularity"}
+    assert board["encoder"].tolist() == ["raw", "efficientnet_lite0"] and board["chosen"].tolist() == [True, False]
+    assert registration.registered == "run-raw"

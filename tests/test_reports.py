@@ -19,7 +19,7 @@ from selector.reduction import ReductionCache
 from selector.search import pipeline_params
 
 STUDY_SECTIONS = {"best", "history", "importances", "cluster-map", "clusters", "gallery", "timings"}
-LABEL_SECTIONS = {"silhouette-vs-ami", "paper-recipe"}
+LABEL_SECTIONS = {"objective-vs-ami", "paper-recipe"}
 
 
 class Page(HTMLParser):
@@ -92,13 +92,15 @@ def test_a_study_without_labels_reports_no_ami_and_does_not_crash(digit_folder, 
 
 
 def test_the_select_page_marks_the_winner_and_checks_it_against_ami_only_when_labels_exist():
-    board = pd.DataFrame({"encoder": ["raw", "efficientnet_lite0"], "best_silhouette_umap": [0.81, 0.63],
+    board = pd.DataFrame({"encoder": ["raw", "efficientnet_lite0"], "objective": ["modularity"] * 2,
+                          "best_objective_value": [0.86, 0.80], "best_silhouette_umap": [0.81, 0.63],
                           "clusterer": ["hdbscan", "hdbscan"], "n_clusters": [9, 2], "best_ami": [0.88, 0.23],
                           "oracle_ami": [0.93, 0.70], "selection_regret": [0.05, 0.47],
                           "paper_recipe_ami": [0.90, 0.65], "study_run_id": ["a", "b"], "chosen": [True, False]})
     text = reports.select_page(board, "digits")
     assert "leaderboard" in Page(text).sections and "<tr class=chosen><td>raw</td>" in text
     assert "(raw) matched the encoder with the highest AMI (raw)" in text
+    assert "Chosen by the best modularity" in text
     flipped = board.assign(best_ami=[0.2, 0.5])
     assert "did not match the encoder with the highest AMI (efficientnet_lite0)" in reports.select_page(flipped, "d")
     unlabelled = board.assign(best_ami=None, oracle_ami=None, selection_regret=None, paper_recipe_ami=None)
@@ -113,5 +115,7 @@ def test_the_select_page_marks_the_winner_and_checks_it_against_ami_only_when_la
 ])
 def test_the_terminal_summary_says_where_to_look(uri, expected, monkeypatch):
     monkeypatch.setattr(mlflow, "get_tracking_uri", lambda: uri)
-    text = reports.terminal_summary("s", {"best_silhouette_umap": 0.5, "n_trials_complete": 3}, "abc", "7")
+    text = reports.terminal_summary("s", {"best_objective_value": 0.7, "best_silhouette_umap": 0.5,
+                                          "n_trials_complete": 3}, "abc", "7", "modularity")
     assert expected in text and "secret" not in text and "best_silhouette_umap" in text
+    assert "(objective modularity)" in text and "best_objective_value" in text

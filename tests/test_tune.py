@@ -34,9 +34,11 @@ def child_runs(parent_run_id):
 def test_tune_logs_a_parent_run_and_one_nested_run_per_trial(blob_file):
     result = tune_job(dataset=str(blob_file), encoder="none", n_trials=6, clusterers=FAST, seed=1)
     parent = mlflow.get_run(result.parent_run_id)
-    assert parent.data.tags["optuna_study_name"] == result.study.study_name == f"blobs-none-{parent.data.tags['optuna_study_name'][-8:]}"
+    assert parent.data.tags["optuna_study_name"] == result.study.study_name == f"blobs-none-modularity-{parent.data.tags['optuna_study_name'][-8:]}"
     metrics = parent.data.metrics
     assert metrics["n_trials_complete"] == 6 and metrics["best_silhouette_umap"] > 0.5
+    assert parent.data.tags["objective"] == "modularity" and metrics["best_objective_value"] > 0.5
+    assert -1 <= metrics["spearman_objective_ami"] <= 1
     assert metrics["selection_regret"] == pytest.approx(metrics["oracle_ami"] - metrics["best_ami"])
     assert -1 <= metrics["spearman_silhouette_ami"] <= 1 and metrics["best_ami"] > 0.9
 
@@ -45,8 +47,9 @@ def test_tune_logs_a_parent_run_and_one_nested_run_per_trial(blob_file):
     assert sorted(children["tags.optuna_trial_number"].astype(int)) == list(range(6))
     best = children[children["run_id"] == parent.data.tags["best_trial_run_id"]].iloc[0]
     assert best["metrics.silhouette_umap"] == metrics["best_silhouette_umap"]
+    assert best["metrics.objective_value"] == metrics["best_objective_value"] == result.study.best_value
     assert best["metrics.ami"] == metrics["best_ami"]
-    for column in ("params.dataset", "params.encoder", "params.reducer", "params.reducer.scaling",
+    for column in ("params.dataset", "params.encoder", "params.reducer", "params.reducer.scaling", "metrics.objective_value",
                    "params.clusterer", "metrics.n_clusters", "metrics.noise_fraction", "metrics.fit_seconds",
                    "metrics.ari", "metrics.nmi", "metrics.reduce_seconds", "metrics.cluster_seconds",
                    "metrics.score_seconds", "metrics.clusterer_fit_sample"):
@@ -55,7 +58,7 @@ def test_tune_logs_a_parent_run_and_one_nested_run_per_trial(blob_file):
     assert first.params["reducer"] == "umap" and first.params["clusterer.linkage"] == "ward"
 
     artifacts = {a.path for a in mlflow.tracking.MlflowClient().list_artifacts(result.parent_run_id)}
-    assert {"trials.csv", "optimization_history.png", "silhouette_vs_ami.png", "cluster_map.png"} <= artifacts
+    assert {"trials.csv", "optimization_history.png", "objective_vs_ami.png", "cluster_map.png"} <= artifacts
 
 
 def test_a_study_fits_each_reduction_and_each_neighbour_graph_once(blob_file):
@@ -90,8 +93,20 @@ def test_a_study_name_holds_one_data_set(blob_file, tmp_path):
     tune_job(dataset=str(blob_file), encoder="none", n_trials=1, clusterers="kmeans", study_name="mine")
     X, _ = make_blobs(n_samples=50, centers=2, n_features=6, random_state=9)
     np.save(tmp_path / "other.npy", X)
-    with pytest.raises(ValueError, match="study 'mine' was made for"):
+    with pytest.raises(ValueError, match="study 'mine' optimises dataset="):
         tune_job(dataset=str(tmp_path / "other.npy"), encoder="none", n_trials=1, study_name="mine")
+
+
+def test_a_study_keeps_its_objective_and_another_objective_gets_its_own_study(blob_file):
+    first = tune_job(dataset=str(blob_file), encoder="none", n_trials=2, clusterers="kmeans", study_name="by-modularity")
+    assert first.study.user_attrs["objective"] == "modularity"
+    with pytest.raises(ValueError, match="optimises objective='modularity', not 'silhouette'.*objective=modularity"):
+        tune_job(dataset=str(blob_file), encoder="none", n_trials=1, study_name="by-modularity", objective="silhouette")
+    derived = tune_job(dataset=str(blob_file), encoder="none", n_trials=2, clusterers="kmeans", objective="silhouette")
+    assert derived.study.study_name != first.study.study_name and "silhouette" in derived.study.study_name
+    assert derived.metrics["best_objective_value"] == derived.metrics["best_silhouette_umap"]
+    with pytest.raises(ValueError, match="unknown objective 'nope'; valid: silhouette"):
+        tune_job(dataset=str(blob_file), encoder="none", n_trials=1, objective="nope")
 
 
 def test_labels_never_steer_the_search(blob_file, tmp_path):

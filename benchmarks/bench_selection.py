@@ -1,0 +1,329 @@
+"""Which label-free objective chooses well? Measured on the labelled suite (``benchmarks/suite.py``).
+
+Two phases, both over every (data set, encoder, seed) of the suite:
+
+``--phase paired``: one pool of trials per (set, encoder, seed) — the study's three starting points and
+then Optuna's seeded random sampler over the same search space, so no objective steers it — and every
+registered objective scores every trial. Each objective chooses its best trial from the same pool:
+a paired comparison. Per objective and half: mean and worst regret (oracle AMI − chosen AMI), collapses
+(chosen AMI < half the oracle), the chosen k against the true k, and the share of the pool's compute
+the objective costs. Pools are kept as JSON under ``--out``, so a second call only re-scores.
+
+``--phase studies``: whole ``tune`` studies (TPE, MLflow in a throw-away store) with ``--objective`` as
+what the sampler follows; per (set, encoder) the median over seeds of the chosen AMI, regret, chosen
+k, the paper recipe's AMI given the true k, and the objective's share of the study's wall time. Then
+``select``'s rule — the encoder whose study reached the highest objective value — against the encoder
+with the highest oracle AMI.
+
+    python benchmarks/bench_selection.py --phase paired --seeds 0,1,2 --jobs 2
+    python benchmarks/bench_selection.py --phase studies --objective modularity --seeds 0,1,2 --jobs 2
+
+Criteria and their parameters are decided on the DEV half; HELD_OUT is reported separately.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import suite  # noqa: E402
+
+ENCODERS = ("raw", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
+# A case whose best trial of all has an AMI below this has no classes to find (raw pixels of shapes in
+# random colours): "chosen < half the oracle" there is noise, so it is counted apart, not as a collapse.
+HOPELESS = 0.1
+
+
+def combos(sets: list[str], encoders: list[str]) -> list[tuple[str, str]]:
+    """(set, encoder) pairs: image sets with every encoder, vector sets with ``none``."""
+    out = []
+    for name in sets:
+        kind = "vectors" if name in ("wine", "breast_cancer") else "images"
+        out += [(name, "none")] if kind == "vectors" else [(name, e) for e in encoders]
+    return out
+
+
+def markdown(frame: pd.DataFrame) -> str:
+    """A GitHub table (pandas' ``to_markdown`` needs ``tabulate``, which selector does not install)."""
+    def cell(value) -> str:
+        if isinstance(value, (float, np.floating)):
+            return "" if not np.isfinite(value) else f"{value:.3f}"
+        return str(value)
+
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def half(name: str) -> str:
+    return "dev" if name in suite.DEV else "held-out"
+
+
+# --------------------------------------------------------------------------- phase 1: paired pools
+def pool(task: tuple[str, str, int, int, str]) -> dict:
+    """Trials of one (set, encoder, seed), each scored by every objective; cached as JSON."""
+    import warnings
+
+    import optuna
+
+    from selector import search
+    from selector.clustering import CLUSTERERS, ClusterModel, Declined, suggest_clusterer
+    from selector.embedding import embed
+    from selector.objective import OBJECTIVES, validation_metrics
+    from selector.reduction import ReductionCache, suggest_reducer
+
+    name, encoder, seed, n_trials, out = task
+    path = Path(out) / f"pool-{name}-{encoder}-{seed}-{n_trials}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    warnings.filterwarnings("ignore")
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    data = suite.build(name)
+    embedded = embed(data, encoder, progress=False)
+    X, y = embedded.vectors, embedded.labels
+    names = list(CLUSTERERS)
+    cache = ReductionCache(None, embedded.key)
+    start = time.perf_counter()
+    ctx = search.SearchContext(vectors=X, labels=None, clusterers=names, seed=seed, cache=cache, base_params={},
+                               experiment_id="", parent_run_id="")
+    eval_seconds = time.perf_counter() - start
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=seed))
+    for point in search.starting_points(names, ctx.eval_space.params):
+        study.enqueue_trial(point)
+    trials = []
+
+    def run(trial):
+        suggest_reducer(trial, len(X), X.shape[1])
+        suggest_clusterer(trial, len(X), names)
+        timings: dict = {}
+        try:
+            _, model = search.fit_pipeline(ctx, trial.params, timings)
+        except Declined:
+            raise optuna.TrialPruned()
+        record = {"params": trial.params, "fit_seconds": timings["reduce_seconds"] + timings["cluster_seconds"],
+                  "k": int(len(set(model.labels_.tolist()) - {-1})), "noise": float((model.labels_ == -1).mean()),
+                  "ami": validation_metrics(y, model.labels_)["ami"], "scores": {}, "seconds": {}}
+        for objective, spec in OBJECTIVES.items():
+            begin = time.perf_counter()
+            record["scores"][objective] = spec.score(ctx.eval_space, model.labels_, seed).value
+            record["seconds"][objective] = time.perf_counter() - begin
+        trials.append(record)
+        return record["scores"]["silhouette"]
+
+    study.optimize(run, n_trials=n_trials, catch=(Exception,))
+    result = {"set": name, "encoder": encoder, "seed": seed, "true_k": int(len(np.unique(y))),
+              "eval_seconds": eval_seconds, "trials": trials,
+              "paper_recipe_ami": paper_ami(ctx.eval_space, y, seed)}
+    path.write_text(json.dumps(result))
+    return result
+
+
+def paper_ami(space, y, seed: int) -> float:
+    from selector.objective import paper_recipe
+
+    return paper_recipe(space, y, "silhouette", seed).get("paper_recipe_ami", float("nan"))
+
+
+def choose(trials: list[dict], objective: str) -> dict:
+    values = [t["scores"][objective] for t in trials]
+    values = [v if np.isfinite(v) else -np.inf for v in values]
+    return trials[int(np.argmax(values))]
+
+
+def paired_rows(pools: list[dict], objectives: list[str]) -> pd.DataFrame:
+    rows = []
+    for p in pools:
+        if not p["trials"]:
+            continue
+        oracle = max(t["ami"] for t in p["trials"])
+        compute = p["eval_seconds"] + sum(t["fit_seconds"] for t in p["trials"])
+        for objective in objectives:
+            chosen = choose(p["trials"], objective)
+            cost = sum(t["seconds"][objective] for t in p["trials"])
+            rows.append({"half": half(p["set"]), "set": p["set"], "encoder": p["encoder"], "seed": p["seed"],
+                         "objective": objective, "chosen_ami": chosen["ami"], "oracle_ami": oracle,
+                         "regret": oracle - chosen["ami"], "chosen_k": chosen["k"], "true_k": p["true_k"],
+                         "paper_recipe_ami": p["paper_recipe_ami"], "cost_share": cost / (compute + cost)})
+    return pd.DataFrame(rows)
+
+
+def case_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per (set, encoder): oracle AMI, true k, and per objective "chosen AMI (chosen k)",
+    medians over seeds."""
+    medians = rows.groupby(["half", "set", "encoder", "objective"]).median(numeric_only=True).reset_index()
+    medians["cell"] = [f"{a:.2f} ({k:g})" for a, k in zip(medians["chosen_ami"], medians["chosen_k"])]
+    table = medians.pivot(index=["half", "set", "encoder"], columns="objective", values="cell")
+    facts = medians.groupby(["half", "set", "encoder"])[["oracle_ami", "true_k", "paper_recipe_ami"]].first()
+    return facts.join(table).reset_index().sort_values(["half", "set", "encoder"])
+
+
+def paired_encoder_choice(pools: list[dict], objectives: list[str]) -> pd.DataFrame:
+    """``select``'s rule on the pools, per objective: in each (image set, seed), the encoder whose chosen
+    trial has the highest objective value, against the encoder with the highest oracle AMI — counted
+    where that encoder leads every other by at least 0.05."""
+    rows = []
+    by_case: dict = {}
+    for p in pools:
+        if p["encoder"] != "none" and p["trials"]:
+            by_case.setdefault((p["set"], p["seed"]), []).append(p)
+    for objective in objectives:
+        for (name, seed), group in by_case.items():
+            if len(group) < 2:
+                continue
+            chosen = [(choose(p["trials"], objective), p) for p in group]
+            picked = max(chosen, key=lambda c: c[0]["scores"][objective])
+            oracles = sorted(((max(t["ami"] for t in p["trials"]), p["encoder"]) for p in group), reverse=True)
+            rows.append({"half": half(name), "objective": objective, "set": name, "seed": seed,
+                         "picked": picked[1]["encoder"], "oracle_encoder": oracles[0][1],
+                         "clear_lead": oracles[0][0] - oracles[1][0] >= 0.05,
+                         "right": picked[1]["encoder"] == oracles[0][1], "picked_ami": picked[0]["ami"],
+                         "best_chosen_ami": max(c[0]["ami"] for c in chosen)})
+    frame = pd.DataFrame(rows)
+    clear = frame[frame["clear_lead"]]
+    table = frame.groupby(["half", "objective"]).agg(cases=("right", "size"), right=("right", "sum"),
+                                                      ami_lost=("picked_ami", "mean"))
+    table["clear_lead_cases"] = clear.groupby(["half", "objective"])["right"].size()
+    table["clear_lead_right"] = clear.groupby(["half", "objective"])["right"].sum()
+    table["ami_lost"] = (frame["best_chosen_ami"] - frame["picked_ami"]).groupby(
+        [frame["half"], frame["objective"]]).mean()
+    return table.fillna(0).reset_index()
+
+
+def summary(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per objective and half, over (set, encoder) medians across seeds."""
+    per_case = rows.groupby(["half", "objective", "set", "encoder"]).median(numeric_only=True).reset_index()
+    per_case["hopeless"] = per_case["oracle_ami"] < HOPELESS
+    per_case["collapse"] = (per_case["chosen_ami"] < 0.5 * per_case["oracle_ami"]) & ~per_case["hopeless"]
+    per_case["k_ratio"] = per_case["chosen_k"] / per_case["true_k"]
+    table = per_case.groupby(["half", "objective"]).agg(
+        cases=("regret", "size"), hopeless=("hopeless", "sum"), mean_regret=("regret", "mean"),
+        worst_regret=("regret", "max"), collapses=("collapse", "sum"), mean_chosen_ami=("chosen_ami", "mean"),
+        mean_paper_recipe_ami=("paper_recipe_ami", "mean"), median_k_ratio=("k_ratio", "median"),
+        cost_share=("cost_share", "median"))
+    return table.reset_index()
+
+
+# --------------------------------------------------------------------------- phase 2: whole studies
+def study(task: tuple[str, str, int, int, str, str]) -> dict:
+    import tempfile
+    import warnings
+
+    name, encoder, seed, n_trials, objective, out = task
+    path = Path(out) / f"study-{objective}-{name}-{encoder}-{seed}-{n_trials}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    warnings.filterwarnings("ignore")
+    from selector.data import BUILTIN_DATASETS
+
+    # The suite's sets join the built-in data sets in this process, so `tune` loads them by name and
+    # finds the embeddings that the paired phase (or an earlier run) cached for the same content.
+    BUILTIN_DATASETS.update({n: (lambda n=n: suite.build(n)) for n in suite.BUILDERS if n not in BUILTIN_DATASETS})
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp}/mlflow.db"
+        os.chdir(tmp)
+        from selector.jobs import tune_job
+
+        start = time.perf_counter()
+        result = tune_job(dataset=name, encoder=encoder, n_trials=n_trials, seed=seed, objective=objective)
+        wall = time.perf_counter() - start
+        trials = [t for t in result.study.trials if t.state.name == "COMPLETE"]
+        best = result.study.best_trial
+        record = {"set": name, "encoder": encoder, "seed": seed, "objective": objective, "wall_seconds": wall,
+                  "true_k": int(len(np.unique(suite.build(name).labels))), "chosen_k": best.user_attrs.get("n_clusters"),
+                  "objective_seconds": float(sum(t.user_attrs.get("objective_seconds", 0.0) for t in trials)),
+                  **{k: result.metrics.get(k) for k in ("best_objective_value", "best_ami", "oracle_ami",
+                                                        "selection_regret", "paper_recipe_ami")}}
+    path.write_text(json.dumps(record))
+    return record
+
+
+def encoder_choice(records: pd.DataFrame) -> pd.DataFrame:
+    """``select``'s rule per (set, seed): the encoder with the highest objective value, against the
+    encoder with the highest oracle AMI where it leads every other by at least 0.05."""
+    rows = []
+    for (name, seed), group in records[records["encoder"] != "none"].groupby(["set", "seed"]):
+        group = group.sort_values("oracle_ami", ascending=False)
+        picked = group.loc[group["best_objective_value"].idxmax()]
+        lead = group["oracle_ami"].iloc[0] - (group["oracle_ami"].iloc[1] if len(group) > 1 else -np.inf)
+        rows.append({"half": half(name), "set": name, "seed": seed, "picked": picked["encoder"],
+                     "picked_ami": picked["best_ami"], "oracle_encoder": group["encoder"].iloc[0],
+                     "lead": lead, "clear_lead": lead >= 0.05,
+                     "right": picked["encoder"] == group["encoder"].iloc[0]})
+    return pd.DataFrame(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--phase", choices=("paired", "studies"), default="paired")
+    parser.add_argument("--sets", default=",".join(suite.BUILDERS))
+    parser.add_argument("--encoders", default=",".join(ENCODERS))
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--n_trials", type=int, default=30)
+    parser.add_argument("--objective", default="", help="studies: the objective to run (default: the library's)")
+    parser.add_argument("--objectives", default="", help="paired: the objectives to compare (default: all)")
+    parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--out", default=str(Path.home() / ".cache" / "selector" / "bench_selection"))
+    args = parser.parse_args()
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    pairs = combos(args.sets.split(","), args.encoders.split(","))
+    seeds = [int(s) for s in args.seeds.split(",")]
+    pd.set_option("display.width", 200)
+    pd.set_option("display.max_rows", 500)
+
+    if args.phase == "paired":
+        from selector.objective import OBJECTIVES
+
+        tasks = [(n, e, s, args.n_trials, args.out) for n, e in pairs for s in seeds]
+        with ProcessPoolExecutor(args.jobs) as pool_:
+            pools = list(pool_.map(pool, tasks))
+        objectives = args.objectives.split(",") if args.objectives else list(OBJECTIVES)
+        rows = paired_rows(pools, objectives)
+        rows.to_csv(Path(args.out) / "paired.csv", index=False)
+        print(markdown(summary(rows)))
+        print(markdown(case_table(rows)))
+        print("\nselect's rule (the encoder with the highest objective value) on the pools:")
+        print(markdown(paired_encoder_choice(pools, objectives)))
+        return
+
+    from selector.objective import DEFAULT_OBJECTIVE
+
+    objective = args.objective or DEFAULT_OBJECTIVE
+    tasks = [(n, e, s, args.n_trials, objective, args.out) for n, e in pairs for s in seeds]
+    with ProcessPoolExecutor(args.jobs) as pool_:
+        records = pd.DataFrame(list(pool_.map(study, tasks)))
+    records.to_csv(Path(args.out) / f"studies-{objective}.csv", index=False)
+    records["share"] = records["objective_seconds"] / records["wall_seconds"]
+    per_case = records.groupby(["set", "encoder"]).median(numeric_only=True).reset_index()
+    per_case["half"] = per_case["set"].map(half)
+    per_case["hopeless"] = per_case["oracle_ami"] < HOPELESS
+    per_case["collapse"] = (per_case["best_ami"] < 0.5 * per_case["oracle_ami"]) & ~per_case["hopeless"]
+    print(f"objective {objective}, {args.n_trials} trials, seeds {args.seeds} (medians over seeds)")
+    print(markdown(per_case[["half", "set", "encoder", "best_ami", "oracle_ami", "selection_regret", "chosen_k",
+                             "true_k", "paper_recipe_ami", "share", "wall_seconds"]].sort_values(["half", "set"])))
+    table = per_case.groupby("half").agg(cases=("selection_regret", "size"), hopeless=("hopeless", "sum"),
+                                         mean_regret=("selection_regret", "mean"),
+                                         worst_regret=("selection_regret", "max"), collapses=("collapse", "sum"),
+                                         mean_chosen_ami=("best_ami", "mean"),
+                                         mean_paper_recipe_ami=("paper_recipe_ami", "mean"),
+                                         median_share=("share", "median"))
+    print(markdown(table.reset_index()))
+    choice = encoder_choice(records)
+    if len(choice):
+        print(markdown(choice))
+        clear = choice[choice["clear_lead"]]
+        print(f"encoder choice: right in {int(clear['right'].sum())} of {len(clear)} cases with a clear (≥ 0.05) "
+              f"oracle lead; in all cases {int(choice['right'].sum())} of {len(choice)}")
+
+
+if __name__ == "__main__":
+    main()

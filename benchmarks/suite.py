@@ -1,0 +1,264 @@
+"""The labelled development suite for choosing the label-free objective (``bench_selection``).
+
+Every set is built offline and deterministically (a fixed generator seed), from drawing code or from
+what installed packages ship, so the suite is the same on every machine. It is split in two halves:
+objectives and their parameters are decided on ``DEV`` only, and ``HELD_OUT`` is reported separately.
+
+| set | classes | what makes it hard |
+|---|---|---|
+| digits | 10 | the built-in data; its classes fall into far-apart groups in pretrained embeddings |
+| shapes | 8 | fill colour and background are random: colour is a nuisance, shape is the class |
+| textures | 6 | groups of groups: 3 families (stripes, checks, dots) × 2 scales |
+| letters | 20 | many classes; size, position and slant vary |
+| wine | 3 | vectors whose 13 features come in different units (proline in the hundreds) |
+| scenes | 10 | crops of scikit-image's sample photos: position and zoom are nuisances |
+| shifted_digits | 10 | digits moved on a larger canvas and coloured: position and colour are nuisances |
+| two_kinds | 2 | blobs against line drawings, each in many colours |
+| breast_cancer | 2 | vectors in different units (areas in the thousands, smoothness below 1) |
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Callable
+
+import numpy as np
+
+from selector.data import ArrayImages, Dataset
+
+GENERATOR_SEED = 2026
+SIZE = 64
+
+
+def _dataset(name: str, images: list[np.ndarray], labels: list[int], source: str) -> Dataset:
+    digest = hashlib.sha256()
+    for image in images:
+        digest.update(image.tobytes())
+    digest.update(np.asarray(labels, dtype=np.int64).tobytes())
+    return Dataset(name=name, fingerprint=digest.hexdigest(), ids=np.array([f"{name}/{i:05d}" for i in range(len(images))]),
+                   images=ArrayImages(images), labels=np.asarray(labels, dtype=np.int64), info={"source": source})
+
+
+def _colour(rng, low: int = 0, high: int = 256) -> tuple[int, int, int]:
+    return tuple(int(v) for v in rng.integers(low, high, size=3))
+
+
+def _noisy(rng, image: np.ndarray, sigma: float = 6.0) -> np.ndarray:
+    return np.clip(image.astype(np.float32) + rng.normal(0, sigma, image.shape), 0, 255).astype(np.uint8)
+
+
+def _polygon(cx: float, cy: float, r: float, sides: int, turn: float) -> list[tuple[float, float]]:
+    angles = turn + np.arange(sides) * 2 * np.pi / sides
+    return [(cx + r * np.cos(a), cy + r * np.sin(a)) for a in angles]
+
+
+def _star(cx: float, cy: float, r: float, turn: float) -> list[tuple[float, float]]:
+    angles = turn + np.arange(10) * np.pi / 5
+    radii = np.where(np.arange(10) % 2 == 0, r, 0.45 * r)
+    return [(cx + q * np.cos(a), cy + q * np.sin(a)) for q, a in zip(radii, angles)]
+
+
+SHAPES = ("circle", "square", "triangle", "pentagon", "star", "cross", "ring", "crescent")
+
+
+def _draw_shape(draw, kind: str, cx: float, cy: float, r: float, turn: float, fill, back) -> None:
+    if kind == "circle":
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fill)
+    elif kind == "square":
+        draw.polygon(_polygon(cx, cy, r * 1.15, 4, turn), fill=fill)
+    elif kind == "triangle":
+        draw.polygon(_polygon(cx, cy, r * 1.2, 3, turn), fill=fill)
+    elif kind == "pentagon":
+        draw.polygon(_polygon(cx, cy, r * 1.1, 5, turn), fill=fill)
+    elif kind == "star":
+        draw.polygon(_star(cx, cy, r * 1.3, turn), fill=fill)
+    elif kind == "cross":
+        w = r * 0.35
+        for a in (turn, turn + np.pi / 2):
+            dx, dy = np.cos(a), np.sin(a)
+            draw.polygon([(cx - r * dx - w * dy, cy - r * dy + w * dx), (cx + r * dx - w * dy, cy + r * dy + w * dx),
+                          (cx + r * dx + w * dy, cy + r * dy - w * dx), (cx - r * dx + w * dy, cy - r * dy - w * dx)],
+                         fill=fill)
+    elif kind == "ring":
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fill)
+        q = r * 0.55
+        draw.ellipse([cx - q, cy - q, cx + q, cy + q], fill=back)
+    elif kind == "crescent":
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fill)
+        ox, oy = r * 0.5 * np.cos(turn), r * 0.5 * np.sin(turn)
+        draw.ellipse([cx - r + ox, cy - r + oy, cx + r + ox, cy + r + oy], fill=back)
+
+
+def shapes(per_class: int = 80) -> Dataset:
+    """8 filled shapes; fill colour, background, size, position and rotation are all random."""
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(GENERATOR_SEED)
+    images, labels = [], []
+    for label, kind in enumerate(SHAPES):
+        for _ in range(per_class):
+            back, fill = _colour(rng), _colour(rng)
+            while sum(abs(a - b) for a, b in zip(back, fill)) < 150:
+                fill = _colour(rng)
+            picture = Image.new("RGB", (SIZE, SIZE), back)
+            r = rng.uniform(14, 22)
+            cx, cy = rng.uniform(r + 3, SIZE - r - 3, size=2)
+            _draw_shape(ImageDraw.Draw(picture), kind, cx, cy, r, rng.uniform(0, 2 * np.pi), fill, back)
+            images.append(_noisy(rng, np.asarray(picture)))
+            labels.append(label)
+    return _dataset("shapes", images, labels, "generated: PIL shapes")
+
+
+def textures(per_class: int = 100) -> Dataset:
+    """Groups of groups: stripes, checks and dots (the families), each fine and coarse."""
+    rng = np.random.default_rng(GENERATOR_SEED + 1)
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
+    images, labels = [], []
+    for family in range(3):
+        for scale, period in enumerate((6.0, 16.0)):
+            for _ in range(per_class):
+                p = period * rng.uniform(0.85, 1.15)
+                a = rng.uniform(0, np.pi)
+                u = xx * np.cos(a) + yy * np.sin(a) + rng.uniform(0, p)
+                v = -xx * np.sin(a) + yy * np.cos(a) + rng.uniform(0, p)
+                if family == 0:
+                    pattern = np.sin(2 * np.pi * u / p) > 0
+                elif family == 1:
+                    pattern = (np.sin(2 * np.pi * u / p) > 0) ^ (np.sin(2 * np.pi * v / p) > 0)
+                else:
+                    pattern = (np.mod(u, p) - p / 2) ** 2 + (np.mod(v, p) - p / 2) ** 2 < (0.28 * p) ** 2
+                one, two = np.array(_colour(rng)), np.array(_colour(rng))
+                image = np.where(pattern[..., None], one, two).astype(np.uint8)
+                images.append(_noisy(rng, image, 10.0))
+                labels.append(family * 2 + scale)
+    return _dataset("textures", images, labels, "generated: stripes, checks and dots at two scales")
+
+
+def letters(per_class: int = 40, n_letters: int = 20) -> Dataset:
+    """The letters A–T in PIL's own font, at random size, position and slant, dark on light."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    rng = np.random.default_rng(GENERATOR_SEED + 2)
+    images, labels = [], []
+    for label in range(n_letters):
+        char = chr(ord("A") + label)
+        for _ in range(per_class):
+            font = ImageFont.load_default(size=int(rng.integers(26, 42)))
+            canvas = Image.new("L", (SIZE, SIZE), int(rng.integers(200, 256)))
+            draw = ImageDraw.Draw(canvas)
+            left, top, right, bottom = draw.textbbox((0, 0), char, font=font)
+            x = rng.uniform(-left + 2, SIZE - right - 2) if SIZE - right - 2 > -left + 2 else -left
+            y = rng.uniform(-top + 2, SIZE - bottom - 2) if SIZE - bottom - 2 > -top + 2 else -top
+            draw.text((x, y), char, fill=int(rng.integers(0, 70)), font=font)
+            canvas = canvas.rotate(float(rng.uniform(-15, 15)), resample=Image.BILINEAR, fillcolor=canvas.getpixel((0, 0)))
+            images.append(_noisy(rng, np.asarray(canvas)))
+            labels.append(label)
+    return _dataset("letters", images, labels, "generated: PIL's default font, letters A-T")
+
+
+SCENES = ("astronaut", "coffee", "chelsea", "rocket", "camera", "coins", "moon", "page", "brick", "grass")
+
+
+def scenes(per_class: int = 60) -> Dataset:
+    """Random crops (25–60 % of the side, flipped, brightness jitter) of ten scikit-image sample photos."""
+    from PIL import Image
+    from skimage import data as samples
+
+    rng = np.random.default_rng(GENERATOR_SEED + 3)
+    images, labels = [], []
+    for label, name in enumerate(SCENES):
+        photo = np.asarray(getattr(samples, name)())
+        if photo.ndim == 2:
+            photo = np.repeat(photo[..., None], 3, axis=2)
+        photo = photo[..., :3].astype(np.uint8)
+        h, w = photo.shape[:2]
+        for _ in range(per_class):
+            side = int(min(h, w) * rng.uniform(0.25, 0.6))
+            top, left = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+            crop = Image.fromarray(photo[top:top + side, left:left + side]).resize((SIZE, SIZE), Image.BILINEAR)
+            crop = np.asarray(crop, dtype=np.float32) * rng.uniform(0.8, 1.2)
+            if rng.random() < 0.5:
+                crop = crop[:, ::-1]
+            images.append(np.clip(crop, 0, 255).astype(np.uint8))
+            labels.append(label)
+    return _dataset("scenes", images, labels, "derived: crops of scikit-image sample photos")
+
+
+def shifted_digits(per_class: int = 60) -> Dataset:
+    """scikit-learn's digits, scaled ×3, placed anywhere on a 40×40 canvas, in a random ink colour."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    rng = np.random.default_rng(GENERATOR_SEED + 4)
+    bunch = load_digits()
+    images, labels = [], []
+    for label in range(10):
+        for index in rng.choice(np.flatnonzero(bunch.target == label), size=per_class, replace=False):
+            glyph = Image.fromarray(np.round(bunch.images[index] * 255 / 16).astype(np.uint8)).resize((24, 24), Image.BILINEAR)
+            alpha = np.asarray(glyph, dtype=np.float32)[..., None] / 255.0
+            canvas = np.zeros((40, 40, 3), np.float32) + np.array(_colour(rng, 0, 90))
+            top, left = rng.integers(0, 17, size=2)
+            ink = np.array(_colour(rng, 120, 256), dtype=np.float32)
+            region = canvas[top:top + 24, left:left + 24]
+            canvas[top:top + 24, left:left + 24] = region * (1 - alpha) + ink * alpha
+            images.append(_noisy(rng, canvas))
+            labels.append(label)
+    return _dataset("shifted_digits", images, labels, "derived: sklearn digits moved and coloured")
+
+
+def two_kinds(per_class: int = 200) -> Dataset:
+    """Two classes: soft blobs against line drawings, each in random colours."""
+    from PIL import Image, ImageDraw, ImageFilter
+
+    rng = np.random.default_rng(GENERATOR_SEED + 5)
+    images, labels = [], []
+    for label in range(2):
+        for _ in range(per_class):
+            picture = Image.new("RGB", (SIZE, SIZE), _colour(rng))
+            draw = ImageDraw.Draw(picture)
+            for _ in range(int(rng.integers(2, 5))):
+                if label == 0:
+                    cx, cy = rng.uniform(8, SIZE - 8, size=2)
+                    r = rng.uniform(6, 14)
+                    draw.ellipse([cx - r, cy - r * rng.uniform(0.6, 1.4), cx + r, cy + r], fill=_colour(rng))
+                else:
+                    points = [tuple(rng.uniform(0, SIZE, size=2)) for _ in range(3)]
+                    draw.line(points, fill=_colour(rng), width=int(rng.integers(2, 4)))
+            if label == 0:
+                picture = picture.filter(ImageFilter.GaussianBlur(2.0))
+            images.append(_noisy(rng, np.asarray(picture)))
+            labels.append(label)
+    return _dataset("two_kinds", images, labels, "generated: blobs and line drawings")
+
+
+def _sklearn_table(name: str) -> Dataset:
+    from sklearn import datasets
+
+    bunch = getattr(datasets, f"load_{name}")()
+    X = bunch.data.astype(np.float32)
+    return Dataset(name=name, fingerprint=hashlib.sha256(X.tobytes()).hexdigest(), ids=np.array([f"{name}/{i}" for i in range(len(X))]),
+                   vectors=X, labels=bunch.target.astype(np.int64), feature_names=[str(f) for f in bunch.feature_names],
+                   info={"source": f"sklearn.datasets.load_{name}"})
+
+
+def digits() -> Dataset:
+    from selector.data import load_dataset
+
+    return load_dataset("digits")
+
+
+BUILDERS: dict[str, Callable[[], Dataset]] = {
+    "digits": digits, "shapes": shapes, "textures": textures, "letters": letters,
+    "wine": lambda: _sklearn_table("wine"),
+    "scenes": scenes, "shifted_digits": shifted_digits, "two_kinds": two_kinds,
+    "breast_cancer": lambda: _sklearn_table("breast_cancer"),
+}
+DEV = ("digits", "shapes", "textures", "letters", "wine")
+HELD_OUT = ("scenes", "shifted_digits", "two_kinds", "breast_cancer")
+
+
+def build(name: str) -> Dataset:
+    try:
+        return BUILDERS[name]()
+    except KeyError:
+        raise ValueError(f"unknown suite data set {name!r}; valid: {', '.join(BUILDERS)}.") from None
