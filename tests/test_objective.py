@@ -150,3 +150,31 @@ def test_the_evaluation_graph_covers_every_point_below_umaps_bound(grouped_space
     space, y = grouped_space
     assert space.coords.shape == (len(y), 50) and space.graph.shape == (len(y), len(y))
     assert space.graph_points is None and abs(space.graph - space.graph.T).max() < 1e-6
+
+
+def test_wine_is_z_scored_so_proline_alone_does_not_decide_the_space():
+    """scikit-learn's wine table: proline (hundreds) would decide every unscaled distance."""
+    from sklearn.cluster import KMeans
+    from sklearn.datasets import load_wine
+
+    X, y = load_wine(return_X_y=True)
+    X = X.astype(np.float32)
+    space = build_eval_space(X, ReductionCache(None, "wine"), seed=0)
+    assert space.params["scaling"] == "zscore"
+    by_proline = KMeans(n_clusters=3, n_init=3, random_state=0).fit_predict(X)  # what the unscaled space sees
+    spec = get_objective("modularity")
+    assert spec.score(space, y, 0).value > spec.score(space, by_proline, 0).value + 0.1
+
+
+def test_above_umaps_bound_the_graph_covers_its_sample_and_modularity_reads_the_sample(monkeypatch):
+    import dataclasses
+
+    from selector import reduction
+
+    monkeypatch.setitem(reduction.REDUCERS, "umap", dataclasses.replace(reduction.REDUCERS["umap"], max_fit_points=150))
+    X, y = make_blobs(n_samples=400, centers=4, n_features=6, cluster_std=0.6, random_state=2)
+    space = build_eval_space(X.astype(np.float32), ReductionCache(None, "big"), seed=0)
+    assert space.coords.shape == (400, 50) and space.graph.shape == (150, 150) and len(space.graph_points) == 150
+    score = get_objective("modularity").score(space, y, 0)
+    assert score.sampled and score.sample_size == 150 and score.value > 0.6
+    assert score.value == pytest.approx(modularity(space.graph, y[space.graph_points]))
