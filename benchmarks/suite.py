@@ -231,6 +231,113 @@ def two_kinds(per_class: int = 200) -> Dataset:
     return _dataset("two_kinds", images, labels, "generated: blobs and line drawings")
 
 
+# ---------------------------------------------------------------- the fresh half (added later; see DEV)
+def rotated_digits(per_class: int = 60) -> Dataset:
+    """Digits 0–4 of scikit-learn's set, enlarged, rotated ±35° and shifted, grey."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    rng = np.random.default_rng(GENERATOR_SEED + 10)
+    bunch = load_digits()
+    images, labels = [], []
+    for label in range(5):
+        for index in rng.choice(np.flatnonzero(bunch.target == label), size=per_class, replace=False):
+            glyph = Image.fromarray(np.round(bunch.images[index] * 255 / 16).astype(np.uint8)).resize(
+                (int(rng.integers(18, 28)),) * 2, Image.BILINEAR)
+            canvas = Image.new("L", (36, 36), 0)
+            canvas.paste(glyph, tuple(int(v) for v in rng.integers(0, 36 - glyph.size[0] + 1, size=2)))
+            canvas = canvas.rotate(float(rng.uniform(-35, 35)), resample=Image.BILINEAR)
+            images.append(_noisy(rng, np.asarray(canvas)))
+            labels.append(label)
+    return _dataset("rotated_digits", images, labels, "derived: sklearn digits 0-4 rotated and moved")
+
+
+def _crops(name: str, sources: tuple[str, ...], per_class: int, seed: int) -> Dataset:
+    from PIL import Image
+    from skimage import data as samples
+
+    rng = np.random.default_rng(seed)
+    images, labels = [], []
+    for label, source in enumerate(sources):
+        photo = np.asarray(getattr(samples, source)())
+        photo = np.repeat(photo[..., None], 3, axis=2) if photo.ndim == 2 else photo[..., :3]
+        photo = photo.astype(np.uint8)
+        h, w = photo.shape[:2]
+        for _ in range(per_class):
+            side = int(min(h, w) * rng.uniform(0.2, 0.5))
+            top, left = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+            crop = np.asarray(Image.fromarray(photo[top:top + side, left:left + side]).resize((SIZE, SIZE)), np.float32)
+            images.append(np.clip(crop * rng.uniform(0.8, 1.2), 0, 255).astype(np.uint8))
+            labels.append(label)
+    return _dataset(name, images, labels, f"derived: crops of scikit-image's {', '.join(sources)}")
+
+
+def photos4(per_class: int = 60) -> Dataset:
+    """Crops of four other scikit-image photos (gravel, Hubble deep field, a stained tissue, a retina)."""
+    return _crops("photos4", ("gravel", "hubble_deep_field", "immunohistochemistry", "retina"), per_class,
+                  GENERATOR_SEED + 11)
+
+
+def text_or_clock(per_class: int = 120) -> Dataset:
+    """Two classes: crops of scikit-image's printed text and of its clock photo, both grey."""
+    return _crops("text_or_clock", ("text", "clock"), per_class, GENERATOR_SEED + 12)
+
+
+def arrows(per_class: int = 80) -> Dataset:
+    """Three glyphs in random colours, sizes, positions and turns: an arrow, a dotted ring, a zigzag."""
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(GENERATOR_SEED + 13)
+    images, labels = [], []
+    for label in range(3):
+        for _ in range(per_class):
+            back, ink = _colour(rng), _colour(rng)
+            picture = Image.new("RGB", (SIZE, SIZE), back)
+            draw = ImageDraw.Draw(picture)
+            r, turn = rng.uniform(12, 22), rng.uniform(0, 2 * np.pi)
+            cx, cy = rng.uniform(r + 4, SIZE - r - 4, size=2)
+            ux, uy = np.cos(turn), np.sin(turn)
+            width = int(rng.integers(3, 6))
+            if label == 0:
+                tail, tip = (cx - r * ux, cy - r * uy), (cx + r * ux, cy + r * uy)
+                draw.line([tail, tip], fill=ink, width=width)
+                for side in (2.5, -2.5):
+                    a = turn + np.pi + side / 3
+                    draw.line([tip, (tip[0] + 0.5 * r * np.cos(a), tip[1] + 0.5 * r * np.sin(a))], fill=ink, width=width)
+            elif label == 1:
+                draw.ellipse([cx - r, cy - r, cx + r, cy + r], outline=ink, width=width)
+                draw.ellipse([cx - 3, cy - 3, cx + 3, cy + 3], fill=ink)
+            else:
+                points = [(cx + (i / 2 - 1) * r * ux + (8 if i % 2 else -8) * -uy,
+                           cy + (i / 2 - 1) * r * uy + (8 if i % 2 else -8) * ux) for i in range(5)]
+                draw.line(points, fill=ink, width=width)
+            images.append(_noisy(rng, np.asarray(picture)))
+            labels.append(label)
+    return _dataset("arrows", images, labels, "generated: arrows, dotted rings and zigzags")
+
+
+def lowercase(per_class: int = 30, n_letters: int = 12) -> Dataset:
+    """The letters a–l in PIL's font, dark on light with random size, position and slant."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    rng = np.random.default_rng(GENERATOR_SEED + 14)
+    images, labels = [], []
+    for label in range(n_letters):
+        char = chr(ord("a") + label)
+        for _ in range(per_class):
+            font = ImageFont.load_default(size=int(rng.integers(30, 46)))
+            canvas = Image.new("L", (SIZE, SIZE), int(rng.integers(190, 256)))
+            draw = ImageDraw.Draw(canvas)
+            left, top, right, bottom = draw.textbbox((0, 0), char, font=font)
+            x = rng.uniform(-left + 2, max(-left + 2.5, SIZE - right - 2))
+            y = rng.uniform(-top + 2, max(-top + 2.5, SIZE - bottom - 2))
+            draw.text((x, y), char, fill=int(rng.integers(0, 80)), font=font)
+            canvas = canvas.rotate(float(rng.uniform(-12, 12)), resample=Image.BILINEAR, fillcolor=canvas.getpixel((0, 0)))
+            images.append(_noisy(rng, np.asarray(canvas)))
+            labels.append(label)
+    return _dataset("lowercase", images, labels, "generated: PIL's default font, letters a-l")
+
+
 def _sklearn_table(name: str) -> Dataset:
     from sklearn import datasets
 
@@ -252,9 +359,17 @@ BUILDERS: dict[str, Callable[[], Dataset]] = {
     "wine": lambda: _sklearn_table("wine"),
     "scenes": scenes, "shifted_digits": shifted_digits, "two_kinds": two_kinds,
     "breast_cancer": lambda: _sklearn_table("breast_cancer"),
+    "rotated_digits": rotated_digits, "photos4": photos4, "text_or_clock": text_or_clock, "arrows": arrows,
+    "lowercase": lowercase, "iris": lambda: _sklearn_table("iris"),
 }
+VECTOR_SETS = ("wine", "breast_cancer", "iris")
+# Objectives were first compared on DEV, and HELD_OUT was reported apart. HELD_OUT then showed what DEV
+# could not — modularity chops two large classes into many pieces (two_kinds, breast_cancer: k = 2) —
+# so it was used to revise the default, and FRESH was built afterwards, run once with the revised
+# default and reported as the only half that decided nothing.
 DEV = ("digits", "shapes", "textures", "letters", "wine")
 HELD_OUT = ("scenes", "shifted_digits", "two_kinds", "breast_cancer")
+FRESH = ("rotated_digits", "photos4", "text_or_clock", "arrows", "lowercase", "iris")
 
 
 def build(name: str) -> Dataset:

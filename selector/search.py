@@ -22,7 +22,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 from selector import tracking
 from selector.clustering import ClusterModel, Declined, suggest_clusterer
-from selector.objective import (EVAL_SPACE, EvalSpace, build_eval_space, get_objective, silhouette_objective,
+from selector.objective import (DEFAULT_OBJECTIVE, EVAL_SPACE, EvalSpace, build_eval_space, get_objective, silhouette_objective,
                                 validation_metrics)
 from selector.reduction import ReductionCache, suggest_reducer
 
@@ -154,7 +154,7 @@ class SearchContext:
     base_params: dict
     experiment_id: str
     parent_run_id: str
-    objective: str = "modularity"
+    objective: str = DEFAULT_OBJECTIVE
     worker_run_id: str = ""
     compare: tuple[str, ...] = ()
     eval_space: EvalSpace = field(init=False)
@@ -175,11 +175,17 @@ def score_trial(ctx: SearchContext, labels: np.ndarray) -> tuple[float, dict, di
     start = time.perf_counter()
     score = get_objective(ctx.objective).score(ctx.eval_space, labels, ctx.seed)
     objective_seconds = time.perf_counter() - start
-    reference = score if ctx.objective == "silhouette" else \
-        silhouette_objective(ctx.eval_space.coords, labels, seed=ctx.seed)
-    metrics = {"objective_value": score.value, "silhouette_umap": reference.value, "n_clusters": score.n_clusters,
-               "noise_fraction": score.noise_fraction, "objective_seconds": objective_seconds,
-               **reference.parts, **score.parts}
+    # The seed paper's silhouette, always logged for reference: taken from the objective when it
+    # already computed it, else computed here.
+    if ctx.objective == "silhouette":
+        reference = {"silhouette_umap": score.value, **score.parts}
+    elif "silhouette_umap" in score.parts:
+        reference = {}
+    else:
+        geometric = silhouette_objective(ctx.eval_space.coords, labels, seed=ctx.seed)
+        reference = {"silhouette_umap": geometric.value, **geometric.parts}
+    metrics = {"objective_value": score.value, "n_clusters": score.n_clusters, "noise_fraction": score.noise_fraction,
+               "objective_seconds": objective_seconds, **reference, **score.parts}
     for name in ctx.compare:
         metrics[f"objective.{name}"] = get_objective(name).score(ctx.eval_space, labels, ctx.seed).value
     metrics["score_seconds"] = time.perf_counter() - start

@@ -178,3 +178,24 @@ def test_above_umaps_bound_the_graph_covers_its_sample_and_modularity_reads_the_
     score = get_objective("modularity").score(space, y, 0)
     assert score.sampled and score.sample_size == 150 and score.value > 0.6
     assert score.value == pytest.approx(modularity(space.graph, y[space.graph_points]))
+
+
+def test_modularity_silhouette_is_the_product_and_carries_the_reference_silhouette(grouped_space):
+    space, y = grouped_space
+    score = get_objective("modularity_silhouette").score(space, y, 0)
+    silhouette = silhouette_objective(space.coords, y).value
+    assert score.value == pytest.approx(modularity(space.graph, y) * silhouette)
+    assert score.parts["silhouette_umap"] == pytest.approx(silhouette) and "modularity" in score.parts
+
+
+def test_the_product_does_not_chop_one_continuous_cluster_the_way_modularity_does():
+    """Two round, well-separated blobs of many points: modularity alone prefers cutting each blob
+    into pieces (its chance term shrinks faster than the cut costs); the product keeps the two."""
+    X, y = make_blobs(n_samples=600, centers=[[0] * 5, [30] * 5], n_features=5, cluster_std=3.0, random_state=0)
+    space = build_eval_space(X.astype(np.float32), ReductionCache(None, "two-blobs"), seed=0)
+    from sklearn.cluster import KMeans
+
+    chopped = KMeans(n_clusters=6, n_init=3, random_state=0).fit_predict(space.coords)
+    modularity_spec, product = get_objective("modularity"), get_objective("modularity_silhouette")
+    assert modularity_spec.score(space, chopped, 0).value > modularity_spec.score(space, y, 0).value
+    assert product.score(space, y, 0).value > product.score(space, chopped, 0).value

@@ -65,7 +65,7 @@ def test_registered_version_has_the_contract_tags_and_the_alias(champion):
     assert tags["dataset"].endswith("pngs0") and tags["encoder"] == "raw"
     assert tags["study_run_id"] == champion["study"].parent_run_id
     assert float(tags["silhouette_umap"]) == pytest.approx(champion["study"].metrics["best_silhouette_umap"])
-    assert tags["objective"] == "modularity"
+    assert tags["objective"] == "modularity_silhouette"
     assert float(tags["objective_value"]) == pytest.approx(champion["study"].metrics["best_objective_value"])
     assert 0 <= float(tags["ami"]) <= 1
 
@@ -208,7 +208,7 @@ def test_select_tunes_each_encoder_logs_a_leaderboard_and_registers_the_winner(d
                                     order_by=["start_time DESC"]).iloc[0]
     artifacts = {a.path for a in mlflow.tracking.MlflowClient().list_artifacts(select_run["run_id"])}
     assert {"leaderboard.csv", "report.html"} <= artifacts
-    assert select_run["tags.objective"] == "modularity" and board["objective"].tolist() == ["modularity"]
+    assert select_run["tags.objective"] == "modularity_silhouette" and board["objective"].tolist() == ["modularity_silhouette"]
     assert select_run["metrics.best_objective_value"] == board["best_objective_value"].iloc[0]
     study = mlflow.get_run(board["study_run_id"].iloc[0])
     assert study.data.tags["mlflow.parentRunId"] == select_run["run_id"]  # studies nest under the select run
@@ -236,6 +236,6 @@ def test_select_ranks_encoders_by_the_objective_not_by_the_silhouette(digit_pngs
         version="1", promoted=True, registered=run_id))
     board, registration = workflow.select_job(dataset=str(digit_pngs), encoders="efficientnet_lite0,raw",
                                               n_trials=1, model_name="rank-test")
-    assert asked["objectives"] == {"modularity"}
+    assert asked["objectives"] == {"modularity_silhouette"}
     assert board["encoder"].tolist() == ["raw", "efficientnet_lite0"] and board["chosen"].tolist() == [True, False]
     assert registration.registered == "run-raw"

@@ -34,10 +34,10 @@ def child_runs(parent_run_id):
 def test_tune_logs_a_parent_run_and_one_nested_run_per_trial(blob_file):
     result = tune_job(dataset=str(blob_file), encoder="none", n_trials=6, clusterers=FAST, seed=1)
     parent = mlflow.get_run(result.parent_run_id)
-    assert parent.data.tags["optuna_study_name"] == result.study.study_name == f"blobs-none-modularity-{parent.data.tags['optuna_study_name'][-8:]}"
+    assert parent.data.tags["optuna_study_name"] == result.study.study_name == f"blobs-none-modularity_silhouette-{parent.data.tags['optuna_study_name'][-8:]}"
     metrics = parent.data.metrics
     assert metrics["n_trials_complete"] == 6 and metrics["best_silhouette_umap"] > 0.5
-    assert parent.data.tags["objective"] == "modularity" and metrics["best_objective_value"] > 0.5
+    assert parent.data.tags["objective"] == "modularity_silhouette" and metrics["best_objective_value"] > 0.5
     assert -1 <= metrics["spearman_objective_ami"] <= 1
     assert metrics["selection_regret"] == pytest.approx(metrics["oracle_ami"] - metrics["best_ami"])
     assert -1 <= metrics["spearman_silhouette_ami"] <= 1 and metrics["best_ami"] > 0.9
@@ -99,8 +99,8 @@ def test_a_study_name_holds_one_data_set(blob_file, tmp_path):
 
 def test_a_study_keeps_its_objective_and_another_objective_gets_its_own_study(blob_file):
     first = tune_job(dataset=str(blob_file), encoder="none", n_trials=2, clusterers="kmeans", study_name="by-modularity")
-    assert first.study.user_attrs["objective"] == "modularity"
-    with pytest.raises(ValueError, match="optimises objective='modularity', not 'silhouette'.*objective=modularity"):
+    assert first.study.user_attrs["objective"] == "modularity_silhouette"
+    with pytest.raises(ValueError, match="optimises objective='modularity_silhouette', not 'silhouette'.*objective=modularity_silhouette"):
         tune_job(dataset=str(blob_file), encoder="none", n_trials=1, study_name="by-modularity", objective="silhouette")
     derived = tune_job(dataset=str(blob_file), encoder="none", n_trials=2, clusterers="kmeans", objective="silhouette")
     assert derived.study.study_name != first.study.study_name and "silhouette" in derived.study.study_name
