@@ -295,9 +295,11 @@ def encoder_choice(records: pd.DataFrame) -> pd.DataFrame:
     encoder with the highest oracle AMI where it leads every other by at least 0.05."""
     rows = []
     for (name, seed), group in records[records["encoder"] != "none"].groupby(["set", "seed"]):
+        if len(group) < 2:  # one encoder studied: nothing to choose between
+            continue
         group = group.sort_values("oracle_ami", ascending=False)
         picked = group.loc[group["best_objective_value"].idxmax()]
-        lead = group["oracle_ami"].iloc[0] - (group["oracle_ami"].iloc[1] if len(group) > 1 else -np.inf)
+        lead = group["oracle_ami"].iloc[0] - group["oracle_ami"].iloc[1]
         rows.append({"half": half(name), "set": name, "seed": seed, "picked": picked["encoder"],
                      "picked_ami": picked["best_ami"], "oracle_encoder": group["encoder"].iloc[0],
                      "lead": lead, "clear_lead": lead >= 0.05,
