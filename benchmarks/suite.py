@@ -134,26 +134,42 @@ def textures(per_class: int = 100) -> Dataset:
     return _dataset("textures", images, labels, "generated: stripes, checks and dots at two scales")
 
 
-def letters(per_class: int = 40, n_letters: int = 20) -> Dataset:
-    """The letters A–T in PIL's own font, at random size, position and slant, dark on light."""
+def _glyph(rng, char: str, sizes: tuple[int, int], paper: int, ink: int, slant: float, edge: str) -> np.ndarray:
+    """One character in PIL's own font, dark on light, at a random size, position and slant.
+    ``edge`` says what happens when the glyph leaves no room to move: "pin" it at the top-left, or
+    "clamp" the range (the two suites' generators drew their random numbers differently)."""
     from PIL import Image, ImageDraw, ImageFont
 
-    rng = np.random.default_rng(GENERATOR_SEED + 2)
+    font = ImageFont.load_default(size=int(rng.integers(*sizes)))
+    canvas = Image.new("L", (SIZE, SIZE), int(rng.integers(paper, 256)))
+    draw = ImageDraw.Draw(canvas)
+    left, top, right, bottom = draw.textbbox((0, 0), char, font=font)
+    if edge == "pin":
+        x = rng.uniform(-left + 2, SIZE - right - 2) if SIZE - right - 2 > -left + 2 else -left
+        y = rng.uniform(-top + 2, SIZE - bottom - 2) if SIZE - bottom - 2 > -top + 2 else -top
+    else:
+        x = rng.uniform(-left + 2, max(-left + 2.5, SIZE - right - 2))
+        y = rng.uniform(-top + 2, max(-top + 2.5, SIZE - bottom - 2))
+    draw.text((x, y), char, fill=int(rng.integers(0, ink)), font=font)
+    canvas = canvas.rotate(float(rng.uniform(-slant, slant)), resample=Image.BILINEAR, fillcolor=canvas.getpixel((0, 0)))
+    return _noisy(rng, np.asarray(canvas))
+
+
+def _alphabet(name: str, first: str, n_letters: int, per_class: int, seed: int, **glyph) -> Dataset:
+    rng = np.random.default_rng(seed)
     images, labels = [], []
     for label in range(n_letters):
-        char = chr(ord("A") + label)
         for _ in range(per_class):
-            font = ImageFont.load_default(size=int(rng.integers(26, 42)))
-            canvas = Image.new("L", (SIZE, SIZE), int(rng.integers(200, 256)))
-            draw = ImageDraw.Draw(canvas)
-            left, top, right, bottom = draw.textbbox((0, 0), char, font=font)
-            x = rng.uniform(-left + 2, SIZE - right - 2) if SIZE - right - 2 > -left + 2 else -left
-            y = rng.uniform(-top + 2, SIZE - bottom - 2) if SIZE - bottom - 2 > -top + 2 else -top
-            draw.text((x, y), char, fill=int(rng.integers(0, 70)), font=font)
-            canvas = canvas.rotate(float(rng.uniform(-15, 15)), resample=Image.BILINEAR, fillcolor=canvas.getpixel((0, 0)))
-            images.append(_noisy(rng, np.asarray(canvas)))
+            images.append(_glyph(rng, chr(ord(first) + label), **glyph))
             labels.append(label)
-    return _dataset("letters", images, labels, "generated: PIL's default font, letters A-T")
+    last = chr(ord(first) + n_letters - 1)
+    return _dataset(name, images, labels, f"generated: PIL's default font, letters {first}-{last}")
+
+
+def letters(per_class: int = 40, n_letters: int = 20) -> Dataset:
+    """The letters A–T in PIL's own font, at random size, position and slant, dark on light."""
+    return _alphabet("letters", "A", n_letters, per_class, GENERATOR_SEED + 2, sizes=(26, 42), paper=200, ink=70,
+                     slant=15, edge="pin")
 
 
 SCENES = ("astronaut", "coffee", "chelsea", "rocket", "camera", "coins", "moon", "page", "brick", "grass")
@@ -184,25 +200,32 @@ def scenes(per_class: int = 60) -> Dataset:
     return _dataset("scenes", images, labels, "derived: crops of scikit-image sample photos")
 
 
+def _digit_picks(rng, classes: range, per_class: int):
+    """(label, 8×8 grey digit scaled to 0–255) for ``per_class`` seeded picks of each of scikit-learn's classes."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    for label in classes:
+        for index in rng.choice(np.flatnonzero(bunch.target == label), size=per_class, replace=False):
+            yield label, np.round(bunch.images[index] * 255 / 16).astype(np.uint8)
+
+
 def shifted_digits(per_class: int = 60) -> Dataset:
     """scikit-learn's digits, scaled ×3, placed anywhere on a 40×40 canvas, in a random ink colour."""
     from PIL import Image
-    from sklearn.datasets import load_digits
 
     rng = np.random.default_rng(GENERATOR_SEED + 4)
-    bunch = load_digits()
     images, labels = [], []
-    for label in range(10):
-        for index in rng.choice(np.flatnonzero(bunch.target == label), size=per_class, replace=False):
-            glyph = Image.fromarray(np.round(bunch.images[index] * 255 / 16).astype(np.uint8)).resize((24, 24), Image.BILINEAR)
-            alpha = np.asarray(glyph, dtype=np.float32)[..., None] / 255.0
-            canvas = np.zeros((40, 40, 3), np.float32) + np.array(_colour(rng, 0, 90))
-            top, left = rng.integers(0, 17, size=2)
-            ink = np.array(_colour(rng, 120, 256), dtype=np.float32)
-            region = canvas[top:top + 24, left:left + 24]
-            canvas[top:top + 24, left:left + 24] = region * (1 - alpha) + ink * alpha
-            images.append(_noisy(rng, canvas))
-            labels.append(label)
+    for label, digit in _digit_picks(rng, range(10), per_class):
+        glyph = Image.fromarray(digit).resize((24, 24), Image.BILINEAR)
+        alpha = np.asarray(glyph, dtype=np.float32)[..., None] / 255.0
+        canvas = np.zeros((40, 40, 3), np.float32) + np.array(_colour(rng, 0, 90))
+        top, left = rng.integers(0, 17, size=2)
+        ink = np.array(_colour(rng, 120, 256), dtype=np.float32)
+        region = canvas[top:top + 24, left:left + 24]
+        canvas[top:top + 24, left:left + 24] = region * (1 - alpha) + ink * alpha
+        images.append(_noisy(rng, canvas))
+        labels.append(label)
     return _dataset("shifted_digits", images, labels, "derived: sklearn digits moved and coloured")
 
 
@@ -235,20 +258,16 @@ def two_kinds(per_class: int = 200) -> Dataset:
 def rotated_digits(per_class: int = 60) -> Dataset:
     """Digits 0–4 of scikit-learn's set, enlarged, rotated ±35° and shifted, grey."""
     from PIL import Image
-    from sklearn.datasets import load_digits
 
     rng = np.random.default_rng(GENERATOR_SEED + 10)
-    bunch = load_digits()
     images, labels = [], []
-    for label in range(5):
-        for index in rng.choice(np.flatnonzero(bunch.target == label), size=per_class, replace=False):
-            glyph = Image.fromarray(np.round(bunch.images[index] * 255 / 16).astype(np.uint8)).resize(
-                (int(rng.integers(18, 28)),) * 2, Image.BILINEAR)
-            canvas = Image.new("L", (36, 36), 0)
-            canvas.paste(glyph, tuple(int(v) for v in rng.integers(0, 36 - glyph.size[0] + 1, size=2)))
-            canvas = canvas.rotate(float(rng.uniform(-35, 35)), resample=Image.BILINEAR)
-            images.append(_noisy(rng, np.asarray(canvas)))
-            labels.append(label)
+    for label, digit in _digit_picks(rng, range(5), per_class):
+        glyph = Image.fromarray(digit).resize((int(rng.integers(18, 28)),) * 2, Image.BILINEAR)
+        canvas = Image.new("L", (36, 36), 0)
+        canvas.paste(glyph, tuple(int(v) for v in rng.integers(0, 36 - glyph.size[0] + 1, size=2)))
+        canvas = canvas.rotate(float(rng.uniform(-35, 35)), resample=Image.BILINEAR)
+        images.append(_noisy(rng, np.asarray(canvas)))
+        labels.append(label)
     return _dataset("rotated_digits", images, labels, "derived: sklearn digits 0-4 rotated and moved")
 
 
@@ -318,24 +337,8 @@ def arrows(per_class: int = 80) -> Dataset:
 
 def lowercase(per_class: int = 30, n_letters: int = 12) -> Dataset:
     """The letters a–l in PIL's font, dark on light with random size, position and slant."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    rng = np.random.default_rng(GENERATOR_SEED + 14)
-    images, labels = [], []
-    for label in range(n_letters):
-        char = chr(ord("a") + label)
-        for _ in range(per_class):
-            font = ImageFont.load_default(size=int(rng.integers(30, 46)))
-            canvas = Image.new("L", (SIZE, SIZE), int(rng.integers(190, 256)))
-            draw = ImageDraw.Draw(canvas)
-            left, top, right, bottom = draw.textbbox((0, 0), char, font=font)
-            x = rng.uniform(-left + 2, max(-left + 2.5, SIZE - right - 2))
-            y = rng.uniform(-top + 2, max(-top + 2.5, SIZE - bottom - 2))
-            draw.text((x, y), char, fill=int(rng.integers(0, 80)), font=font)
-            canvas = canvas.rotate(float(rng.uniform(-12, 12)), resample=Image.BILINEAR, fillcolor=canvas.getpixel((0, 0)))
-            images.append(_noisy(rng, np.asarray(canvas)))
-            labels.append(label)
-    return _dataset("lowercase", images, labels, "generated: PIL's default font, letters a-l")
+    return _alphabet("lowercase", "a", n_letters, per_class, GENERATOR_SEED + 14, sizes=(30, 46), paper=190, ink=80,
+                     slant=12, edge="clamp")
 
 
 def _sklearn_table(name: str) -> Dataset:

@@ -195,7 +195,8 @@ def select_page(board: pd.DataFrame, dataset: str) -> str:
     """The encoder leaderboard of one ``select`` run, the label-free winner marked."""
     from selector import report_html as h
 
-    shown = board.drop(columns=[c for c in ("study_run_id",) if c in board.columns])
+    # The objective is one for the whole board: said once below the table, not in a column.
+    shown = board.drop(columns=[c for c in ("study_run_id", "objective") if c in board.columns])
     if shown["best_ami"].isna().all():
         shown = shown.drop(columns=[c for c in shown.columns if "ami" in c or "regret" in c])
     body = h.table(shown, highlight=board["chosen"])
