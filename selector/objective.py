@@ -136,8 +136,9 @@ def silhouette_objective(space: np.ndarray, labels: np.ndarray, seed: int = 0,
         return Score(WORST, n_clusters, noise_fraction, degenerate=reason)
     points, kept, sampled = _clustered_sample(space, labels, clustered, seed, sample_bound)
     silhouette = float(silhouette_score(points, kept))
-    return Score(silhouette * (1.0 - noise_fraction), n_clusters, noise_fraction,
-                 parts={"silhouette_clustered": silhouette}, sampled=sampled, sample_size=len(kept))
+    value = silhouette * (1.0 - noise_fraction)
+    return Score(value, n_clusters, noise_fraction, parts={"silhouette_clustered": silhouette, "silhouette_umap": value},
+                 sampled=sampled, sample_size=len(kept))
 
 
 def _geometric(measure: Callable[[np.ndarray, np.ndarray], float], part: str):
@@ -153,12 +154,6 @@ def _geometric(measure: Callable[[np.ndarray, np.ndarray], float], part: str):
                      sampled=sampled, sample_size=len(kept))
 
     return score
-
-
-def _silhouette(points: np.ndarray, labels: np.ndarray) -> float:
-    from sklearn.metrics import silhouette_score
-
-    return silhouette_score(points, labels)
 
 
 def _macro_silhouette(points: np.ndarray, labels: np.ndarray) -> float:
@@ -222,10 +217,9 @@ def _modularity_silhouette(space: EvalSpace, labels: np.ndarray, seed: int) -> S
     if graph.degenerate:
         return graph
     geometric = silhouette_objective(space.coords, labels, seed=seed)
-    value = graph.value * max(geometric.value, 0.0)
-    return Score(value, graph.n_clusters, graph.noise_fraction,
-                 parts={**graph.parts, **geometric.parts, "silhouette_umap": geometric.value},
-                 sampled=graph.sampled or geometric.sampled, sample_size=graph.sample_size)
+    return Score(graph.value * max(geometric.value, 0.0), graph.n_clusters, graph.noise_fraction,
+                 parts={**graph.parts, **geometric.parts}, sampled=graph.sampled or geometric.sampled,
+                 sample_size=graph.sample_size)
 
 
 @dataclass(frozen=True)
@@ -248,7 +242,7 @@ def register_objective(spec: ObjectiveSpec) -> ObjectiveSpec:
 
 
 for _spec in (
-    ObjectiveSpec("silhouette", _geometric(_silhouette, "silhouette_clustered"),
+    ObjectiveSpec("silhouette", lambda space, labels, seed: silhouette_objective(space.coords, labels, seed),
                   "the seed paper's silhouette in the UMAP evaluation space × clustered fraction"),
     ObjectiveSpec("silhouette_macro", _geometric(_macro_silhouette, "silhouette_macro"),
                   "mean of per-cluster mean silhouettes × clustered fraction"),

@@ -22,8 +22,8 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 from selector import tracking
 from selector.clustering import ClusterModel, Declined, suggest_clusterer
-from selector.objective import (DEFAULT_OBJECTIVE, EVAL_SPACE, EvalSpace, build_eval_space, get_objective, silhouette_objective,
-                                validation_metrics)
+from selector.objective import (DEFAULT_OBJECTIVE, EVAL_SPACE, EvalSpace, build_eval_space, get_objective,
+                                silhouette_objective, validation_metrics)
 from selector.reduction import ReductionCache, suggest_reducer
 
 logger = logging.getLogger(__name__)
@@ -175,15 +175,10 @@ def score_trial(ctx: SearchContext, labels: np.ndarray) -> tuple[float, dict, di
     start = time.perf_counter()
     score = get_objective(ctx.objective).score(ctx.eval_space, labels, ctx.seed)
     objective_seconds = time.perf_counter() - start
-    # The seed paper's silhouette, always logged for reference: taken from the objective when it
-    # already computed it, else computed here.
-    if ctx.objective == "silhouette":
-        reference = {"silhouette_umap": score.value, **score.parts}
-    elif "silhouette_umap" in score.parts:
-        reference = {}
-    else:
-        geometric = silhouette_objective(ctx.eval_space.coords, labels, seed=ctx.seed)
-        reference = {"silhouette_umap": geometric.value, **geometric.parts}
+    # The seed paper's silhouette, always logged for reference: among the objective's parts when it
+    # computed it, else computed here.
+    reference = {} if "silhouette_umap" in score.parts else \
+        silhouette_objective(ctx.eval_space.coords, labels, seed=ctx.seed).parts
     metrics = {"objective_value": score.value, "n_clusters": score.n_clusters, "noise_fraction": score.noise_fraction,
                "objective_seconds": objective_seconds, **reference, **score.parts}
     for name in ctx.compare:
