@@ -18,6 +18,7 @@ from mlflow.types import ColSpec, Schema
 
 import registry
 import selector
+from selector.objective import LEGACY_OBJECTIVE
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ def register_and_promote(model_uri: str, model_name: str, alias: str, tags: dict
     objective = str(tags["objective"])
     new_score = float(tags["objective_value"])
     # A version registered before objectives were named was chosen, and tagged, by silhouette_umap.
-    held_objective = current.tags.get("objective", "silhouette") if current is not None else None
+    held_objective = current.tags.get("objective", LEGACY_OBJECTIVE) if current is not None else None
     if current is None:
         promoted, reason = True, f"no version held @{alias}"
     elif force:

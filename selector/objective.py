@@ -259,6 +259,8 @@ for _spec in (
 
 # The selection suite's winner (benchmarks/bench_selection.py; README, "The objective").
 DEFAULT_OBJECTIVE = "modularity_silhouette"
+# What studies, runs and model versions made before objectives had names were chosen by.
+LEGACY_OBJECTIVE = "silhouette"
 
 
 def get_objective(name: str) -> ObjectiveSpec:

@@ -10,6 +10,8 @@ import numpy as np
 import optuna
 import pandas as pd
 
+from selector.objective import LEGACY_OBJECTIVE
+
 logger = logging.getLogger(__name__)
 
 MAP_SPACE = {"name": "umap", "scaling": "none", "n_components": 2, "n_neighbors": 30, "min_dist": 0.1,
@@ -145,7 +147,7 @@ def gallery_members(labels: np.ndarray, embedded, data, seed: int = 0) -> list:
 
 
 def study_page(study, table: pd.DataFrame, metrics: dict, labels: np.ndarray, out: Path, embedded, data,
-               work: dict, paper: dict, has_importances: bool, objective: str = "silhouette") -> str:
+               work: dict, paper: dict, has_importances: bool, objective: str = LEGACY_OBJECTIVE) -> str:
     from selector import report_html as h
 
     best = study.best_trial
@@ -206,7 +208,7 @@ def select_page(board: pd.DataFrame, dataset: str) -> str:
         verdict = "matched" if by_ami == winner else "did not match"
         body += (f"<p id='label-check'>The label-free choice ({h.escape(winner)}) {verdict} the encoder with the "
                  f"highest AMI ({h.escape(by_ami)}).</p>")
-    objective = board["objective"].iloc[0] if "objective" in board.columns else "silhouette"
+    objective = board["objective"].iloc[0] if "objective" in board.columns else LEGACY_OBJECTIVE
     body += (f'<p class="note">Chosen by the best {h.escape(objective)} (the objective, label-free) alone; '
              'labels (when present) are only reported.</p>')
     return h.page(f"Encoder selection on {dataset}", [h.section("leaderboard", "Leaderboard", body)])

@@ -22,8 +22,8 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 from selector import tracking
 from selector.clustering import ClusterModel, Declined, suggest_clusterer
-from selector.objective import (DEFAULT_OBJECTIVE, EVAL_SPACE, EvalSpace, build_eval_space, get_objective,
-                                silhouette_objective, validation_metrics)
+from selector.objective import (DEFAULT_OBJECTIVE, EVAL_SPACE, LEGACY_OBJECTIVE, EvalSpace, build_eval_space,
+                                get_objective, silhouette_objective, validation_metrics)
 from selector.reduction import ReductionCache, suggest_reducer
 
 logger = logging.getLogger(__name__)
@@ -254,7 +254,7 @@ def open_study(study_name: str, storage: str, seed: int, identity: dict) -> optu
     study = optuna.create_study(study_name=study_name, storage=resolve_storage(storage), sampler=sampler,
                                 direction="maximize", load_if_exists=True)
     if study.trials and "objective" not in study.user_attrs:
-        study.set_user_attr("objective", "silhouette")
+        study.set_user_attr("objective", LEGACY_OBJECTIVE)
     for key, value in identity.items():
         known = study.user_attrs.get(key)
         if known is None:
@@ -279,7 +279,7 @@ def summarize(study: optuna.Study) -> tuple[dict, dict]:
     if not complete:
         return metrics, tags
     best = study.best_trial
-    tags["objective"] = study.user_attrs.get("objective", "silhouette")
+    tags["objective"] = study.user_attrs.get("objective", LEGACY_OBJECTIVE)
     metrics["best_objective_value"] = best.value
     metrics["best_silhouette_umap"] = best.user_attrs.get("silhouette_umap", best.value)
     tags["best_trial_run_id"] = best.user_attrs.get("mlflow_run_id")

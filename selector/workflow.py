@@ -14,7 +14,7 @@ from selector import reports, tracking
 from selector.data import load_dataset
 from selector.embedding import check_embed_request, embed
 from selector.jobs import embed_job, tune_job
-from selector.objective import DEFAULT_OBJECTIVE, get_objective
+from selector.objective import DEFAULT_OBJECTIVE, LEGACY_OBJECTIVE, get_objective
 from selector.pipeline import FittedPipeline
 
 logger = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ def register_job(study_run_id: str, model_name: str = "digits-clusters", alias: 
                else [data.images[i] for i in range(EXAMPLE_ROWS)])
     scores = best.data.metrics
     # Studies made before objectives were named optimised silhouette_umap and logged nothing else.
-    objective = parent.data.tags.get("objective", "silhouette")
+    objective = parent.data.tags.get("objective", LEGACY_OBJECTIVE)
     objective_value = scores.get("objective_value", scores["silhouette_umap"])
     with mlflow.start_run(run_name=f"register-{model_name}", nested=mlflow.active_run() is not None):
         info = log_pipeline_model(pipeline, config, weights, example)
@@ -98,8 +98,8 @@ def select_job(dataset: str = "digits", encoders: str = "raw,efficientnet_lite0"
                model_name: str = "digits-clusters", objective: str = DEFAULT_OBJECTIVE):
     """Tune every encoder by ``objective``, pick the best label-free score, register it; log the leaderboard.
 
-    Each encoder's study has its own evaluation space; the objective's value is what compares them
-    (modularity is a share of graph weight, comparable across graphs; see README).
+    Each encoder's study has its own evaluation space; the objective's value, which has no units,
+    is what compares them (README, "The objective").
     """
     objective = get_objective(objective).name
     names = [name.strip() for name in str(encoders).split(",") if name.strip()]
