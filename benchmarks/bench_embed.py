@@ -41,7 +41,7 @@ def main() -> None:
         (folder / f"{i:05d}.png").write_bytes(encode_png(image))
     subset = load_dataset(str(folder))
     device = resolve_device(args.device)
-    encoder = create_encoder(args.encoder, device=device, mode="RGB" if args.encoder != "raw" else data.images.mode)
+    encoder = create_encoder(args.encoder, device=device, mode=data.images.mode)  # kept where it matters
     tensors = torch.stack([encoder.preprocess(image) for image in images])
     encoder.forward(tensors[: args.batch_size])  # warm-up (allocations, cuDNN autotune)
 

@@ -32,7 +32,7 @@ def mixture(n: int, dim: int, components: int, seed: int) -> tuple[np.ndarray, n
 
 
 def child(n: int, dim: int, n_trials: int, seed: int, workdir: Path) -> dict:
-    from selector.jobs import tune_job
+    from selector.jobs.tune import tune_job
 
     X, y = mixture(n, dim, components=12, seed=seed)
     path = workdir / f"mixture_{n}.npz"

@@ -29,7 +29,8 @@ def naive_search(vectors: np.ndarray, clusterers: list[str], n_trials: int, seed
     from selector.clustering import ClusterModel, suggest_clusterer
     from selector.objective import EVAL_SPACE, silhouette_objective
     from selector.reduction import build_reducer, suggest_reducer
-    from selector.search import make_sampler, starting_points
+    from selector.search import starting_points
+    from selector.study import make_sampler
 
     n, dim = vectors.shape
 
@@ -51,7 +52,7 @@ def naive_search(vectors: np.ndarray, clusterers: list[str], n_trials: int, seed
 
 
 def selector_search(dataset: str, encoder: str, n_trials: int, seed: int, workdir: Path):
-    from selector.jobs import tune_job
+    from selector.jobs.tune import tune_job
 
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{workdir / 'mlflow.db'}"
     start = time.perf_counter()

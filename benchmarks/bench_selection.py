@@ -39,6 +39,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import suite  # noqa: E402
+from selector.encoders import get_encoder  # noqa: E402
 
 ENCODERS = ("raw", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 
@@ -104,7 +105,7 @@ def pool(task: tuple[str, str, int, int, str]) -> dict:
     import optuna
 
     from selector import search
-    from selector.clustering import CLUSTERERS, ClusterModel, Declined, suggest_clusterer
+    from selector.clustering import CLUSTERERS, Declined, suggest_clusterer
     from selector.embedding import embed
     from selector.objective import OBJECTIVES, validation_metrics
     from selector.reduction import ReductionCache, suggest_reducer
@@ -217,7 +218,7 @@ def paired_encoder_choice(pools: list[dict], objectives: list[str]) -> pd.DataFr
     rows = []
     by_case: dict = {}
     for p in pools:
-        if p["encoder"] != "none" and p["trials"]:
+        if get_encoder(p["encoder"]).takes == "images" and p["trials"]:  # vector sets have one encoder
             by_case.setdefault((p["set"], p["seed"]), []).append(p)
     for objective in objectives:
         for (name, seed), group in by_case.items():
@@ -274,7 +275,7 @@ def study(task: tuple[str, str, int, int, str, str]) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp}/mlflow.db"
         os.chdir(tmp)
-        from selector.jobs import tune_job
+        from selector.jobs.tune import tune_job
 
         start = time.perf_counter()
         result = tune_job(dataset=name, encoder=encoder, n_trials=n_trials, seed=seed, objective=objective)
@@ -294,7 +295,8 @@ def encoder_choice(records: pd.DataFrame) -> pd.DataFrame:
     """``select``'s rule per (set, seed): the encoder with the highest objective value, against the
     encoder with the highest oracle AMI where it leads every other by at least 0.05."""
     rows = []
-    for (name, seed), group in records[records["encoder"] != "none"].groupby(["set", "seed"]):
+    images = records["encoder"].map(lambda name: get_encoder(name).takes == "images")
+    for (name, seed), group in records[images].groupby(["set", "seed"]):
         if len(group) < 2:  # one encoder studied: nothing to choose between
             continue
         group = group.sort_values("oracle_ami", ascending=False)

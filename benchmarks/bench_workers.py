@@ -16,7 +16,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from selector.stack import run_stack
+from stack import run_stack  # benchmarks/stack.py, beside this script
 
 
 def main() -> None:

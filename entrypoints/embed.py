@@ -3,7 +3,7 @@
 import sys
 
 from selector import cli
-from selector.jobs import embed_job
+from selector.jobs.embed import embed_job
 
 if __name__ == "__main__":
     sys.exit(cli.run(embed_job, cli.parser(

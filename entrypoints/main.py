@@ -3,7 +3,7 @@
 import sys
 
 from selector import cli
-from selector.workflow import main_job
+from selector.jobs.main import main_job
 
 if __name__ == "__main__":
     sys.exit(cli.run(main_job, cli.parser(__doc__, dataset=str, encoders=str, n_trials=int, model_name=str,

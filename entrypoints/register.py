@@ -3,7 +3,7 @@
 import sys
 
 from selector import cli
-from selector.workflow import register_job
+from selector.jobs.register import register_job
 
 if __name__ == "__main__":
     sys.exit(cli.run(register_job, cli.parser(__doc__, study_run_id=str, model_name=str, alias=str, force=bool)))

@@ -4,7 +4,7 @@ would shadow the standard library's `select` module for scripts in this folder).
 import sys
 
 from selector import cli
-from selector.workflow import select_job
+from selector.jobs.select import select_job
 
 if __name__ == "__main__":
     sys.exit(cli.run(select_job, cli.parser(__doc__, dataset=str, encoders=str, n_trials=int, model_name=str,

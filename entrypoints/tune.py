@@ -3,7 +3,7 @@
 import sys
 
 from selector import cli
-from selector.jobs import tune_job
+from selector.jobs.tune import tune_job
 
 if __name__ == "__main__":
     sys.exit(cli.run(tune_job, cli.parser(

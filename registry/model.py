@@ -30,17 +30,12 @@ class ClusterPipelineModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context):
         import joblib
 
-        from selector.encoders import create_encoder
+        from selector.encoders import serving_encoder
 
         with open(context.artifacts["encoder"]) as handle:
             self.encoder_config = json.load(handle)
         self.pipeline = joblib.load(context.artifacts["pipeline"])
-        name = self.encoder_config["name"]
-        self.encoder = None
-        if name != "none":
-            self.encoder = create_encoder(name, checkpoint=context.artifacts.get("weights", ""),
-                                          image_size=self.encoder_config.get("image_size", 0),
-                                          mode=self.encoder_config.get("mode", "RGB"), device="auto")
+        self.encoder = serving_encoder(self.encoder_config, weights=context.artifacts.get("weights", ""))
         self.feature_names = self.encoder_config.get("feature_names")
 
     # ----------------------------------------------------------------- input checks
@@ -88,7 +83,7 @@ class ClusterPipelineModel(mlflow.pyfunc.PythonModel):
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         if len(frame) == 0:
             raise bad_request("empty batch: send at least one row.")
-        vectors = self._images(frame) if self.encoder is not None else self._vectors(frame)
+        vectors = self._images(frame) if self.encoder.spec.takes == "images" else self._vectors(frame)
         labels, confidence = self.pipeline.predict(vectors)
         return pd.DataFrame({"cluster": labels.astype(np.int64), "confidence": confidence.astype(np.float64)})
 

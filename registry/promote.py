@@ -48,8 +48,10 @@ def png_base64(image: np.ndarray) -> str:
 
 def signature_and_example(encoder: dict, example) -> tuple[ModelSignature, pd.DataFrame]:
     """Images: one string column ``image`` (base64 PNG/JPEG); vectors: the training file's columns."""
+    from selector.encoders import get_encoder
+
     outputs = Schema([ColSpec("long", "cluster"), ColSpec("double", "confidence")])
-    if encoder["name"] == "none":
+    if get_encoder(encoder["name"]).takes == "vectors":
         names = encoder["feature_names"]
         frame = pd.DataFrame(np.asarray(example, dtype=np.float64), columns=names)
         return ModelSignature(inputs=Schema([ColSpec("double", n) for n in names]), outputs=outputs), frame

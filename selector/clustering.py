@@ -1,5 +1,5 @@
 """Clusterers behind a registry: each with its factory, its Optuna search space and its way of
-assigning new points, side by side.
+placing new points (a ``Placement``), side by side.
 
 ``ClusterModel`` is a fitted clusterer that can also place points it never saw: native ``predict``
 (k-means, Gaussian mixture), HDBSCAN's ``approximate_predict``, or a vote of the nearest training
@@ -9,13 +9,15 @@ points in the reduced space (agglomerative, spectral, affinity propagation). Lab
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
-from selector.sampling import merge, outside, seeded_sample
+from selector.names import Registry
+from selector.sampling import fit_and_place, seeded_sample
 
 logger = logging.getLogger(__name__)
 
@@ -135,25 +137,94 @@ def _suggest_gmm(trial, n: int) -> dict:
             "covariance_type": trial.suggest_categorical("clusterer.covariance_type", ["full", "diag", "spherical"])}
 
 
+# --------------------------------------------------------------------------- placing new points
+class Placement:
+    """How a fitted clusterer places points it did not fit — new points when served, and the points
+    outside its seeded sample when it fitted one. ``fit`` returns a copy holding what the rule needs;
+    ``place`` gives cluster ids (−1 = noise) and confidences in [0, 1]."""
+
+    name = ""
+
+    def fit(self, estimator, points: np.ndarray, labels: np.ndarray) -> "Placement":
+        fitted = copy.copy(self)
+        fitted.estimator_ = estimator
+        return fitted
+
+    def place(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+
+class OwnPredict(Placement):
+    """The estimator's own ``predict``: a mixture's posterior, or k-means' centroid margin."""
+
+    name = "predict"
+
+    def place(self, Z):
+        labels = self.estimator_.predict(Z).astype(np.int64)
+        if hasattr(self.estimator_, "predict_proba"):
+            return labels, self.estimator_.predict_proba(Z).max(axis=1)
+        distances = np.sort(self.estimator_.transform(Z), axis=1)
+        second = distances[:, 1] if distances.shape[1] > 1 else distances[:, 0]
+        # 1 at a centroid, 0 half-way between the two nearest centroids.
+        return labels, np.clip(1.0 - distances[:, 0] / np.maximum(second, 1e-12), 0.0, 1.0)
+
+
+class ApproximatePredict(Placement):
+    """HDBSCAN's ``approximate_predict``: the condensed tree's cluster, or noise, with its strength."""
+
+    name = "approximate_predict"
+
+    def place(self, Z):
+        import hdbscan
+
+        labels, strengths = hdbscan.approximate_predict(self.estimator_, Z)
+        return labels.astype(np.int64), np.clip(np.nan_to_num(strengths), 0.0, 1.0)
+
+
+class NearestVote(Placement):
+    """A vote of the ``voters`` nearest fitted points in the reduced space; confidence is the
+    winning share. For clusterers without a rule of their own (agglomerative, spectral, ...)."""
+
+    name = "nearest"
+
+    def __init__(self, voters: int = VOTERS):
+        self.voters = voters
+
+    def fit(self, estimator, points, labels):
+        from sklearn.neighbors import NearestNeighbors
+
+        fitted = super().fit(estimator, points, labels)
+        fitted.labels_ = np.asarray(labels, dtype=np.int64)
+        fitted.neighbours_ = NearestNeighbors(n_neighbors=min(self.voters, len(points))).fit(
+            np.asarray(points, dtype=np.float32))
+        return fitted
+
+    def place(self, Z):
+        _, index = self.neighbours_.kneighbors(Z)
+        votes = self.labels_[index]
+        labels = np.array([np.bincount(row - row.min()).argmax() + row.min() for row in votes], dtype=np.int64)
+        return labels, (votes == labels[:, None]).mean(axis=1)
+
+
+# --------------------------------------------------------------------------- the registry
 @dataclass(frozen=True)
 class ClustererSpec:
-    """One clusterer: factory, search space, how new points are assigned, how its cost grows.
+    """One clusterer: factory, search space, how new points are placed, how its cost grows.
 
     ``max_fit_points`` bounds what a costly clusterer fits on: above it, it fits a seeded sample and
-    the other points are assigned by the serving rule (nearest sampled neighbours, or HDBSCAN's
-    ``approximate_predict``). ``many_dims_fit_points`` and ``many_dims_assign``, when set, replace
-    the bound and the rule in more than ``MANY_DIMS`` dimensions (no reducer before it).
+    the other points are placed by its ``placement``. ``many_dims_fit_points`` and
+    ``many_dims_placement``, when set, replace the bound and the rule in more than ``MANY_DIMS``
+    dimensions (no reducer before it).
     """
 
     name: str
     build: Callable[[dict, np.ndarray, int], Any]
     suggest: Callable[[Any, int], dict]
-    assign: str  # "predict", "approximate_predict" or "nearest"
-    memory: str  # "linear" or "quadratic" in the number of points
+    placement: Placement
     max_fit_points: int | None = None
     scaled_by_sample: tuple[str, ...] = ()  # size parameters that shrink with the sample (counts of points)
     many_dims_fit_points: int | None = None
-    many_dims_assign: str | None = None
+    many_dims_placement: Placement | None = None
 
     def fit_bound(self, dim: int) -> int | None:
         """How many points this clusterer fits at most in ``dim`` dimensions (``None``: all)."""
@@ -161,34 +232,38 @@ class ClustererSpec:
             return self.many_dims_fit_points
         return self.max_fit_points
 
-    def assign_rule(self, dim: int) -> str:
-        """How points it did not fit are assigned in ``dim`` dimensions."""
-        if self.many_dims_assign and dim > MANY_DIMS:
-            return self.many_dims_assign
-        return self.assign
+    def placement_for(self, dim: int) -> Placement:
+        """How points it did not fit are placed in ``dim`` dimensions."""
+        if self.many_dims_placement is not None and dim > MANY_DIMS:
+            return self.many_dims_placement
+        return self.placement
 
 
-CLUSTERERS: dict[str, ClustererSpec] = {
-    spec.name: spec
-    for spec in (
-        ClustererSpec("kmeans", _kmeans, _suggest_kmeans, "predict", "linear"),
-        # n² / 2 float64 distances: 10,000 points → 0.4 GB.
-        ClustererSpec("agglomerative", _agglomerative, _suggest_agglomerative, "nearest", "quadratic", 10_000),
-        # Linear memory, but its tree searches degrade towards n² in many dimensions (no reducer):
-        # in 256 dims 2,000 / 4,000 / 10,000 points took 1.9 / 6.3 / 38 s, in 10 dims 10,000 took 0.9 s;
-        # and approximate_predict placed 46,000 points in 256 dims in 30 s, so there the rest vote.
-        ClustererSpec("hdbscan", _hdbscan, _suggest_hdbscan, "approximate_predict", "linear", 10_000,
-                      scaled_by_sample=("min_cluster_size",), many_dims_fit_points=4_000,
-                      many_dims_assign="nearest"),
-        # A sparse kNN affinity, but its eigen-solver's time grows much faster than n.
-        ClustererSpec("spectral", _spectral, _suggest_spectral, "nearest", "quadratic", 10_000),
-        # Three dense n × n float64 matrices and up to 300 passes over them: ~9 s a fit at 2,000 points
-        # on one core (bench_scale), so it fits 1,000 and assigns the rest.
-        ClustererSpec("affinity_propagation", _affinity_propagation, _suggest_affinity_propagation,
-                      "nearest", "quadratic", 1_000),
-        ClustererSpec("gmm", _gmm, _suggest_gmm, "predict", "linear"),
-    )
-}
+CLUSTERERS: Registry[ClustererSpec] = Registry("clusterer", reserved=("all",))  # "all" means every one
+register_clusterer = CLUSTERERS.add
+
+
+register_clusterer(ClustererSpec("kmeans", _kmeans, _suggest_kmeans, OwnPredict()))
+# n² / 2 float64 distances: 10,000 points → 0.4 GB.
+register_clusterer(ClustererSpec("agglomerative", _agglomerative, _suggest_agglomerative, NearestVote(), 10_000))
+# Linear memory, but its tree searches degrade towards n² in many dimensions (no reducer):
+# in 256 dims 2,000 / 4,000 / 10,000 points took 1.9 / 6.3 / 38 s, in 10 dims 10,000 took 0.9 s;
+# and approximate_predict placed 46,000 points in 256 dims in 30 s, so there the rest vote.
+register_clusterer(ClustererSpec("hdbscan", _hdbscan, _suggest_hdbscan, ApproximatePredict(), 10_000,
+                                 scaled_by_sample=("min_cluster_size",), many_dims_fit_points=4_000,
+                                 many_dims_placement=NearestVote()))
+# A sparse kNN affinity, but its eigen-solver's time grows much faster than n.
+register_clusterer(ClustererSpec("spectral", _spectral, _suggest_spectral, NearestVote(), 10_000))
+# Three dense n × n float64 matrices and up to 300 passes over them: ~9 s a fit at 2,000 points
+# on one core (bench_scale), so it fits 1,000 and places the rest.
+register_clusterer(ClustererSpec("affinity_propagation", _affinity_propagation, _suggest_affinity_propagation,
+                                 NearestVote(), 1_000))
+register_clusterer(ClustererSpec("gmm", _gmm, _suggest_gmm, OwnPredict()))
+
+
+def get_clusterer(name: str) -> ClustererSpec:
+    """The registered clusterer ``name``; an unknown or empty name raises and lists the valid ones."""
+    return CLUSTERERS.find(name)
 
 
 def parse_clusterers(text: str) -> list[str]:
@@ -200,17 +275,18 @@ def parse_clusterers(text: str) -> list[str]:
     return names
 
 
-def get_clusterer(name: str) -> ClustererSpec:
-    return CLUSTERERS[parse_clusterers(name)[0]]
-
-
 def suggest_clusterer(trial, n: int, names: list[str]) -> dict:
     name = trial.suggest_categorical("clusterer", names)
-    return {"name": name, **CLUSTERERS[name].suggest(trial, n)}
+    return {"name": name, **get_clusterer(name).suggest(trial, n)}
+
+
+# The layout of a pickled ClusterModel. Format 1 (before placements were objects) kept the rule as a
+# string ``assign_``; ``__setstate__`` reads it, so champions registered then still load here.
+MODEL_FORMAT = 2
 
 
 class ClusterModel:
-    """A fitted clusterer that labels its training points and assigns new ones."""
+    """A fitted clusterer that labels its training points and places new ones."""
 
     def __init__(self, params: dict, seed: int = 0):
         self.params = dict(params)
@@ -219,50 +295,50 @@ class ClusterModel:
     def fit(self, Z: np.ndarray) -> "ClusterModel":
         spec = get_clusterer(self.params["name"])
         own = {k: v for k, v in self.params.items() if k != "name"}
-        self.assign_ = spec.assign_rule(Z.shape[1])
+        rule = spec.placement_for(Z.shape[1])
         sample = seeded_sample(len(Z), spec.fit_bound(Z.shape[1]), self.seed)
-        fitted_on = Z if sample is None else Z[sample]
         if sample is not None:
-            logger.info("%s fits a seeded sample of %d of %d points in %d dims; the rest are assigned by %s",
-                        spec.name, len(sample), len(Z), Z.shape[1], self.assign_)
+            logger.info("%s fits a seeded sample of %d of %d points in %d dims; the rest are placed by %s",
+                        spec.name, len(sample), len(Z), Z.shape[1], rule.name)
             # "at least 500 of 50,000 points" is "at least 100 of a 10,000 sample"
             for name in spec.scaled_by_sample:
                 own[name] = max(2, int(round(int(own[name]) * len(sample) / len(Z))))
-        self.estimator_ = spec.build(own, fitted_on, self.seed)
-        self.train_labels_ = np.asarray(self.estimator_.fit_predict(fitted_on), dtype=np.int64)
-        self.fit_sample_size_ = 0 if sample is None else len(sample)  # 0: fitted on every point
-        if self.assign_ == "nearest":
-            from sklearn.neighbors import NearestNeighbors
 
-            self.train_ = fitted_on.astype(np.float32)
-            self.neighbours_ = NearestNeighbors(n_neighbors=min(VOTERS, len(fitted_on))).fit(self.train_)
-        if sample is None:
-            self.labels_ = self.train_labels_
-        else:
-            self.labels_ = merge(sample, self.train_labels_, self.predict(Z[outside(len(Z), sample)])[0])
+        def fit(points: np.ndarray) -> np.ndarray:
+            self.estimator_ = spec.build(own, points, self.seed)
+            self.train_labels_ = np.asarray(self.estimator_.fit_predict(points), dtype=np.int64)
+            self.placement_ = rule.fit(self.estimator_, points, self.train_labels_)
+            return self.train_labels_
+
+        self.labels_ = fit_and_place(Z, sample, fit, lambda rest: self.placement_.place(rest)[0])
+        self.fit_sample_size_ = 0 if sample is None else len(sample)  # 0: fitted on every point
+        self.format_ = MODEL_FORMAT
         return self
 
     def predict(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Cluster ids (−1 = noise) and confidences in [0, 1] for new points in the reduced space."""
-        if not hasattr(self, "estimator_"):
+        if not hasattr(self, "placement_"):
             raise RuntimeError("ClusterModel is not fitted; call fit first.")
-        if self.assign_ == "approximate_predict":
-            import hdbscan
+        return self.placement_.place(Z)
 
-            labels, strengths = hdbscan.approximate_predict(self.estimator_, Z)
-            return labels.astype(np.int64), np.clip(np.nan_to_num(strengths), 0.0, 1.0)
-        if self.assign_ == "predict":
-            labels = self.estimator_.predict(Z).astype(np.int64)
-            if hasattr(self.estimator_, "predict_proba"):
-                return labels, self.estimator_.predict_proba(Z).max(axis=1)
-            distances = np.sort(self.estimator_.transform(Z), axis=1)
-            second = distances[:, 1] if distances.shape[1] > 1 else distances[:, 0]
-            # 1 at a centroid, 0 half-way between the two nearest centroids.
-            return labels, np.clip(1.0 - distances[:, 0] / np.maximum(second, 1e-12), 0.0, 1.0)
-        _, index = self.neighbours_.kneighbors(Z)
-        train_labels = getattr(self, "train_labels_", None)
-        if train_labels is None:  # a model saved before sampled fits: its training labels are labels_
-            train_labels = self.labels_
-        votes = train_labels[index]
-        labels = np.array([np.bincount(row - row.min()).argmax() + row.min() for row in votes], dtype=np.int64)
-        return labels, (votes == labels[:, None]).mean(axis=1)
+    def __setstate__(self, state: dict) -> None:
+        if state.get("format_", 1) == 1 and "assign_" in state:
+            state = _from_format_1(state)
+        elif state.get("format_", 1) != MODEL_FORMAT:
+            raise RuntimeError(f"this ClusterModel was saved in format {state.get('format_')}, which this version "
+                               f"of selector (format {MODEL_FORMAT}) cannot read; serve it with the code it was "
+                               "logged with (`mlflow models serve` does) or register its study again.")
+        self.__dict__.update(state)
+
+
+def _from_format_1(state: dict) -> dict:
+    """A format-1 model's rule string and fitted fields, as the placement object that replaced them."""
+    rule = state.pop("assign_")
+    placement = {"predict": OwnPredict, "approximate_predict": ApproximatePredict, "nearest": NearestVote}[rule]()
+    placement.estimator_ = state["estimator_"]
+    if rule == "nearest":
+        placement.neighbours_ = state.pop("neighbours_")
+        state.pop("train_", None)
+        # Early format-1 models fitted every point and kept no separate training labels.
+        placement.labels_ = state.get("train_labels_", state["labels_"])
+    return {**state, "placement_": placement, "format_": MODEL_FORMAT}

@@ -19,7 +19,7 @@ import numpy as np
 
 from selector.data import Dataset, ImageDecodeError
 from selector.files import write_atomic
-from selector.encoders import check_request, create_encoder, identity
+from selector.encoders import check_request, create_encoder, encoders_taking, get_encoder, identity
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,6 @@ class Embeddings:
     seconds: float = 0.0
     cache_hit: bool = False
     cache_path: Path | None = None
-    feature_names: list[str] | None = None
     device: str = "cpu"
     key: str = ""  # identifies these vectors: data content + encoder identity (cache key, study identity)
 
@@ -124,11 +123,10 @@ def check_embed_request(dataset: Dataset, encoder: str, checkpoint: str = "", im
     if int(batch_size) < 1:
         raise ValueError(f"`batch_size` must be an int >= 1; got {batch_size}.")
     encoder = check_request(encoder, checkpoint, image_size)
-    if dataset.kind == "vectors" and encoder != "none":
-        raise ValueError(f"dataset {dataset.name!r} holds vectors, not images: use encoder 'none' "
-                         f"(got {encoder!r}).")
-    if dataset.kind == "images" and encoder == "none":
-        raise ValueError(f"encoder 'none' needs a data set of vectors; {dataset.name!r} holds images.")
+    takes = get_encoder(encoder).takes
+    if takes != dataset.kind:
+        raise ValueError(f"encoder {encoder!r} takes {takes}, but data set {dataset.name!r} holds {dataset.kind}; "
+                         f"encoders for {dataset.kind}: {', '.join(encoders_taking(dataset.kind))}.")
     return encoder
 
 
@@ -137,12 +135,12 @@ def embed(dataset: Dataset, encoder: str, checkpoint: str = "", image_size: int 
           progress: bool = True) -> Embeddings:
     """Vectors for ``dataset`` from ``encoder``, computed once per (content, encoder identity)."""
     encoder = check_embed_request(dataset, encoder, checkpoint, image_size, batch_size)
-    if dataset.kind == "vectors":
-        return Embeddings(vectors=dataset.vectors, ids=dataset.ids, labels=dataset.labels,
-                          dataset=dataset.name, encoder={"name": "none"}, cache_hit=True,
-                          feature_names=dataset.feature_names, key=_cache_key(dataset, {"name": "none"}))
+    if dataset.kind == "vectors":  # the encoder takes vectors: they are used as given
+        ident = identity(encoder)
+        return Embeddings(vectors=dataset.vectors, ids=dataset.ids, labels=dataset.labels, dataset=dataset.name,
+                          encoder=ident, cache_hit=True, key=_cache_key(dataset, ident))
 
-    mode = dataset.images.mode if encoder == "raw" else "RGB"
+    mode = dataset.images.mode  # the encoder's config keeps it only where it matters (raw pixels)
     ident = identity(encoder, checkpoint, image_size, mode)
     key = _cache_key(dataset, ident)
     path = cache_dir() / f"{key}.npz"

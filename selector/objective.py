@@ -26,6 +26,7 @@ from typing import Callable
 import numpy as np
 
 from selector.clustering import NOISE
+from selector.names import Registry
 from selector.sampling import stratified_sample
 
 logger = logging.getLogger(__name__)
@@ -231,14 +232,8 @@ class ObjectiveSpec:
     description: str
 
 
-OBJECTIVES: dict[str, ObjectiveSpec] = {}
-
-
-def register_objective(spec: ObjectiveSpec) -> ObjectiveSpec:
-    if not spec.name or spec.name in OBJECTIVES:
-        raise ValueError(f"objective name {spec.name!r} is empty or already registered.")
-    OBJECTIVES[spec.name] = spec
-    return spec
+OBJECTIVES: Registry[ObjectiveSpec] = Registry("objective")
+register_objective = OBJECTIVES.add
 
 
 for _spec in (
@@ -265,10 +260,7 @@ LEGACY_OBJECTIVE = "silhouette"
 
 def get_objective(name: str) -> ObjectiveSpec:
     """The registered objective ``name``; an unknown or empty name lists the valid ones."""
-    spec = OBJECTIVES.get(str(name).strip()) if name is not None else None
-    if spec is None:
-        raise ValueError(f"unknown objective {name!r}; valid: {', '.join(OBJECTIVES)}.")
-    return spec
+    return OBJECTIVES.find(name)
 
 
 def validation_metrics(true_labels: np.ndarray | None, labels: np.ndarray) -> dict[str, float]:

@@ -23,19 +23,17 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from selector.files import write_atomic
-from selector.sampling import merge, outside, seeded_sample
+from selector.names import Registry
+from selector.neighbours import nearest_neighbours, place_by_neighbours
+from selector.sampling import fit_and_place, outside, seeded_sample
 
 logger = logging.getLogger(__name__)
 
 SCALINGS = ("none", "zscore", "l2")
 # Part of every reduction's cache key: bump it whenever a reducer's build changes what it computes,
 # so no stale coordinates are served from disk.
-REDUCTION_VERSION = 4
+REDUCTION_VERSION = 5
 UMAP_NEIGHBORS = (5, 10, 15, 30, 50)
-# Below this many points the shared graph is exact (brute force: 10,000 × 256 took 1 s, cosine 4 s;
-# NN-descent took 50 s with its numba compilation). UMAP itself switches at 4,096, so a served refit
-# between 4,096 and 10,000 points starts from NN-descent's graph (recall > 0.9), not the exact one.
-EXACT_KNN_BOUND = 10_000
 
 
 class Identity(BaseEstimator, TransformerMixin):
@@ -64,12 +62,17 @@ def make_scaler(scaling: str):
 @dataclass(frozen=True)
 class ReducerSpec:
     """A reducer's factory, its Optuna search space, and how many points it fits at most: above
-    ``max_fit_points`` it fits a seeded sample and places the other points (``transform``)."""
+    ``max_fit_points`` it fits a seeded sample and places the other points (``transform``).
+
+    ``trial_fit(cache, X, params, seed)``, when set, is how trials fit it through the study's
+    ``ReductionCache`` instead of a plain ``fit_reduce`` — UMAP's hook for the shared neighbour graph.
+    """
 
     name: str
     build: Callable[[dict, int, int], Any]  # (params, n_points, seed) -> transformer
     suggest: Callable[[Any, int, int], dict]  # (trial, n_points, n_features) -> params
     max_fit_points: int | None = None
+    trial_fit: Callable[["ReductionCache", np.ndarray, dict, int], np.ndarray] | None = None
 
 
 def _suggest_none(trial, n: int, dim: int) -> dict:
@@ -119,7 +122,8 @@ def _suggest_umap(trial, n: int, dim: int) -> dict:
     }
 
 
-def _build_umap(params: dict, n: int, seed: int):
+def _umap(params: dict, n: int, seed: int):
+    """umap-learn's UMAP with selector's settings, for ``n`` points."""
     import umap
 
     return umap.UMAP(
@@ -137,30 +141,109 @@ def _build_umap(params: dict, n: int, seed: int):
     )
 
 
-REDUCERS: dict[str, ReducerSpec] = {
-    spec.name: spec
-    for spec in (
-        ReducerSpec("none", _build_none, _suggest_none),
-        ReducerSpec("pca", _build_pca, _suggest_pca),
-        # Its cost grows with points × epochs × n_components; at 50,000 × 256 one fit took 39 s
-        # (2 components) to 165 s (50), after a 97 s neighbour graph. Above 10,000 it fits a sample.
-        ReducerSpec("umap", _build_umap, _suggest_umap, max_fit_points=10_000),
-    )
-}
+def _graph_k(n: int) -> int:
+    """The neighbours a UMAP graph is built with: the largest ``n_neighbors`` of the search space (each
+    fit takes its slice), so a trial's shared graph and a served refit's own graph are the same."""
+    return min(max(UMAP_NEIGHBORS), n - 1)
+
+
+class GraphUMAP(BaseEstimator, TransformerMixin):
+    """UMAP fitted on an exact nearest-neighbour graph — the study's shared one in trials
+    (``fit(X, knn=…)``), its own otherwise — and placing new points by ``place_by_neighbours``.
+
+    Why not ``umap.UMAP`` as is: below 4,096 points it builds its graph from a dense distance matrix,
+    whose weights differ from the shared graph's in the sixth decimal, and 200 epochs of SGD turn that
+    into another layout — the served refit would not be the trial that was scored. Placing new
+    points without UMAP's refining epochs is what trials do above UMAP's bound, and it needs no
+    numba compilation when a served model answers its first request.
+    """
+
+    def __init__(self, n_components: int = 2, n_neighbors: int = 15, min_dist: float = 0.1,
+                 metric: str = "euclidean", random_state: int = 0):
+        self.n_components = n_components
+        self.n_neighbors = n_neighbors
+        self.min_dist = min_dist
+        self.metric = metric
+        self.random_state = random_state
+
+    def fit(self, X, y=None, knn: tuple[np.ndarray, np.ndarray] | None = None):
+        self.fit_transform(X, knn=knn)
+        return self
+
+    def fit_transform(self, X, y=None, knn: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+        from sklearn.neighbors import NearestNeighbors
+
+        X = np.asarray(X, dtype=np.float32)
+        params = {"n_components": self.n_components, "n_neighbors": self.n_neighbors, "min_dist": self.min_dist,
+                  "metric": self.metric}
+        model = _umap(params, len(X), self.random_state)
+        idx, dist = knn if knn is not None else nearest_neighbours(X, _graph_k(len(X)), self.metric, self.random_state)
+        k = model.n_neighbors
+        with warnings.catch_warnings():  # "transform will not be available": new points are placed here
+            warnings.filterwarnings("ignore", message=".*knn_search_index.*")
+            warnings.filterwarnings("ignore", message=".*transform will not be available.*")
+            # Copies: UMAP marks disconnected neighbours in place.
+            model.set_params(precomputed_knn=(idx[:, :k].copy(), dist[:, :k].copy(), None))
+            self.embedding_ = np.asarray(model.fit_transform(X), dtype=np.float32)
+        self.neighbours_ = NearestNeighbors(n_neighbors=k, metric=self.metric, algorithm="brute").fit(X)
+        self.n_features_in_ = X.shape[1]
+        return self.embedding_
+
+    def transform(self, X) -> np.ndarray:
+        if not hasattr(self, "embedding_"):
+            raise RuntimeError("GraphUMAP is not fitted; call fit first.")
+        dist, idx = self.neighbours_.kneighbors(np.asarray(X, dtype=np.float32))
+        return place_by_neighbours(self.embedding_, idx, dist)
+
+
+def _build_umap(params: dict, n: int, seed: int) -> GraphUMAP:
+    n_components = max(1, min(int(params["n_components"]), n - 2))
+    return GraphUMAP(n_components=n_components, n_neighbors=max(2, min(int(params["n_neighbors"]), n - 1)),
+                     min_dist=float(params["min_dist"]), metric=params.get("metric", "euclidean"), random_state=seed)
+
+
+def _umap_on_shared_graph(cache: "ReductionCache", X: np.ndarray, params: dict, seed: int) -> np.ndarray:
+    """A trial's UMAP: ``GraphUMAP`` on the study's shared neighbour graph; above its bound it fits the
+    seeded sample (the same for every trial) and the other points are placed by their nearest
+    sampled neighbours, also shared — the numbers ``fit_reduce`` gives, without recomputing graphs."""
+    scaling = params.get("scaling", "none")
+    scaled = np.asarray(make_scaler(scaling).fit_transform(X), dtype=np.float32)
+    sample = fit_sample(params, len(X), seed)
+    model = _build_umap(params, len(X) if sample is None else len(sample), seed)
+
+    def fit(points: np.ndarray) -> np.ndarray:
+        return model.fit_transform(points, knn=cache.neighbour_graph(points, scaling, model.metric, seed))
+
+    def place(rest: np.ndarray) -> np.ndarray:
+        near, near_dist = cache.sample_neighbours(scaled, sample, scaling, model.metric, seed)
+        k = model.n_neighbors
+        return place_by_neighbours(model.embedding_, near[:, :k], near_dist[:, :k])
+
+    return fit_and_place(scaled, sample, fit, place)
+
+
+REDUCERS: Registry[ReducerSpec] = Registry("reducer")
+register_reducer = REDUCERS.add
+
+
+register_reducer(ReducerSpec("none", _build_none, _suggest_none))
+register_reducer(ReducerSpec("pca", _build_pca, _suggest_pca))
+# Its cost grows with points × epochs × n_components; at 50,000 × 256 one fit took 39 s
+# (2 components) to 165 s (50), after a 97 s neighbour graph. Above 10,000 it fits a sample.
+register_reducer(ReducerSpec("umap", _build_umap, _suggest_umap, max_fit_points=10_000,
+                             trial_fit=_umap_on_shared_graph))
 
 
 def get_reducer(name: str) -> ReducerSpec:
-    try:
-        return REDUCERS[name]
-    except KeyError:
-        raise ValueError(f"unknown reducer {name!r}; valid: {', '.join(REDUCERS)}.") from None
+    """The registered reducer ``name``; an unknown or empty name raises and lists the valid ones."""
+    return REDUCERS.find(name)
 
 
 def build_reducer(params: dict, n: int, seed: int):
     """An sklearn Pipeline: scaling then the named reducer (``params`` as logged, without prefix)."""
     from sklearn.pipeline import make_pipeline
 
-    spec = get_reducer(params.get("name", "none"))
+    spec = get_reducer(params.get("name"))
     own = {k: v for k, v in params.items() if k not in ("name", "scaling")}
     return make_pipeline(make_scaler(params.get("scaling", "none")), spec.build(own, n, seed))
 
@@ -168,7 +251,7 @@ def build_reducer(params: dict, n: int, seed: int):
 def fit_sample(params: dict, n: int, seed: int) -> np.ndarray | None:
     """The seeded sample the named reducer fits when ``n`` points are more than it fits; else ``None``.
     Trials (``ReductionCache``) and the served refit (``fit_reduce``) draw the same one."""
-    return seeded_sample(n, get_reducer(params.get("name", "none")).max_fit_points, seed)
+    return seeded_sample(n, get_reducer(params.get("name")).max_fit_points, seed)
 
 
 def fit_reduce(params: dict, X: np.ndarray, seed: int):
@@ -176,28 +259,10 @@ def fit_reduce(params: dict, X: np.ndarray, seed: int):
     sample when ``X`` has more points than it fits, the other points placed by its ``transform``."""
     X = np.asarray(X, dtype=np.float32)
     sample = fit_sample(params, len(X), seed)
-    fitted_on = X if sample is None else X[sample]
-    reducer = build_reducer(params, len(fitted_on), seed)
-    fitted = np.asarray(reducer.fit_transform(fitted_on), dtype=np.float32)
-    if sample is None:
-        return reducer, fitted
-    rest = np.asarray(reducer.transform(X[outside(len(X), sample)]), dtype=np.float32)
-    return reducer, merge(sample, fitted, rest)
-
-
-def place_by_neighbours(embedded: np.ndarray, idx: np.ndarray, dist: np.ndarray) -> np.ndarray:
-    """UMAP's ``transform`` start for points it did not fit: each point at the mean of its nearest
-    fitted points' coordinates, weighted by UMAP's membership strengths (its refining epochs are left out)."""
-    from scipy.sparse import csr_matrix
-    from umap.umap_ import smooth_knn_dist
-
-    k = idx.shape[1]
-    sigmas, rhos = smooth_knn_dist(dist, float(k), local_connectivity=0.0)  # as UMAP.transform
-    weights = np.exp(-np.maximum(dist - rhos[:, None], 0.0) / sigmas[:, None])
-    weights /= weights.sum(axis=1, keepdims=True)
-    matrix = csr_matrix((weights.ravel(), idx.ravel(), np.arange(0, idx.size + 1, k)),
-                        shape=(len(idx), len(embedded)))
-    return np.asarray(matrix @ embedded, dtype=np.float32)
+    reducer = build_reducer(params, len(X) if sample is None else len(sample), seed)
+    reduced = fit_and_place(X, sample, lambda points: np.asarray(reducer.fit_transform(points), dtype=np.float32),
+                            lambda rest: np.asarray(reducer.transform(rest), dtype=np.float32))
+    return reducer, reduced
 
 
 def suggest_reducer(trial, n: int, dim: int, names: list[str] | None = None) -> dict:
@@ -212,25 +277,6 @@ def _library_versions() -> dict:
     from importlib.metadata import version
 
     return {name: version(name) for name in ("umap-learn", "pynndescent", "scikit-learn")}
-
-
-def nearest_neighbours(X: np.ndarray, k: int, metric: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each point's ``k`` nearest neighbours, itself first: exact up to ``EXACT_KNN_BOUND`` points
-    (what UMAP computes itself below 4,096), NN-descent with UMAP's settings above."""
-    if len(X) <= EXACT_KNN_BOUND:
-        from sklearn.neighbors import NearestNeighbors
-
-        X = np.asarray(X, dtype=np.float64)
-        dist, idx = NearestNeighbors(n_neighbors=k, metric=metric, algorithm="brute").fit(X).kneighbors(X)
-        # Rounding leaves a point ~1e-8 from itself; UMAP's local scale (the first non-zero
-        # distance) would take that for its nearest neighbour.
-        dist[idx == np.arange(len(X))[:, None]] = 0.0
-        return idx.astype(np.int32), dist.astype(np.float32)
-    from umap.umap_ import nearest_neighbors
-
-    idx, dist, _ = nearest_neighbors(X, k, metric, {}, False, np.random.RandomState(seed), low_memory=True,
-                                     use_pynndescent=True, n_jobs=1, verbose=False)
-    return idx.astype(np.int32), dist.astype(np.float32)
 
 
 class ReductionCache:
@@ -250,11 +296,13 @@ class ReductionCache:
         return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
     def reduce(self, X: np.ndarray, params: dict, seed: int) -> np.ndarray:
+        spec = get_reducer(params.get("name"))
+
         def compute():
-            if params.get("name") == "umap":
-                reduced = self._fit_umap(X, params, seed)
+            if spec.trial_fit is not None:
+                reduced = spec.trial_fit(self, X, params, seed)
             else:
-                reduced = build_reducer(params, len(X), seed).fit_transform(X)
+                reduced = fit_reduce(params, X, seed)[1]
             self.fits += 1
             return np.asarray(reduced, dtype=np.float32)
 
@@ -296,27 +344,6 @@ class ReductionCache:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def _fit_umap(self, X: np.ndarray, params: dict, seed: int) -> np.ndarray:
-        """UMAP through the shared graphs; above its bound it fits the seeded sample (the same for
-        every trial) and the other points are placed by their nearest sampled neighbours."""
-        scaling = params.get("scaling", "none")
-        scaled = np.asarray(make_scaler(scaling).fit_transform(X), dtype=np.float32)
-        sample = fit_sample(params, len(X), seed)
-        fitted_on = scaled if sample is None else scaled[sample]
-        model = _build_umap({k: v for k, v in params.items() if k not in ("name", "scaling")}, len(fitted_on), seed)
-        idx, dist = self.neighbour_graph(fitted_on, scaling, model.metric, seed)
-        k = model.n_neighbors
-        with warnings.catch_warnings():  # "transform will not be available": trials never transform
-            warnings.filterwarnings("ignore", message=".*knn_search_index.*")
-            warnings.filterwarnings("ignore", message=".*transform will not be available.*")
-            # Copies: UMAP marks disconnected neighbours in place.
-            model.set_params(precomputed_knn=(idx[:, :k].copy(), dist[:, :k].copy(), None))
-            embedded = np.asarray(model.fit_transform(fitted_on), dtype=np.float32)
-        if sample is None:
-            return embedded
-        near, near_dist = self.sample_neighbours(scaled, sample, scaling, model.metric, seed)
-        return merge(sample, embedded, place_by_neighbours(embedded, near[:, :k], near_dist[:, :k]))
-
     def sample_neighbours(self, scaled: np.ndarray, sample: np.ndarray, scaling: str, metric: str, seed: int):
         """For each point outside ``sample``, its nearest sampled points (rows of the sample), at the
         largest ``n_neighbors`` of the search space: computed once per (data, scaling, metric)."""
@@ -337,7 +364,7 @@ class ReductionCache:
     def neighbour_graph(self, scaled: np.ndarray, scaling: str, metric: str, seed: int):
         """The graph of ``scaled`` (all points, or the fitted sample) at the largest ``n_neighbors``
         of the search space, built once."""
-        k = min(max(UMAP_NEIGHBORS), len(scaled) - 1)
+        k = _graph_k(len(scaled))
 
         def compute():
             graph = nearest_neighbours(scaled, k, metric, seed)

@@ -94,19 +94,21 @@ def plot_cluster_map(points: np.ndarray, labels: np.ndarray, path: Path, title: 
     fig.savefig(path, bbox_inches="tight")
 
 
-def log_study_report(study: optuna.Study, ctx, embedded, run_id: str, data=None, work: dict | None = None,
-                     paper: dict | None = None) -> None:
-    """Trials CSV, the plots and ``report.html``, as artifacts of the study's parent run."""
+def log_study_report(study: optuna.Study, metrics: dict, labels: np.ndarray, ctx, embedded, run_id: str, data=None,
+                     work: dict | None = None) -> None:
+    """Trials CSV, the plots and ``report.html``, as artifacts of the study's parent run.
+
+    ``metrics`` is the study's summary and ``labels`` its best trial's clustering; ``ctx`` (the
+    study's ``SearchContext``) gives the objective's name and the cache the 2-D map is reduced through.
+    """
     import matplotlib.pyplot as plt
     import mlflow
 
-    from selector.search import fit_pipeline, summarize
-
     client = mlflow.tracking.MlflowClient()
     table = trials_table(study)
-    metrics, _ = summarize(study)
     best = study.best_trial
     objective = ctx.objective
+    paper = {k: v for k, v in metrics.items() if k.startswith("paper_recipe")}
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         table.to_csv(out / "trials.csv", index=False)
@@ -114,13 +116,12 @@ def log_study_report(study: optuna.Study, ctx, embedded, run_id: str, data=None,
         has_importances = plot_importances(study, objective, out / "param_importances.png")
         if "ami" in table.columns:
             plot_objective_vs_ami(table, metrics.get("spearman_objective_ami"), objective, out / "objective_vs_ami.png")
-        _, model = fit_pipeline(ctx, best.params)
         points = ctx.cache.reduce(ctx.vectors, MAP_SPACE, ctx.seed)
-        plot_cluster_map(points, model.labels_, out / "cluster_map.png",
+        plot_cluster_map(points, labels, out / "cluster_map.png",
                          f"best trial {best.number}: {best.params['clusterer']}, {objective} {best.value:.3f}")
         plt.close("all")
-        page = study_page(study, table, metrics, model.labels_, out, embedded, data, work or {}, paper or {},
-                          has_importances, objective)
+        page = study_page(study, table, metrics, labels, out, embedded, data, work or {}, paper, has_importances,
+                          objective)
         (out / "report.html").write_text(page, encoding="utf-8")
         client.log_artifacts(run_id, str(out))
 
@@ -154,7 +155,7 @@ def study_page(study, table: pd.DataFrame, metrics: dict, labels: np.ndarray, ou
     scores = {k: best.user_attrs.get(k) for k in ("silhouette_umap", "n_clusters", "noise_fraction", "ami", "ari",
                                                   "nmi") if best.user_attrs.get(k) is not None}
     summary = {f"{objective} (objective)": best.value, **scores, **best.params,
-               **{k: v for k, v in metrics.items() if k != "best_objective_value"}}
+               **{k: v for k, v in metrics.items() if k != "best_objective_value" and not k.startswith("paper_recipe")}}
     sections = [h.section("best", f"Best pipeline (trial {best.number}, chosen without labels)", h.pairs(summary)),
                 h.section("history", "Optimisation history", h.plot(out / "optimization_history.png", "history"))]
     sections.append(h.section("importances", "Parameter importances",

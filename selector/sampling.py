@@ -3,6 +3,8 @@ estimated on. One place, so every stage that samples with the same seed picks th
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 
@@ -27,6 +29,17 @@ def merge(sample: np.ndarray, on_sample: np.ndarray, on_rest: np.ndarray) -> np.
     merged = np.empty((n, *on_sample.shape[1:]), dtype=np.result_type(on_sample, on_rest))
     merged[sample], merged[outside(n, sample)] = on_sample, on_rest
     return merged
+
+
+def fit_and_place(X: np.ndarray, sample: np.ndarray | None, fit: Callable[[np.ndarray], np.ndarray],
+                  place: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """A costly stage that fits a seeded sample and places the other points: ``fit`` on the sample's
+    rows (on every row when ``sample`` is ``None``), then ``place`` on the rest; one result row per
+    row of ``X``, in order. Reducers, UMAP's shared-graph trials and clusterers all go through here."""
+    if sample is None:
+        return fit(X)
+    on_sample = fit(X[sample])
+    return merge(sample, on_sample, place(X[outside(len(X), sample)]))
 
 
 def stratified_sample(labels: np.ndarray, size: int, seed: int) -> np.ndarray:

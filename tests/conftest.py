@@ -1,8 +1,16 @@
-"""Shared fixtures: every test gets its own embedding cache; the session shares one tracking store."""
+"""Shared fixtures: every test gets its own embedding cache; the session shares one tracking store.
+
+Tiers: ``pytest -q -m "not slow"`` runs the unit and contract tests; tests marked ``slow`` run whole
+jobs (``tune``, ``register``, ``select``), ``mlflow run``, servers or real pretrained weights.
+"""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -12,10 +20,16 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session", autouse=True)
 def tracking_store(tmp_path_factory):
-    """A throw-away SQLite tracking store for the whole session (never the user's ./mlflow.db)."""
+    """A throw-away SQLite tracking store for the whole session (never the user's ./mlflow.db); created
+    from inside its own folder, so its default artifact root (``./mlruns``) lands there too."""
+    import mlflow
+
     root = tmp_path_factory.mktemp("mlflow")
     patcher = pytest.MonkeyPatch()
     patcher.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+    with pytest.MonkeyPatch.context() as here:
+        here.chdir(root)
+        mlflow.tracking.MlflowClient().search_experiments(max_results=1)
     yield root
     patcher.undo()
 
@@ -27,20 +41,60 @@ def cache_dir(tmp_path, monkeypatch):
     return path
 
 
-from selector.data import encode_png as png_bytes  # noqa: E402  (re-exported for the tests)
+@pytest.fixture(scope="session")
+def project_root() -> Path:
+    return PROJECT_ROOT
+
+
+@pytest.fixture(scope="session")
+def run_cli() -> Callable[..., subprocess.CompletedProcess]:
+    """Run a command as a user would (``run_cli(*args, cwd=…, env={…})``), capturing its output."""
+    def run(*args, cwd, env=None, timeout=600):
+        return subprocess.run(args, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True,
+                              timeout=timeout)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def wait_for() -> Callable:
+    """Poll ``condition`` until it returns something truthy (which is returned) or ``timeout`` seconds
+    pass (``AssertionError`` naming ``what``) — instead of sleeping past a grace period and hoping."""
+    def wait(condition: Callable, timeout: float, what: str, every: float = 0.2):
+        deadline = time.monotonic() + timeout
+        while True:
+            result = condition()
+            if result:
+                return result
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+            time.sleep(every)
+
+    return wait
+
+
+def write_digit_pngs(root: Path, labels, per_class: int) -> Path:
+    """``per_class`` of scikit-learn's digit images per label, as PNGs in one sub-folder per label."""
+    from sklearn.datasets import load_digits
+
+    from selector.data import encode_png
+
+    digits = load_digits()
+    for label in labels:
+        (root / str(label)).mkdir(parents=True)
+        for index in np.flatnonzero(digits.target == label)[:per_class]:
+            image = np.round(digits.images[index] * 255 / 16).astype(np.uint8)
+            (root / str(label) / f"{index:04d}.png").write_bytes(encode_png(image))
+    return root
 
 
 @pytest.fixture
 def digit_folder(tmp_path):
     """30 digit images (3 classes × 10) as PNGs in one sub-folder per class."""
-    from sklearn.datasets import load_digits
+    return write_digit_pngs(tmp_path / "digits_png", range(3), 10)
 
-    digits = load_digits()
-    root = tmp_path / "digits_png"
-    for label in range(3):
-        (root / str(label)).mkdir(parents=True)
-        picks = np.flatnonzero(digits.target == label)[:10]
-        for index in picks:
-            image = np.round(digits.images[index] * 255 / 16).astype(np.uint8)
-            (root / str(label) / f"{index:04d}.png").write_bytes(png_bytes(image))
-    return root
+
+@pytest.fixture(scope="module")
+def digit_pngs(tmp_path_factory):
+    """120 digit images (0, 3 and 7; 40 each) as PNGs, shared by a module."""
+    return write_digit_pngs(tmp_path_factory.mktemp("pngs"), (0, 3, 7), 40)

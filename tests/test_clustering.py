@@ -1,13 +1,20 @@
-"""One contract, run over every registered clusterer."""
+"""The clusterer registry: one conformance class run over every registered clusterer, on the code
+paths production uses (a trial's cached reduction, the served ``FittedPipeline``, joblib)."""
 
+import dataclasses
+
+import joblib
 import numpy as np
 import optuna
 import pytest
 from sklearn.datasets import make_blobs
+from sklearn.metrics import adjusted_mutual_info_score
 
-from selector.clustering import CLUSTERERS, ClusterModel, max_clusters, parse_clusterers, suggest_clusterer
+from selector import clustering
+from selector.clustering import (CLUSTERERS, MANY_DIMS, ClusterModel, ClustererSpec, Declined, OwnPredict,
+                                 get_clusterer, max_clusters, parse_clusterers, register_clusterer, suggest_clusterer)
 
-# Parameters that should find three well-separated blobs.
+# Parameters that should find three well-separated blobs: the one thing a new clusterer adds here.
 GOOD = {
     "kmeans": {"n_clusters": 3},
     "agglomerative": {"linkage": "ward", "mode": "k", "n_clusters": 3},
@@ -16,61 +23,114 @@ GOOD = {
     "affinity_propagation": {"damping": 0.9, "preference_quantile": 0.0},
     "gmm": {"n_clusters": 3, "covariance_type": "full"},
 }
+CENTRES = [[0, 0, 0, 0], [6, 6, 0, 0], [0, 6, 6, 6]]
+
+
+def blobs(n: int, seed: int, dims: int = 4):
+    centres = np.hstack([CENTRES, np.zeros((3, dims - 4))]) if dims > 4 else CENTRES
+    return make_blobs(n_samples=n, centers=centres, n_features=dims, cluster_std=0.6, random_state=seed)
 
 
 @pytest.fixture(scope="module")
-def blobs():
-    return make_blobs(n_samples=150, centers=3, n_features=4, cluster_std=0.6, random_state=1)
+def train():
+    return blobs(150, seed=1)
 
 
-def test_every_registered_clusterer_has_a_contract_case():
+def test_every_registered_clusterer_has_a_conformance_case():
     assert set(GOOD) == set(CLUSTERERS)
 
 
 @pytest.mark.parametrize("name", list(CLUSTERERS))
-def test_clusterer_contract(name, blobs):
-    from sklearn.metrics import adjusted_mutual_info_score
+class TestClustererConformance:
+    def model(self, name, X, seed=0):
+        return ClusterModel({"name": name, **GOOD[name]}, seed=seed).fit(X)
 
-    X, y = blobs
-    spec = CLUSTERERS[name]
-    assert spec.assign in ("predict", "approximate_predict", "nearest") and spec.memory in ("linear", "quadratic")
+    def test_fit_labels_every_point(self, name, train):
+        X, y = train
+        model = self.model(name, X)
+        assert model.labels_.shape == (150,) and model.labels_.dtype == np.int64
+        assert adjusted_mutual_info_score(y, model.labels_) > 0.9
+        assert model.placement_.name == get_clusterer(name).placement.name
 
-    model = ClusterModel({"name": name, **GOOD[name]}, seed=0).fit(X)
-    assert model.labels_.shape == (150,) and model.labels_.dtype == np.int64
-    assert adjusted_mutual_info_score(y, model.labels_) > 0.9
+    def test_predict_places_unseen_points_in_their_clusters(self, name, train):
+        model = self.model(name, train[0])
+        X_new, y_new = blobs(60, seed=7)  # the same three centres, points it never saw
+        labels, confidence = model.predict(X_new)
+        assert labels.shape == confidence.shape == (60,) and labels.dtype == np.int64
+        assert ((confidence >= 0) & (confidence <= 1)).all()
+        assert adjusted_mutual_info_score(y_new, labels) > 0.9
+        far = train[0].mean(axis=0) + 100 * train[0].std(axis=0)
+        label, conf = model.predict(far[None])
+        assert label.shape == (1,) and 0 <= conf[0] <= 1
 
-    labels, confidence = model.predict(X)
-    assert labels.shape == confidence.shape == (150,)
-    assert ((confidence >= 0) & (confidence <= 1)).all()
-    assert (labels == model.labels_).mean() >= 0.95  # training points get their own cluster back
+    def test_training_points_get_their_own_cluster_back(self, name, train):
+        model = self.model(name, train[0])
+        assert (model.predict(train[0])[0] == model.labels_).mean() >= 0.95
 
-    far = X.mean(axis=0) + 100 * X.std(axis=0)
-    label, conf = model.predict(far[None])
-    assert label.shape == (1,) and 0 <= conf[0] <= 1
+    def test_seeded_fits_are_reproducible(self, name, train):
+        np.testing.assert_array_equal(self.model(name, train[0]).labels_, self.model(name, train[0]).labels_)
 
-    refit = ClusterModel({"name": name, **GOOD[name]}, seed=0).fit(X)
-    np.testing.assert_array_equal(refit.labels_, model.labels_)  # seeded: trials are reproducible
+    def test_a_joblib_round_trip_predicts_the_same(self, name, train, tmp_path):
+        model = self.model(name, train[0])
+        joblib.dump(model, tmp_path / "model.joblib")
+        loaded = joblib.load(tmp_path / "model.joblib")
+        X_new, _ = blobs(40, seed=8)
+        for ours, theirs in zip(model.predict(X_new), loaded.predict(X_new)):
+            np.testing.assert_array_equal(ours, theirs)
+
+    def test_the_trial_path_and_the_serving_path_agree(self, name, train, tmp_path):
+        from selector.pipeline import FittedPipeline
+        from selector.reduction import ReductionCache
+
+        reducer = {"name": "pca", "scaling": "zscore", "n_components": 3}
+        reduced = ReductionCache(tmp_path, "blobs").reduce(train[0].astype(np.float32), reducer, seed=0)
+        in_trial = ClusterModel({"name": name, **GOOD[name]}, seed=0).fit(reduced).labels_
+        served = FittedPipeline(reducer, {"name": name, **GOOD[name]}, seed=0).fit(train[0])
+        np.testing.assert_array_equal(served.labels_, in_trial)
+        assert (served.predict(train[0])[0] == in_trial).mean() >= 0.95
+
+    def test_its_search_space_proposes_parameters_it_fits_or_declines(self, name, train):
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+        for dims in (4, MANY_DIMS + 1):
+            X, _ = blobs(150, seed=1, dims=dims)
+            for _ in range(3):
+                params = suggest_clusterer(study.ask(), len(X), [name])
+                assert params["name"] == name
+                if "n_clusters" in params:
+                    assert 2 <= params["n_clusters"] <= max_clusters(len(X))
+                try:
+                    labels = ClusterModel(params, seed=0).fit(X).labels_
+                except Declined:  # refusing at a sane cost is allowed; any other error is not
+                    continue
+                assert labels.shape == (150,)
+
+    def test_above_its_bound_it_fits_a_seeded_sample_and_places_the_rest(self, name, monkeypatch):
+        monkeypatch.setitem(clustering.CLUSTERERS, name, dataclasses.replace(CLUSTERERS[name], max_fit_points=120))
+        X, y = blobs(400, seed=1)
+        model = self.model(name, X)
+        assert model.fit_sample_size_ == 120 and len(model.train_labels_) == 120
+        assert model.labels_.shape == (400,) and adjusted_mutual_info_score(y, model.labels_) > 0.9
+        labels, confidence = model.predict(X)
+        assert (labels == model.labels_).mean() > 0.95 and ((0 <= confidence) & (confidence <= 1)).all()
+        assert self.model(name, X[:100]).fit_sample_size_ == 0
 
 
-@pytest.mark.parametrize("name", list(CLUSTERERS))
-def test_search_space_proposes_fittable_parameters(name, blobs):
-    X, _ = blobs
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    for _ in range(3):
-        trial = study.ask()
-        params = suggest_clusterer(trial, len(X), [name])
-        assert params["name"] == name
-        ClusterModel(params, seed=0).fit(X)
-        if "n_clusters" in params:
-            assert 2 <= params["n_clusters"] <= max_clusters(len(X))
-
-
-def test_unfitted_model_and_unknown_names_are_refused():
+def test_lookups_are_strict_and_list_the_valid_names():
     with pytest.raises(RuntimeError, match="not fitted"):
         ClusterModel({"name": "kmeans", "n_clusters": 2}).predict(np.zeros((1, 2)))
     with pytest.raises(ValueError, match=r"unknown clusterer\(s\) \['dbscan'\]; valid: all, kmeans"):
         parse_clusterers("kmeans,dbscan")
     assert parse_clusterers("all") == list(CLUSTERERS)
+    for name in ("all", "", "dbscan", None):
+        with pytest.raises(ValueError, match="unknown clusterer .*; valid: kmeans, agglomerative"):
+            get_clusterer(name)
+
+
+def test_a_name_is_registered_once():
+    for name in ("kmeans", "", "all"):
+        with pytest.raises(ValueError, match="empty, reserved or already registered"):
+            register_clusterer(ClustererSpec(name, clustering._kmeans, clustering._suggest_kmeans, OwnPredict()))
+    assert list(CLUSTERERS)[0] == "kmeans" and CLUSTERERS["kmeans"].build is clustering._kmeans
 
 
 def test_k_bound_grows_with_n_and_stays_below_n():
@@ -78,31 +138,8 @@ def test_k_bound_grows_with_n_and_stays_below_n():
     assert max_clusters(3) == 2
 
 
-def test_quadratic_clusterers_declare_a_bound():
-    for spec in CLUSTERERS.values():
-        assert spec.memory == "linear" or spec.max_fit_points is not None, spec.name
-
-
-@pytest.mark.parametrize("name", [n for n, s in CLUSTERERS.items() if s.max_fit_points])
-def test_above_its_bound_a_clusterer_fits_a_sample_and_assigns_the_rest(name, monkeypatch):
-    import dataclasses
-
-    from sklearn.metrics import adjusted_mutual_info_score
-
-    from selector import clustering
-
-    X, y = make_blobs(n_samples=400, centers=3, n_features=4, cluster_std=0.6, random_state=1)
-    monkeypatch.setitem(clustering.CLUSTERERS, name, dataclasses.replace(CLUSTERERS[name], max_fit_points=120))
-    model = ClusterModel({"name": name, **GOOD[name]}, seed=0).fit(X)
-    assert model.fit_sample_size_ == 120 and len(model.train_labels_) == 120
-    assert model.labels_.shape == (400,) and adjusted_mutual_info_score(y, model.labels_) > 0.9
-    labels, confidence = model.predict(X)
-    assert (labels == model.labels_).mean() > 0.95 and ((0 <= confidence) & (confidence <= 1)).all()
-    assert ClusterModel({"name": name, **GOOD[name]}, seed=0).fit(X[:100]).fit_sample_size_ == 0
-
-
 def test_a_full_covariance_mixture_in_many_dimensions_is_declined_not_attempted():
-    from selector.clustering import FULL_COVARIANCE_MAX_DIM, Declined
+    from selector.clustering import FULL_COVARIANCE_MAX_DIM
 
     X = np.random.default_rng(0).normal(size=(200, FULL_COVARIANCE_MAX_DIM + 1))
     with pytest.raises(Declined, match=r"declined for d=65 > 64"):
@@ -110,36 +147,35 @@ def test_a_full_covariance_mixture_in_many_dimensions_is_declined_not_attempted(
     assert ClusterModel({"name": "gmm", "n_clusters": 3, "covariance_type": "diag"}).fit(X).labels_.shape == (200,)
 
 
-def test_hdbscan_in_many_dimensions_fits_a_smaller_sample(monkeypatch):
-    import dataclasses
-
-    from selector import clustering
-    from selector.clustering import MANY_DIMS
-
-    spec = dataclasses.replace(CLUSTERERS["hdbscan"], max_fit_points=300, many_dims_fit_points=120)
+def test_hdbscan_in_many_dimensions_fits_a_smaller_sample_and_the_rest_vote(monkeypatch):
+    spec = dataclasses.replace(CLUSTERERS["hdbscan"], max_fit_points=300, many_dims_fit_points=150)
     monkeypatch.setitem(clustering.CLUSTERERS, "hdbscan", spec)
     params = {"name": "hdbscan", **GOOD["hdbscan"]}
-    for dims, fitted in ((4, 0), (MANY_DIMS, 0), (MANY_DIMS + 1, 120)):
-        X, _ = make_blobs(n_samples=250, centers=3, n_features=dims, cluster_std=0.6, random_state=1)
+    for dims, fitted in ((4, 0), (MANY_DIMS, 0), (MANY_DIMS + 1, 150)):
+        X, _ = blobs(250, seed=1, dims=dims)
         assert ClusterModel(params, seed=0).fit(X).fit_sample_size_ == fitted, dims
-    assert CLUSTERERS["hdbscan"].fit_bound(MANY_DIMS + 1) < CLUSTERERS["hdbscan"].fit_bound(MANY_DIMS)
-
-
-def test_in_many_dimensions_hdbscan_assigns_the_rest_by_nearest_sampled_neighbours(monkeypatch):
-    import dataclasses
-
-    from sklearn.metrics import adjusted_mutual_info_score
-
-    from selector import clustering
-    from selector.clustering import MANY_DIMS
-
-    spec = dataclasses.replace(CLUSTERERS["hdbscan"], many_dims_fit_points=150)
-    monkeypatch.setitem(clustering.CLUSTERERS, "hdbscan", spec)
-    X, y = make_blobs(n_samples=400, centers=3, n_features=MANY_DIMS + 1, cluster_std=0.6, random_state=1)
-    model = ClusterModel({"name": "hdbscan", **GOOD["hdbscan"]}, seed=0).fit(X)
-    assert model.assign_ == "nearest" and model.fit_sample_size_ == 150
+    X, y = blobs(400, seed=1, dims=MANY_DIMS + 1)
+    model = ClusterModel(params, seed=0).fit(X)
+    assert model.placement_.name == "nearest" and model.fit_sample_size_ == 150
     assert adjusted_mutual_info_score(y, model.labels_) > 0.9
-    labels, _ = model.predict(X[:40])  # a served model keeps the rule it was fitted with
-    assert (labels == model.labels_[:40]).mean() > 0.95
-    low = ClusterModel({"name": "hdbscan", **GOOD["hdbscan"]}, seed=0).fit(X[:, :4])
-    assert low.assign_ == "approximate_predict"
+    assert ClusterModel(params, seed=0).fit(X[:, :4]).placement_.name == "approximate_predict"
+
+
+@pytest.mark.parametrize("name", ["kmeans", "hdbscan", "agglomerative"])
+def test_a_model_pickled_before_placements_were_objects_loads_and_predicts_the_same(name, train, tmp_path):
+    """Format 1 kept the rule as a string ``assign_`` (and, for votes, ``train_`` and ``neighbours_``):
+    a champion registered then still loads into this code."""
+    model = ClusterModel({"name": name, **GOOD[name]}, seed=0).fit(train[0])
+    expected = model.predict(train[0][:30])
+    placement = model.placement_
+    old = {k: v for k, v in model.__dict__.items() if k not in ("placement_", "format_")}
+    old["assign_"] = placement.name
+    if placement.name == "nearest":
+        old.update(neighbours_=placement.neighbours_, train_=train[0].astype(np.float32))
+    joblib.dump(old, tmp_path / "state.joblib")
+    restored = ClusterModel.__new__(ClusterModel)
+    restored.__setstate__(joblib.load(tmp_path / "state.joblib"))
+    for ours, theirs in zip(expected, restored.predict(train[0][:30])):
+        np.testing.assert_array_equal(ours, theirs)
+    with pytest.raises(RuntimeError, match="format 99"):
+        ClusterModel.__new__(ClusterModel).__setstate__({**old, "format_": 99})

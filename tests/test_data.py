@@ -6,7 +6,7 @@ import pytest
 
 from selector.data import load_dataset
 
-from conftest import png_bytes
+from selector.data import encode_png as png_bytes
 
 
 def test_digits_is_builtin_with_labels_and_stable_ids():

@@ -63,9 +63,11 @@ def test_vectors_go_through_none_and_images_need_an_image_encoder(tmp_path):
     np.save(tmp_path / "v.npy", np.random.default_rng(0).normal(size=(10, 4)))
     vectors = load_dataset(tmp_path / "v.npy")
     assert embed(vectors, "none").vectors.shape == (10, 4)
-    with pytest.raises(ValueError, match="use encoder 'none'"):
+    with pytest.raises(ValueError, match="encoder 'raw' takes images, but data set 'v' holds vectors; "
+                                         "encoders for vectors: none"):
         embed(vectors, "raw")
-    with pytest.raises(ValueError, match="needs a data set of vectors"):
+    with pytest.raises(ValueError, match="encoder 'none' takes vectors, but data set 'digits' holds images; "
+                                         "encoders for images: raw, efficientnet_lite0, .*any timm model name"):
         embed(load_dataset("digits"), "none")
     with pytest.raises(ValueError, match="`batch_size` must be an int >= 1; got 0"):
         embed(load_dataset("digits"), "raw", batch_size=0)

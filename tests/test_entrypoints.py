@@ -1,32 +1,26 @@
 """The entry points as users meet them: through `mlflow run`, and with bad input."""
 
 import inspect
-import os
-import subprocess
 import sys
 
 import mlflow
 import pytest
 import yaml
 
-from selector import workflow as jobs
-
-from conftest import PROJECT_ROOT
+from selector.jobs import ENTRY_POINTS, job
 
 CONTRACT_ENTRY_POINTS = {"main", "embed", "tune", "register", "select"}
 
 
-def mlproject() -> dict:
-    return yaml.safe_load((PROJECT_ROOT / "MLproject").read_text())
-
-
-def test_mlproject_has_the_contract_entry_points_and_mirrors_the_library_defaults():
-    entry_points = mlproject()["entry_points"]
-    assert set(entry_points) == CONTRACT_ENTRY_POINTS
-    for name, job in jobs.ENTRY_POINTS.items():
-        signature = inspect.signature(job).parameters
+def test_mlproject_has_the_contract_entry_points_and_mirrors_the_library_defaults(project_root):
+    entry_points = yaml.safe_load((project_root / "MLproject").read_text())["entry_points"]
+    assert set(entry_points) == CONTRACT_ENTRY_POINTS == set(ENTRY_POINTS)
+    for name in ENTRY_POINTS:
+        job_of = job(name)
+        assert job_of.__module__ == f"selector.jobs.{name}"  # one module per entry point
+        signature = inspect.signature(job_of).parameters
         for param, spec in entry_points[name]["parameters"].items():
-            assert param in signature, f"{name}: {param} is not a parameter of {job.__name__}"
+            assert param in signature, f"{name}: {param} is not a parameter of {job_of.__name__}"
             default = signature[param].default
             if "default" not in spec:
                 assert default is inspect.Parameter.empty, f"{name}.{param}"
@@ -36,19 +30,14 @@ def test_mlproject_has_the_contract_entry_points_and_mirrors_the_library_default
                 spec["default"] == expected, f"{name}.{param}: MLproject {spec['default']!r} vs {default!r}"
 
 
-def run_cli(*args, cwd, env=None):
-    return subprocess.run(args, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True,
-                          timeout=600)
-
-
 def runs_in_store():
     return len(mlflow.search_runs(search_all_experiments=True))
 
 
 @pytest.mark.slow
-def test_mlflow_run_embed_on_digits_with_raw(tmp_path):
+def test_mlflow_run_embed_on_digits_with_raw(tmp_path, run_cli, project_root):
     before = runs_in_store()
-    done = run_cli("mlflow", "run", str(PROJECT_ROOT), "-e", "embed", "-P", "encoder=raw", "-P", "dataset=digits",
+    done = run_cli("mlflow", "run", str(project_root), "-e", "embed", "-P", "encoder=raw", "-P", "dataset=digits",
                    "--env-manager", "local", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     runs = mlflow.search_runs(search_all_experiments=True, order_by=["start_time DESC"])
@@ -69,9 +58,9 @@ def test_mlflow_run_embed_on_digits_with_raw(tmp_path):
     (["--encoder", "not_a_model"], "unknown encoder 'not_a_model'"),
     (["--encoder", "raw", "--batch_size", "0"], "`batch_size` must be an int >= 1"),
 ])
-def test_bad_input_exits_non_zero_with_one_clear_line_and_no_run(tmp_path, args, message):
+def test_bad_input_exits_non_zero_with_one_clear_line_and_no_run(tmp_path, args, message, run_cli, project_root):
     before = runs_in_store()
-    done = run_cli(sys.executable, str(PROJECT_ROOT / "entrypoints" / "embed.py"), *args, cwd=tmp_path)
+    done = run_cli(sys.executable, str(project_root / "entrypoints" / "embed.py"), *args, cwd=tmp_path)
     assert done.returncode == 2
     assert message in done.stderr and "Traceback" not in done.stderr
     assert runs_in_store() == before

@@ -106,15 +106,28 @@ def test_an_objective_name_is_registered_once():
 
 
 @pytest.mark.parametrize("name", list(OBJECTIVES))
-def test_every_objective_ranks_the_truth_above_noise_and_degenerate_labels(grouped_space, name):
-    space, y = grouped_space
-    spec = get_objective(name)
-    truth = spec.score(space, y, 0)
-    shuffled = spec.score(space, np.random.default_rng(1).permutation(y), 0)
-    assert truth.value > shuffled.value and truth.n_clusters == 10 and truth.degenerate is None
-    for labels, reason in ((np.zeros(len(y), int), "one_cluster"), (np.full(len(y), -1), "all_noise")):
-        worst = spec.score(space, labels, 0)
-        assert worst.value == -1.0 and worst.degenerate == reason
+class TestObjectiveConformance:
+    """Every registered objective, scored in a real evaluation space (UMAP coordinates and graph)."""
+
+    def test_it_ranks_the_truth_above_shuffled_labels(self, grouped_space, name):
+        space, y = grouped_space
+        spec = get_objective(name)
+        truth = spec.score(space, y, 0)
+        shuffled = spec.score(space, np.random.default_rng(1).permutation(y), 0)
+        assert truth.value > shuffled.value and truth.n_clusters == 10 and truth.degenerate is None
+        assert np.isfinite(truth.value) and all(np.isfinite(v) for v in truth.parts.values())
+
+    def test_degenerate_labels_score_the_worst_and_say_why(self, grouped_space, name):
+        space, y = grouped_space
+        for labels, reason in ((np.zeros(len(y), int), "one_cluster"), (np.full(len(y), -1), "all_noise"),
+                               (np.arange(len(y)), "one_cluster_per_point")):
+            worst = get_objective(name).score(space, labels, 0)
+            assert worst.value == -1.0 and worst.degenerate == reason
+
+    def test_a_seed_gives_the_same_value(self, grouped_space, name):
+        space, y = grouped_space
+        labels = np.where(y < 8, y, -1)  # some noise, so sampled and noise-aware paths run
+        assert get_objective(name).score(space, labels, 3).value == get_objective(name).score(space, labels, 3).value
 
 
 def test_modularity_prefers_the_ten_classes_where_the_silhouette_prefers_the_two_groups(grouped_raw):

@@ -16,12 +16,11 @@ import mlflow
 import numpy as np
 import optuna
 import pytest
+import stack  # benchmarks/stack.py, the operations harness (on pytest's pythonpath)
 from sklearn.datasets import make_blobs
 
-from selector import stack
 from selector.tracking import mask_url
 
-from conftest import PROJECT_ROOT
 
 PG = "postgresql://postgres@127.0.0.1:5432"
 SECRET = "hunter2-not-logged"  # trust auth ignores it; it must still never show up anywhere
@@ -70,11 +69,11 @@ def auth_server(tmp_path_factory):
                    "MLFLOW_TRACKING_PASSWORD": WORKER_PASSWORD, "MLFLOW_EXPERIMENT_NAME": "kill-test"}
 
 
-def test_three_workers_share_one_study_and_one_parent_run(databases, tmp_path, monkeypatch):
+def test_three_workers_share_one_study_and_one_parent_run(databases, tmp_path, monkeypatch, project_root):
     X, y = make_blobs(n_samples=90, centers=3, n_features=6, cluster_std=0.7, random_state=3)
     np.savez(tmp_path / "blobs.npz", X=X, y=y)
     env = {**os.environ, "MLFLOW_TRACKING_URI": databases["mlflow"], "SELECTOR_CACHE_DIR": str(tmp_path / "cache")}
-    command = [sys.executable, str(PROJECT_ROOT / "entrypoints" / "tune.py"), "--dataset", str(tmp_path / "blobs.npz"),
+    command = [sys.executable, str(project_root / "entrypoints" / "tune.py"), "--dataset", str(tmp_path / "blobs.npz"),
                "--encoder", "none", "--clusterers", "kmeans,hdbscan", "--n_trials", "8",
                "--study_name", "shared", "--storage", databases["optuna"]]
     workers = [subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -97,7 +96,7 @@ def test_three_workers_share_one_study_and_one_parent_run(databases, tmp_path, m
     assert len(workers_runs) == 3 and set(workers_runs["tags.study_parent_run_id"]) == {parent}
     assert mlflow.get_run(parent).data.metrics["n_trials_complete"] == 24
 
-    from selector.workflow import register_job
+    from selector.jobs.register import register_job
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SELECTOR_CACHE_DIR", str(tmp_path / "cache"))
@@ -135,7 +134,7 @@ def _wait_for(path, text, process, timeout=300.0):
 
 @pytest.mark.parametrize("tracking", ["postgresql", "server"])
 def test_a_killed_worker_is_replaced_and_the_study_reaches_its_target(tracking, databases, tmp_path, request,
-                                                                     monkeypatch):
+                                                                     monkeypatch, wait_for, project_root):
     """SIGKILL a real worker in the middle of its third trial; a new worker started after the grace
     period fails the orphan, ends its MLflow run KILLED, retries it and brings the study to its target."""
     target = 6
@@ -153,7 +152,7 @@ def test_a_killed_worker_is_replaced_and_the_study_reaches_its_target(tracking, 
                  "--study_name", study_name, "--storage", storage]
 
     first_log = tmp_path / "first.log"
-    first = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "tests" / "hanging_worker.py"), "3",
+    first = subprocess.Popen([sys.executable, str(project_root / "tests" / "hanging_worker.py"), "3",
                               *arguments, "--n_trials", "4"], cwd=tmp_path, env=env,
                              stdout=open(first_log, "w"), stderr=subprocess.STDOUT)
     _wait_for(first_log, "HANGING", first)
@@ -166,8 +165,12 @@ def test_a_killed_worker_is_replaced_and_the_study_reaches_its_target(tracking, 
     done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
     assert done == 2
 
-    time.sleep(5)  # past the grace period: the orphan's heartbeat is 3+ s old
-    second = subprocess.run([sys.executable, str(PROJECT_ROOT / "entrypoints" / "tune.py"), *arguments,
+    # Start the replacement once the orphan is stale (its heartbeat older than the 3 s grace period),
+    # asked of the storage itself rather than guessed with a sleep.
+    watcher = optuna.storages.RDBStorage(databases["optuna"], heartbeat_interval=1, grace_period=3)
+    wait_for(lambda: killed._trial_id in watcher._get_stale_trial_ids(study._study_id), timeout=120,
+             what="the killed worker's trial to go stale")
+    second = subprocess.run([sys.executable, str(project_root / "entrypoints" / "tune.py"), *arguments,
                              "--n_trials", str(target - done)], cwd=tmp_path, env=env, capture_output=True,
                             text=True, timeout=600)
     assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-3000:]
@@ -199,21 +202,21 @@ def test_a_killed_worker_is_replaced_and_the_study_reaches_its_target(tracking, 
     assert any(mask_url(storage) in text for text in logged)
 
 
-def test_workers_share_the_local_defaults_without_any_server(tmp_path, monkeypatch):
+def test_workers_share_the_local_defaults_without_any_server(tmp_path, monkeypatch, project_root):
     """No PostgreSQL, no server: the default journal file for Optuna and SQLite for MLflow, 3 processes."""
     workers = 3
     X, y = make_blobs(n_samples=90, centers=3, n_features=6, cluster_std=0.7, random_state=3)
     np.savez(tmp_path / "blobs.npz", X=X, y=y)
     env = {**os.environ, "SELECTOR_CACHE_DIR": str(tmp_path / "cache")}
     env.pop("MLFLOW_TRACKING_URI")  # the project's default: ./mlflow.db in the working directory
-    command = [sys.executable, str(PROJECT_ROOT / "entrypoints" / "tune.py"), "--dataset", str(tmp_path / "blobs.npz"),
+    command = [sys.executable, str(project_root / "entrypoints" / "tune.py"), "--dataset", str(tmp_path / "blobs.npz"),
                "--encoder", "none", "--clusterers", "kmeans,hdbscan", "--n_trials", "6", "--study_name", "local"]
     processes = [subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                   text=True) for _ in range(workers)]
     outputs = [process.communicate(timeout=600)[0] for process in processes]
     assert [p.returncode for p in processes] == [0] * workers, "\n".join(o[-2000:] for o in outputs)
 
-    from selector.search import resolve_storage
+    from selector.study import resolve_storage
 
     monkeypatch.chdir(tmp_path)
     study = optuna.load_study(study_name="local", storage=resolve_storage(""))

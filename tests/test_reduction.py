@@ -4,7 +4,8 @@ import numpy as np
 import optuna
 import pytest
 
-from selector.reduction import REDUCERS, SCALINGS, ReductionCache, build_reducer, suggest_reducer
+from selector.reduction import (REDUCERS, SCALINGS, ReducerSpec, ReductionCache, build_reducer, fit_reduce, get_reducer,
+                                register_reducer, suggest_reducer)
 
 
 @pytest.fixture(scope="module")
@@ -12,25 +13,82 @@ def vectors():
     return np.random.default_rng(0).normal(size=(120, 16)).astype(np.float32)
 
 
-@pytest.mark.parametrize("name", list(REDUCERS))
-@pytest.mark.parametrize("scaling", SCALINGS)
-def test_reducer_contract(name, scaling, vectors):
+def blobs(n: int, seed: int):
+    from sklearn.datasets import make_blobs
+
+    centres = np.random.default_rng(42).normal(scale=8.0, size=(4, 16))
+    X, y = make_blobs(n_samples=n, centers=centres, n_features=16, cluster_std=1.0, random_state=seed)
+    return X.astype(np.float32), y
+
+
+def proposed(name: str, scaling: str, n: int = 160, dim: int = 16) -> dict:
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    params = suggest_reducer(study.ask(), *vectors.shape, names=[name])
-    params["scaling"] = scaling
-    reduced = build_reducer(params, len(vectors), seed=0).fit_transform(vectors)
-    expected = {"none": vectors.shape[1], "pca": min(params.get("n_components", 0), vectors.shape[1]),
-                "umap": params.get("n_components")}[name]
-    assert reduced.shape == (120, expected) and np.isfinite(reduced).all()
-    again = build_reducer(params, len(vectors), seed=0).fit_transform(vectors)
-    np.testing.assert_allclose(again, reduced, rtol=1e-4, atol=1e-4)  # seeded
+    params = suggest_reducer(study.ask(), n, dim, names=[name])
+    return {**params, "scaling": scaling}
 
 
-def test_unknown_reducer_and_scaling_list_the_valid_ones(vectors):
+@pytest.mark.parametrize("scaling", SCALINGS)
+@pytest.mark.parametrize("name", list(REDUCERS))
+class TestReducerConformance:
+    """Every registered reducer, with every scaling, on the paths production uses: a trial's
+    ``ReductionCache.reduce`` and the served model's ``fit_reduce`` + ``transform``."""
+
+    def test_fit_gives_finite_coordinates_of_the_proposed_size(self, name, scaling):
+        X, _ = blobs(160, seed=0)
+        params = proposed(name, scaling)
+        reducer, reduced = fit_reduce(params, X, seed=0)
+        expected = {"none": X.shape[1], "pca": min(params.get("n_components", 0), X.shape[1]),
+                    "umap": params.get("n_components")}.get(name, reduced.shape[1])
+        assert reduced.shape == (160, expected) and reduced.dtype == np.float32 and np.isfinite(reduced).all()
+
+    def test_seeded_fits_are_reproducible(self, name, scaling):
+        X, _ = blobs(160, seed=0)
+        params = proposed(name, scaling)
+        np.testing.assert_allclose(fit_reduce(params, X, 0)[1], fit_reduce(params, X, 0)[1], rtol=1e-4, atol=1e-4)
+
+    def test_transform_places_unseen_points_among_their_own_cluster(self, name, scaling):
+        from sklearn.neighbors import KNeighborsClassifier
+
+        X, y = blobs(160, seed=0)
+        X_new, y_new = blobs(60, seed=5)  # the same centres, points it never saw
+        reducer, reduced = fit_reduce(proposed(name, scaling), X, seed=0)
+        placed = np.asarray(reducer.transform(X_new))
+        assert placed.shape == (60, reduced.shape[1]) and np.isfinite(placed).all()
+        vote = KNeighborsClassifier(5).fit(reduced, y).predict(placed)
+        assert (vote == y_new).mean() > 0.9
+
+    def test_a_joblib_round_trip_transforms_the_same(self, name, scaling, tmp_path):
+        import joblib
+
+        X, _ = blobs(160, seed=0)
+        X_new, _ = blobs(30, seed=6)
+        reducer, _ = fit_reduce(proposed(name, scaling), X, seed=0)
+        joblib.dump(reducer, tmp_path / "reducer.joblib")
+        np.testing.assert_allclose(joblib.load(tmp_path / "reducer.joblib").transform(X_new),
+                                   reducer.transform(X_new), rtol=1e-5, atol=1e-5)
+
+    def test_the_trial_path_and_the_serving_path_agree(self, name, scaling, tmp_path):
+        """A trial's coordinates (through the study's cache, and UMAP's shared graph) are the ones the
+        served pipeline fits: the champion clusters what the study scored."""
+        X, _ = blobs(160, seed=0)
+        params = proposed(name, scaling)
+        in_trial = ReductionCache(tmp_path, "blobs").reduce(X, params, seed=0)
+        _, served = fit_reduce(params, X, seed=0)
+        np.testing.assert_allclose(in_trial, served, rtol=1e-3, atol=1e-3)
+
+
+def test_lookups_are_strict_and_a_name_is_registered_once(vectors):
     with pytest.raises(ValueError, match="unknown reducer 'tsne'; valid: none, pca, umap"):
         build_reducer({"name": "tsne"}, 10, 0)
+    for name in ("", None):
+        with pytest.raises(ValueError, match="unknown reducer .*; valid: none, pca, umap"):
+            get_reducer(name)
     with pytest.raises(ValueError, match="`reducer.scaling` must be one of none, zscore, l2; got 'max'"):
         build_reducer({"name": "none", "scaling": "max"}, 10, 0)
+    for name in ("umap", ""):
+        with pytest.raises(ValueError, match="empty|already registered"):
+            register_reducer(ReducerSpec(name, REDUCERS["pca"].build, REDUCERS["pca"].suggest))
+    assert REDUCERS["umap"].trial_fit is not None
 
 
 def test_same_reduction_is_fitted_once_in_memory_and_across_processes(vectors, tmp_path):
@@ -65,12 +123,13 @@ def test_the_neighbour_graph_is_built_once_per_scaling_and_metric(vectors, tmp_p
 
 
 def test_a_slice_of_the_shared_graph_is_the_graph_umap_builds_itself(vectors):
-    from selector.reduction import _build_umap, nearest_neighbours
+    from selector.neighbours import nearest_neighbours
+    from selector.reduction import _umap
 
     params = {"n_components": 3, "n_neighbors": 15, "min_dist": 0.0, "metric": "euclidean"}
-    own = _build_umap(params, len(vectors), 0).fit(vectors)
+    own = _umap(params, len(vectors), 0).fit(vectors)
     idx, dist = nearest_neighbours(vectors, 50, "euclidean", seed=0)
-    shared = _build_umap(params, len(vectors), 0)
+    shared = _umap(params, len(vectors), 0)
     shared.set_params(precomputed_knn=(idx[:, :15].copy(), dist[:, :15].copy(), None))
     shared.fit(vectors)
     assert own.graph_.nnz == shared.graph_.nnz
@@ -78,11 +137,11 @@ def test_a_slice_of_the_shared_graph_is_the_graph_umap_builds_itself(vectors):
 
 
 def test_above_the_exact_bound_the_graph_comes_from_nn_descent(vectors, monkeypatch):
-    from selector import reduction
+    from selector import neighbours
 
-    exact_idx, _ = reduction.nearest_neighbours(vectors, 10, "euclidean", seed=0)
-    monkeypatch.setattr(reduction, "EXACT_KNN_BOUND", 50)
-    approx_idx, approx_dist = reduction.nearest_neighbours(vectors, 10, "euclidean", seed=0)
+    exact_idx, _ = neighbours.nearest_neighbours(vectors, 10, "euclidean", seed=0)
+    monkeypatch.setattr(neighbours, "EXACT_KNN_BOUND", 50)
+    approx_idx, approx_dist = neighbours.nearest_neighbours(vectors, 10, "euclidean", seed=0)
     assert (approx_idx[:, 0] == np.arange(len(vectors))).all() and (approx_dist[:, 0] == 0).all()  # itself first
     recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx_idx, exact_idx)])
     assert recall > 0.9

@@ -17,10 +17,8 @@ import pytest
 from mlflow.exceptions import MlflowException
 
 from registry.promote import register_and_promote
-from selector.jobs import tune_job
-from selector.workflow import register_job
-
-from conftest import png_bytes
+from selector.jobs.tune import tune_job
+from selector.jobs.register import register_job
 
 
 @pytest.fixture(scope="module")
@@ -38,25 +36,12 @@ def champion(tmp_path_factory, digit_pngs):
     return {"study": study, "registration": registration, "name": "digits-test"}
 
 
-@pytest.fixture(scope="module")
-def digit_pngs(tmp_path_factory):
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    root = tmp_path_factory.mktemp("pngs")
-    for label in (0, 3, 7):
-        (root / str(label)).mkdir()
-        for index in np.flatnonzero(digits.target == label)[:40]:
-            image = np.round(digits.images[index] * 255 / 16).astype(np.uint8)
-            (root / str(label) / f"{index:04d}.png").write_bytes(png_bytes(image))
-    return root
-
-
 def training_request(digit_pngs):
     paths = sorted(digit_pngs.rglob("*.png"))
     return pd.DataFrame({"image": [base64.b64encode(p.read_bytes()).decode() for p in paths]})
 
 
+@pytest.mark.slow
 def test_registered_version_has_the_contract_tags_and_the_alias(champion):
     client = mlflow.tracking.MlflowClient()
     version = client.get_model_version_by_alias(champion["name"], "champion")
@@ -70,6 +55,7 @@ def test_registered_version_has_the_contract_tags_and_the_alias(champion):
     assert 0 <= float(tags["ami"]) <= 1
 
 
+@pytest.mark.slow
 def test_fresh_process_loads_the_champion_and_reproduces_the_training_assignment(champion, digit_pngs, tmp_path):
     script = f"""
 import base64, json, pathlib, mlflow, pandas as pd
@@ -96,6 +82,7 @@ print(json.dumps({{"cluster": answer["cluster"].tolist(), "confidence": answer["
     assert (clusters == trained).mean() >= 0.95
 
 
+@pytest.mark.slow
 def test_a_worse_version_does_not_take_the_alias_unless_forced(champion):
     client = mlflow.tracking.MlflowClient()
     name = champion["name"]
@@ -173,6 +160,7 @@ def test_mlflow_models_serve_answers_images_and_refuses_bad_requests(champion, d
         server.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_vector_model_checks_length_and_values(tmp_path, monkeypatch):
     from sklearn.datasets import make_blobs
 
@@ -190,8 +178,9 @@ def test_vector_model_checks_length_and_values(tmp_path, monkeypatch):
         model.predict(pd.DataFrame([[1.0, 2.0]], columns=list("ab")))
 
 
+@pytest.mark.slow
 def test_select_tunes_each_encoder_logs_a_leaderboard_and_registers_the_winner(digit_pngs, tmp_path, monkeypatch):
-    from selector.workflow import select_job
+    from selector.jobs.select import select_job
 
     monkeypatch.chdir(tmp_path)
     before = len(mlflow.search_runs(search_all_experiments=True))
@@ -218,7 +207,7 @@ def test_select_ranks_encoders_by_the_objective_not_by_the_silhouette(digit_pngs
     """Two encoders whose best silhouette and best objective disagree: the objective decides."""
     from types import SimpleNamespace
 
-    from selector import workflow
+    from selector.jobs import select as workflow
 
     monkeypatch.chdir(tmp_path)
     scores = {"raw": {"best_objective_value": 0.85, "best_silhouette_umap": 0.60},

@@ -14,7 +14,7 @@ from selector import report_html, reports
 from selector.clustering import ClusterModel
 from selector.data import load_dataset
 from selector.embedding import cache_dir, embed
-from selector.jobs import tune_job
+from selector.jobs.tune import tune_job
 from selector.reduction import ReductionCache
 from selector.search import pipeline_params
 
@@ -56,6 +56,7 @@ def best_labels(result, dataset: str, encoder: str) -> tuple[np.ndarray, object,
     return ClusterModel(clusterer, seed=0).fit(reduced).labels_, embedded, data
 
 
+@pytest.mark.slow
 def test_a_labelled_study_report_has_every_section_and_a_truthful_gallery(digit_folder, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = tune_job(dataset=str(digit_folder), encoder="raw", n_trials=4, clusterers="kmeans,agglomerative")
@@ -76,6 +77,7 @@ def test_a_labelled_study_report_has_every_section_and_a_truthful_gallery(digit_
     assert f"{paper['paper_recipe_ami']:.4f}" in text
 
 
+@pytest.mark.slow
 def test_a_study_without_labels_reports_no_ami_and_does_not_crash(digit_folder, tmp_path, monkeypatch):
     flat = tmp_path / "flat"
     flat.mkdir()

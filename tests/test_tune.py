@@ -1,4 +1,7 @@
-"""The `tune` job in-process on small generated data, and once through `mlflow run`."""
+"""The `tune` job in-process on small generated data, and once through `mlflow run`.
+
+Most of these run whole studies and are marked ``slow``; request checks and the stale-trial
+callback are not."""
 
 import json
 
@@ -8,11 +11,9 @@ import optuna
 import pytest
 from sklearn.datasets import make_blobs
 
-from selector import clustering, search
-from selector.jobs import tune_job
-
-from conftest import PROJECT_ROOT
-from test_entrypoints import run_cli
+from selector import clustering, study
+from selector.jobs.tune import tune_job
+from selector.search import pipeline_params
 
 FAST = "kmeans,agglomerative,hdbscan"
 
@@ -31,6 +32,7 @@ def child_runs(parent_run_id):
                               filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'")
 
 
+@pytest.mark.slow
 def test_tune_logs_a_parent_run_and_one_nested_run_per_trial(blob_file):
     result = tune_job(dataset=str(blob_file), encoder="none", n_trials=6, clusterers=FAST, seed=1)
     parent = mlflow.get_run(result.parent_run_id)
@@ -61,11 +63,12 @@ def test_tune_logs_a_parent_run_and_one_nested_run_per_trial(blob_file):
     assert {"trials.csv", "optimization_history.png", "objective_vs_ami.png", "cluster_map.png"} <= artifacts
 
 
+@pytest.mark.slow
 def test_a_study_fits_each_reduction_and_each_neighbour_graph_once(blob_file):
     from selector.objective import EVAL_SPACE
 
     result = tune_job(dataset=str(blob_file), encoder="none", n_trials=12, clusterers="kmeans", seed=2)
-    reductions = {json_key(search.pipeline_params(t.params)[0]) for t in result.study.trials} | {json_key(EVAL_SPACE)}
+    reductions = {json_key(pipeline_params(t.params)[0]) for t in result.study.trials} | {json_key(EVAL_SPACE)}
     graphs = {(r["scaling"], r["metric"]) for r in map(json.loads, reductions) if r["name"] == "umap"}
     assert result.work["reductions_fitted"] == len(reductions) < 12 + 1
     assert result.work["neighbour_graphs_built"] == len(graphs)
@@ -80,15 +83,17 @@ def json_key(params: dict) -> str:
     return json.dumps(params, sort_keys=True)
 
 
+@pytest.mark.slow
 def test_resume_adds_trials_under_the_same_parent(blob_file):
     first = tune_job(dataset=str(blob_file), encoder="none", n_trials=3, clusterers="kmeans", study_name="resume-me")
     second = tune_job(dataset=str(blob_file), encoder="none", n_trials=2, clusterers="kmeans", study_name="resume-me")
     assert second.parent_run_id == first.parent_run_id
     assert len(second.study.trials) == 5 and second.metrics["n_trials_complete"] == 5
     assert len(child_runs(first.parent_run_id)) == 5
-    assert (blob_file.parent / search.DEFAULT_JOURNAL).is_file()
+    assert (blob_file.parent / study.DEFAULT_JOURNAL).is_file()
 
 
+@pytest.mark.slow
 def test_a_study_name_holds_one_data_set(blob_file, tmp_path):
     tune_job(dataset=str(blob_file), encoder="none", n_trials=1, clusterers="kmeans", study_name="mine")
     X, _ = make_blobs(n_samples=50, centers=2, n_features=6, random_state=9)
@@ -97,6 +102,7 @@ def test_a_study_name_holds_one_data_set(blob_file, tmp_path):
         tune_job(dataset=str(tmp_path / "other.npy"), encoder="none", n_trials=1, study_name="mine")
 
 
+@pytest.mark.slow
 def test_a_study_keeps_its_objective_and_another_objective_gets_its_own_study(blob_file):
     first = tune_job(dataset=str(blob_file), encoder="none", n_trials=2, clusterers="kmeans", study_name="by-modularity")
     assert first.study.user_attrs["objective"] == "modularity_silhouette"
@@ -109,6 +115,7 @@ def test_a_study_keeps_its_objective_and_another_objective_gets_its_own_study(bl
         tune_job(dataset=str(blob_file), encoder="none", n_trials=1, objective="nope")
 
 
+@pytest.mark.slow
 def test_labels_never_steer_the_search(blob_file, tmp_path):
     """Shuffled labels: the same trials, the same choice; only the validation numbers move."""
     with np.load(blob_file) as data:
@@ -123,6 +130,7 @@ def test_labels_never_steer_the_search(blob_file, tmp_path):
     assert shuffled.metrics["best_ami"] < true.metrics["best_ami"]
 
 
+@pytest.mark.slow
 def test_a_trial_that_raises_fails_alone(blob_file, monkeypatch):
     real = clustering.CLUSTERERS["agglomerative"]
 
@@ -140,6 +148,7 @@ def test_a_trial_that_raises_fails_alone(blob_file, monkeypatch):
     assert result.metrics["n_trials_failed"] == len(failed)
 
 
+@pytest.mark.slow
 def test_a_declined_trial_is_pruned_and_its_run_says_why(blob_file, monkeypatch):
     monkeypatch.setattr(clustering, "FULL_COVARIANCE_MAX_DIM", 1)
     result = tune_job(dataset=str(blob_file), encoder="none", n_trials=8, clusterers="gmm", seed=3)
@@ -161,7 +170,7 @@ def test_bad_requests_leave_no_study_and_no_run(blob_file, kwargs, message):
     before = len(mlflow.search_runs(search_all_experiments=True))
     with pytest.raises(ValueError, match=message):
         tune_job(dataset=str(blob_file), encoder="none", **kwargs)
-    assert not (blob_file.parent / search.DEFAULT_JOURNAL).exists()
+    assert not (blob_file.parent / study.DEFAULT_JOURNAL).exists()
     assert len(mlflow.search_runs(search_all_experiments=True)) == before
 
 
@@ -173,12 +182,12 @@ def test_too_small_and_constant_data_are_refused(tmp_path, monkeypatch):
     np.save(tmp_path / "flat.npy", np.ones((40, 3)))
     with pytest.raises(ValueError, match="every vector .* is the same"):
         tune_job(dataset=str(tmp_path / "flat.npy"), encoder="none")
-    assert not (tmp_path / search.DEFAULT_JOURNAL).exists()
+    assert not (tmp_path / study.DEFAULT_JOURNAL).exists()
 
 
 @pytest.mark.slow
-def test_mlflow_run_tune_on_a_small_data_set(blob_file):
-    done = run_cli("mlflow", "run", str(PROJECT_ROOT), "-e", "tune", "-P", f"dataset={blob_file}",
+def test_mlflow_run_tune_on_a_small_data_set(blob_file, run_cli, project_root):
+    done = run_cli("mlflow", "run", str(project_root), "-e", "tune", "-P", f"dataset={blob_file}",
                    "-P", "encoder=none", "-P", "n_trials=4", "-P", "clusterers=kmeans,hdbscan",
                    "-P", f"storage={blob_file.parent / 'study.log'}", "--env-manager", "local", cwd=blob_file.parent)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -188,27 +197,29 @@ def test_mlflow_run_tune_on_a_small_data_set(blob_file):
     parent = runs.iloc[-1]
     assert parent["metrics.n_trials_complete"] == 4 and parent["params.encoder"] == "none"
     assert len(child_runs(parent["run_id"])) == 4
-    failing = run_cli("mlflow", "run", str(PROJECT_ROOT), "-e", "tune", "-P", f"dataset={blob_file}",
+    failing = run_cli("mlflow", "run", str(project_root), "-e", "tune", "-P", f"dataset={blob_file}",
                       "-P", "encoder=none", "-P", "n_trials=0", "--env-manager", "local", cwd=blob_file.parent)
     assert failing.returncode != 0 and "`n_trials` must be an int >= 1" in failing.stderr
 
 
-def test_a_stale_trial_is_failed_its_run_killed_and_it_is_retried(tmp_path):
+def test_a_stale_trial_is_failed_its_run_killed_and_it_is_retried(tmp_path, wait_for):
     """What a killed worker leaves behind: a RUNNING trial whose heartbeat stopped."""
-    import time
-
-    storage = search.resolve_storage(f"sqlite:///{tmp_path / 'optuna.db'}", heartbeat_interval=1, grace_period=1)
-    study = optuna.create_study(study_name="stale", storage=storage)
+    storage = study.resolve_storage(f"sqlite:///{tmp_path / 'optuna.db'}", heartbeat_interval=1, grace_period=1)
+    stale = optuna.create_study(study_name="stale", storage=storage)
     client = mlflow.tracking.MlflowClient()
     run = client.create_run(client.get_experiment_by_name("Default").experiment_id)
-    trial = study.ask()
+    trial = stale.ask()
     trial.suggest_int("clusterer.n_clusters", 2, 5)
     trial.set_user_attr("mlflow_run_id", run.info.run_id)
     storage.record_heartbeat(trial._trial_id)
-    time.sleep(2.5)
-    optuna.storages.fail_stale_trials(study)
-    states = [t.state for t in study.trials]
+
+    def failed_once_stale():  # stale once its heartbeat is older than the grace period: ask until it is
+        optuna.storages.fail_stale_trials(stale)
+        return stale.trials[0].state != optuna.trial.TrialState.RUNNING
+
+    wait_for(failed_once_stale, timeout=30, what="the trial to go stale")
+    states = [t.state for t in stale.trials]
     assert states[0] == optuna.trial.TrialState.FAIL
-    assert states[1] == optuna.trial.TrialState.WAITING and study.trials[1].params == study.trials[0].params  # retry
+    assert states[1] == optuna.trial.TrialState.WAITING and stale.trials[1].params == stale.trials[0].params  # retry
     killed = client.get_run(run.info.run_id)
     assert killed.info.status == "KILLED" and "heartbeat" in killed.data.tags["error"]

@@ -1,7 +1,7 @@
 """The multi-worker stack on one machine: PostgreSQL databases, an MLflow tracking server with basic
 authentication in front of them, and N ``tune`` workers sharing one Optuna study.
 
-    python -m selector.stack --workers 3 --dataset digits --encoder raw --n_trials 10
+    python benchmarks/stack.py --workers 3 --dataset digits --encoder raw --n_trials 10
 
 The tests start the same server (``tracking_server``) on a free loopback port. Across machines the
 pieces are the same: one PostgreSQL, one ``mlflow server``, workers anywhere that can reach both.
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from selector.tracking import mask_url
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[1]  # benchmarks/ sits in the project's root
 ADMIN = "admin"
 
 

@@ -1,0 +1,34 @@
+"""The `main` job, the README's demo: select on a data set, then ask the champion about a few images."""
+
+from __future__ import annotations
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from selector.data import load_dataset
+from selector.jobs.select import select_job
+from selector.objective import DEFAULT_OBJECTIVE
+
+
+def main_job(dataset: str = "digits", encoders: str = "raw,efficientnet_lite0", n_trials: int = 30,
+             model_name: str = "digits-clusters", objective: str = DEFAULT_OBJECTIVE):
+    """The README's demo: select on ``dataset``, then ask the registered champion about a few images."""
+    board, _ = select_job(dataset=dataset, encoders=encoders, n_trials=n_trials, model_name=model_name,
+                          objective=objective)
+    model = mlflow.pyfunc.load_model(f"models:/{model_name}@champion")
+    data = load_dataset(dataset)
+    picks = np.linspace(0, len(data) - 1, 5).astype(int)
+    if data.kind == "images":
+        from registry.promote import png_base64
+
+        request = pd.DataFrame({"image": [png_base64(data.images[i]) for i in picks]})
+    else:
+        request = pd.DataFrame(data.vectors[picks], columns=data.feature_names)
+    answer = model.predict(request)
+    answer.insert(0, "id", data.ids[picks])
+    if data.labels is not None:
+        answer.insert(1, "true_label", data.labels[picks])
+    print(f"models:/{model_name}@champion on {len(picks)} images:")
+    print(answer.to_string(index=False))
+    return answer

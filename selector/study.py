@@ -1,0 +1,251 @@
+"""A study's lifecycle, owned in one place: where it is stored, who may set it up, and the MLflow
+run it hangs under.
+
+Storage strings resolve here: ``""`` is a journal file in the working directory (safe for several
+local processes), a path is a journal file, a URL is an RDB. ``StudySession`` is one worker's part
+in one study: under a set-up lock it creates the tracking store's tables and opens (or resumes) the
+study, starts the worker's MLflow run, picks the study's one parent run, gives a joining worker its
+own random stream, enqueues the starting points once; on the way out it logs the summary on the
+parent and repairs a parent that a killed worker left KILLED.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+from pathlib import Path
+from typing import Callable
+
+import mlflow
+import numpy as np
+import optuna
+
+from selector import tracking
+from selector.objective import LEGACY_OBJECTIVE
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_JOURNAL = "optuna_journal.log"
+PARENT_ATTR = "mlflow_parent_run_id"
+LOCK_KEY = 0x5E1EC7  # PostgreSQL advisory lock id for selector's set-up sections
+
+
+def resolve_storage(storage: str = "", heartbeat_interval: int | None = None, grace_period: int | None = None):
+    """``""`` → ``./optuna_journal.log``; a path → that journal file; ``scheme://…`` → RDB storage.
+
+    An RDB storage beats every ``SELECTOR_HEARTBEAT_SECONDS`` (30) while a trial runs; a trial
+    silent for ``SELECTOR_GRACE_SECONDS`` (90) is taken for dead by the next worker that asks.
+    """
+    from optuna.storages import JournalStorage, RDBStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    if "://" in storage:
+        heartbeat_interval = heartbeat_interval or int(os.environ.get("SELECTOR_HEARTBEAT_SECONDS", 30))
+        grace_period = grace_period or int(os.environ.get("SELECTOR_GRACE_SECONDS", 90))
+        # Heartbeats let the other workers mark a killed worker's trial failed (and retry it).
+        return RDBStorage(storage, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
+                          heartbeat_stale_trial_callback=on_stale_trial)
+    path = Path(storage or DEFAULT_JOURNAL).expanduser().resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return JournalStorage(JournalFileBackend(str(path)))
+
+
+def on_stale_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """A trial whose worker stopped beating: end its MLflow run and its worker's run as KILLED, then
+    queue a retry. Optuna has already marked the trial FAIL."""
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    client = mlflow.tracking.MlflowClient()
+    for key in ("mlflow_run_id", "worker_run_id"):
+        run_id = trial.user_attrs.get(key)
+        if not run_id:
+            continue
+        try:
+            if client.get_run(run_id).info.status != "RUNNING":
+                continue
+            client.set_tag(run_id, "error", f"worker stopped in trial {trial.number}: no Optuna heartbeat")
+            client.set_terminated(run_id, status="KILLED")
+        except mlflow.exceptions.MlflowException as exc:
+            logger.warning("could not mark run %s of stale trial %d killed: %s", run_id, trial.number, exc)
+    logger.warning("trial %d of study %r lost its worker (no heartbeat); it is FAIL and queued again",
+                   trial.number, study.study_name)
+    RetryHeartbeatStaleTrialCallback(max_retry=2)(study, trial)
+
+
+@contextlib.contextmanager
+def study_lock(storage: str = ""):
+    """Serialise the short set-up of concurrent workers: table creation, the study, its parent run
+    and its starting points. A PostgreSQL advisory lock for a PostgreSQL URL, ``flock`` on a file
+    beside a journal; other URLs (SQLite) are not meant for parallel workers and get no lock."""
+    if storage.startswith(("postgresql", "postgres://")):
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(storage, poolclass=sqlalchemy.pool.NullPool)
+        try:
+            with engine.connect() as connection:
+                connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": LOCK_KEY})
+                try:
+                    yield
+                finally:
+                    connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEY})
+        finally:
+            engine.dispose()
+    elif "://" not in storage:
+        import fcntl
+
+        path = Path(storage or DEFAULT_JOURNAL).expanduser().resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(f"{path}.setup-lock", "a") as handle:  # not ".lock": Optuna's own journal lock uses that
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+    else:
+        yield
+
+
+def make_sampler(seed: int, worker: str = "") -> optuna.samplers.BaseSampler:
+    """Seeded multivariate TPE. Workers that join a study get a seed of their own (from the study's
+    seed and their run id): with the same seed they would draw the same random start-up trials.
+    ``constant_liar`` keeps parallel workers from piling onto one running trial's region."""
+    if worker:
+        seed = int(hashlib.sha256(f"{seed}:{worker}".encode()).hexdigest()[:8], 16)
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True)
+
+
+def open_study(study_name: str, storage: str, seed: int, identity: dict) -> optuna.Study:
+    """Create or resume a study; a name that already holds another data set, encoder or objective is
+    refused. A study made before objectives were named optimised ``silhouette``."""
+    sampler = make_sampler(seed)
+    study = optuna.create_study(study_name=study_name, storage=resolve_storage(storage), sampler=sampler,
+                                direction="maximize", load_if_exists=True)
+    if study.trials and "objective" not in study.user_attrs:
+        study.set_user_attr("objective", LEGACY_OBJECTIVE)
+    for key, value in identity.items():
+        known = study.user_attrs.get(key)
+        if known is None:
+            study.set_user_attr(key, value)
+        elif known != value:
+            hint = (f"resume it with `objective={known}`, or " if key == "objective" else "")
+            raise ValueError(f"study {study_name!r} optimises {key}={known!r}, not {value!r}: its trials were "
+                             f"chosen for that; {hint}choose another `study_name`.")
+    return study
+
+
+def summarize(study: optuna.Study) -> tuple[dict, dict]:
+    """Parent-run metrics and tags over all the study's complete trials (every worker's)."""
+    from scipy.stats import spearmanr
+
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
+    declined = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    metrics: dict = {"n_trials_complete": len(complete), "n_trials_failed": len(failed),
+                     "n_trials_declined": len(declined)}
+    tags: dict = {"optuna_study_name": study.study_name}
+    if not complete:
+        return metrics, tags
+    best = study.best_trial
+    tags["objective"] = study.user_attrs.get("objective", LEGACY_OBJECTIVE)
+    metrics["best_objective_value"] = best.value
+    metrics["best_silhouette_umap"] = best.user_attrs.get("silhouette_umap", best.value)
+    tags["best_trial_run_id"] = best.user_attrs.get("mlflow_run_id")
+    tags["best_trial_number"] = best.number
+    scored = [t for t in complete if "ami" in t.user_attrs]
+    if scored and "ami" in best.user_attrs:
+        metrics["best_ami"] = best.user_attrs["ami"]
+        metrics["oracle_ami"] = max(t.user_attrs["ami"] for t in scored)
+        metrics["selection_regret"] = metrics["oracle_ami"] - metrics["best_ami"]
+        if len(scored) >= 3:
+            ami = [t.user_attrs["ami"] for t in scored]
+            for name, values in (("spearman_objective_ami", [t.value for t in scored]),
+                                 ("spearman_silhouette_ami", [t.user_attrs.get("silhouette_umap", t.value) for t in scored])):
+                rho = spearmanr(values, ami).statistic
+                if np.isfinite(rho):
+                    metrics[name] = float(rho)
+    return metrics, tags
+
+
+class StudySession:
+    """One worker's part in one study, as a context manager::
+
+        with StudySession(name, storage, seed, identity, starting_points, run_name) as session:
+            session.optimize(objective, n_trials, timeout)
+            session.finish(metrics, tags, work)
+
+    Entering sets everything up (see the module's docstring) and leaves the worker's MLflow run
+    active; leaving ends it (FAILED when an exception escapes).
+    """
+
+    def __init__(self, name: str, storage: str, seed: int, identity: dict, starting_points: list[dict],
+                 run_name: str):
+        self.name, self.storage, self.seed = name, storage, int(seed)
+        self.identity, self.starting_points, self.run_name = identity, starting_points, run_name
+
+    def __enter__(self) -> "StudySession":
+        with study_lock(self.storage):  # workers starting together create tables and the study once
+            tracking.configure_tracking()
+            mlflow.tracking.MlflowClient().search_experiments(max_results=1)  # creates a new store's tables
+            self.study = open_study(self.name, self.storage, self.seed, self.identity)
+        self._run = mlflow.start_run(run_name=self.run_name, nested=mlflow.active_run() is not None)
+        try:
+            with study_lock(self.storage):  # one parent run and one set of starting points per study
+                self.parent_run_id = self._parent_run()
+                if self.joining:  # its own random stream (a lone worker stays reproducible)
+                    self.study.sampler = make_sampler(self.seed, worker=self.run_id)
+                if not self.study.trials:
+                    for point in self.starting_points:
+                        self.study.enqueue_trial(point, skip_if_exists=True)
+        except BaseException:
+            mlflow.end_run(status="FAILED")
+            raise
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        self._run.__exit__(kind, value, traceback)
+
+    @property
+    def run_id(self) -> str:
+        """This worker's MLflow run."""
+        return self._run.info.run_id
+
+    @property
+    def experiment_id(self) -> str:
+        return self._run.info.experiment_id
+
+    @property
+    def joining(self) -> bool:
+        """Whether another worker's run is the study's parent."""
+        return self.parent_run_id != self.run_id
+
+    def optimize(self, objective: Callable[[optuna.Trial], float], n_trials: int, timeout: float = 0.0) -> None:
+        """Run trials until this worker has done ``n_trials`` or ``timeout`` seconds (0 = none) passed;
+        a trial that raises fails alone."""
+        self.study.optimize(objective, n_trials=int(n_trials), timeout=float(timeout) or None, catch=(Exception,),
+                            show_progress_bar=True)
+
+    def finish(self, metrics: dict, tags: dict, work: dict) -> None:
+        """``work`` (what this worker computed) on its run; the study's summary on both runs; a parent
+        left KILLED by its worker marked FINISHED by the worker that completed the study's work."""
+        tracking.log_batch(metrics=work, run_id=self.run_id)
+        for run_id in {self.parent_run_id, self.run_id}:
+            tracking.log_batch(metrics=metrics, tags=tags, run_id=run_id)
+        if self.joining:
+            client = mlflow.tracking.MlflowClient()
+            if client.get_run(self.parent_run_id).info.status in ("KILLED", "FAILED"):
+                client.set_tag(self.parent_run_id, "study_finished_by_run_id", self.run_id)
+                client.set_terminated(self.parent_run_id, status="FINISHED")
+
+    def _parent_run(self) -> str:
+        """The study's one parent run: kept with the study, so later workers hang their trials under it."""
+        known = self.study.user_attrs.get(PARENT_ATTR)
+        if known:
+            try:
+                mlflow.tracking.MlflowClient().get_run(known)
+                return known
+            except mlflow.exceptions.MlflowException:
+                logger.warning("the study's parent run %s is not in this tracking store; this run takes over", known)
+        self.study.set_user_attr(PARENT_ATTR, self.run_id)
+        return self.run_id
