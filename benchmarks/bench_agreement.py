@@ -1,10 +1,17 @@
-"""Does the served path give training images their training clusters back?
+"""Does the served path give training images their training clusters back, and place unseen ones well?
 
 For a few pipelines on `digits`, fit on the embeddings (as `register` does), then send every training
 image through the served model's path — PNG bytes → decode → encoder → reducer.transform → assign —
 and report the share that lands in its training cluster.
 
     python benchmarks/bench_agreement.py --encoder raw
+
+With ``--held_out F``, fit on a seeded (1 − F) of the points instead and place the rest as new points:
+the AMI of the held-out points' clusters against their true labels, beside the training points' AMI,
+for selector's UMAP (``GraphUMAP``: placed at their fitted neighbours' weighted mean) and for
+umap-learn's own ``transform`` (the same start, then refining epochs), over ``--seeds``.
+
+    python benchmarks/bench_agreement.py --encoder raw --held_out 0.2 --seeds 0,1,2
 """
 
 from __future__ import annotations
@@ -27,6 +34,41 @@ PIPELINES = {
 }
 
 
+def held_out(encoder: str, fraction: float, seeds: list[int]) -> None:
+    import numpy as np
+    from sklearn.metrics import adjusted_mutual_info_score as ami
+    from sklearn.pipeline import make_pipeline
+
+    from selector.clustering import ClusterModel
+    from selector.data import load_dataset
+    from selector.embedding import embed
+    from selector.pipeline import FittedPipeline
+    from selector.reduction import _umap, make_scaler
+
+    embedded = embed(load_dataset("digits"), encoder, progress=False)
+    X, y = embedded.vectors, embedded.labels
+    rows = []
+    for name, (reducer, clusterer) in PIPELINES.items():
+        if reducer["name"] != "umap":
+            continue
+        for seed in seeds:
+            test = np.random.default_rng(seed).random(len(X)) < fraction
+            ours = FittedPipeline(reducer, clusterer, seed=seed).fit(X[~test])
+            theirs_reducer = make_pipeline(make_scaler(reducer["scaling"]), _umap(reducer, int((~test).sum()), seed))
+            theirs_model = ClusterModel(clusterer, seed=seed).fit(theirs_reducer.fit_transform(X[~test]))
+            theirs_placed = theirs_model.predict(theirs_reducer.transform(X[test]))[0]
+            rows.append({"pipeline": name, "seed": seed,
+                         "selector train": ami(y[~test], ours.labels_),
+                         "selector held-out": ami(y[test], ours.predict(X[test])[0]),
+                         "umap-learn train": ami(y[~test], theirs_model.labels_),
+                         "umap-learn held-out": ami(y[test], theirs_placed)})
+    table = pd.DataFrame(rows).drop(columns="seed").groupby("pipeline", sort=False).median()
+    print(f"AMI against the true labels, {encoder} digits, {fraction:.0%} held out, medians over seeds {seeds}:")
+    print("| pipeline | " + " | ".join(table.columns) + " |\n|---|" + "---|" * len(table.columns))
+    for name, row in table.iterrows():
+        print(f"| {name} | " + " | ".join(f"{v:.3f}" for v in row) + " |")
+
+
 def main() -> None:
     from registry.model import ClusterPipelineModel
     from registry.promote import png_base64
@@ -37,7 +79,12 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--encoder", default="raw")
+    parser.add_argument("--held_out", type=float, default=0.0, help="fraction of points held out (0 = none)")
+    parser.add_argument("--seeds", default="0,1,2")
     args = parser.parse_args()
+    if args.held_out:
+        held_out(args.encoder, args.held_out, [int(s) for s in args.seeds.split(",")])
+        return
     data = load_dataset("digits")
     embedded = embed(data, args.encoder, progress=False)
     request = pd.DataFrame({"image": [png_base64(image) for image in data.images.arrays]})

@@ -30,9 +30,21 @@ def nearest_neighbours(X: np.ndarray, k: int, metric: str, seed: int) -> tuple[n
     return idx.astype(np.int32), dist.astype(np.float32)
 
 
+def nearest_fitted(search, fitted: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``points``' nearest rows of ``fitted`` through ``search`` (a ``NearestNeighbors`` fitted on it),
+    nearest first. A point equal to a fitted row gets distance 0 — brute force leaves it ~1e-4 away in
+    float32 — so ``place_by_neighbours`` puts it exactly where that row is."""
+    points = np.asarray(points, dtype=np.float32)
+    dist, idx = search.kneighbors(points)
+    dist[(points == fitted[idx[:, 0]]).all(axis=1), 0] = 0.0
+    return idx.astype(np.int32), dist.astype(np.float32)
+
+
 def place_by_neighbours(embedded: np.ndarray, idx: np.ndarray, dist: np.ndarray) -> np.ndarray:
     """UMAP's ``transform`` start for points it did not fit: each point at the mean of its nearest
-    fitted points' coordinates, weighted by UMAP's membership strengths (its refining epochs are left out)."""
+    fitted points' coordinates (``idx``/``dist``, nearest first), weighted by UMAP's membership
+    strengths (its refining epochs are left out). A point equal to a fitted one takes its place: a
+    served model asked about a training image answers what the study found for it."""
     from scipy.sparse import csr_matrix
     from umap.umap_ import smooth_knn_dist
 
@@ -42,4 +54,7 @@ def place_by_neighbours(embedded: np.ndarray, idx: np.ndarray, dist: np.ndarray)
     weights /= weights.sum(axis=1, keepdims=True)
     matrix = csr_matrix((weights.ravel(), idx.ravel(), np.arange(0, idx.size + 1, k)),
                         shape=(len(idx), len(embedded)))
-    return np.asarray(matrix @ embedded, dtype=np.float32)
+    placed = np.asarray(matrix @ embedded, dtype=np.float32)
+    same = dist[:, 0] == 0
+    placed[same] = embedded[idx[same, 0]]
+    return placed

@@ -24,7 +24,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from selector.files import write_atomic
 from selector.names import Registry
-from selector.neighbours import nearest_neighbours, place_by_neighbours
+from selector.neighbours import nearest_fitted, nearest_neighbours, place_by_neighbours
 from selector.sampling import fit_and_place, outside, seeded_sample
 
 logger = logging.getLogger(__name__)
@@ -185,6 +185,7 @@ class GraphUMAP(BaseEstimator, TransformerMixin):
             # Copies: UMAP marks disconnected neighbours in place.
             model.set_params(precomputed_knn=(idx[:, :k].copy(), dist[:, :k].copy(), None))
             self.embedding_ = np.asarray(model.fit_transform(X), dtype=np.float32)
+        self.train_ = X  # the search keeps this same array (no copy), and pickles it once
         self.neighbours_ = NearestNeighbors(n_neighbors=k, metric=self.metric, algorithm="brute").fit(X)
         self.n_features_in_ = X.shape[1]
         return self.embedding_
@@ -192,7 +193,7 @@ class GraphUMAP(BaseEstimator, TransformerMixin):
     def transform(self, X) -> np.ndarray:
         if not hasattr(self, "embedding_"):
             raise RuntimeError("GraphUMAP is not fitted; call fit first.")
-        dist, idx = self.neighbours_.kneighbors(np.asarray(X, dtype=np.float32))
+        idx, dist = nearest_fitted(self.neighbours_, self.train_, X)
         return place_by_neighbours(self.embedding_, idx, dist)
 
 
@@ -352,10 +353,11 @@ class ReductionCache:
         k = min(max(UMAP_NEIGHBORS), len(sample))
 
         def compute():
-            search = NearestNeighbors(n_neighbors=k, metric=metric, algorithm="brute").fit(scaled[sample])
-            dist, idx = search.kneighbors(scaled[outside(len(scaled), sample)])
+            fitted = scaled[sample]
+            search = NearestNeighbors(n_neighbors=k, metric=metric, algorithm="brute").fit(fitted)
+            graph = nearest_fitted(search, fitted, scaled[outside(len(scaled), sample)])
             self.graph_builds += 1
-            return idx.astype(np.int32), dist.astype(np.float32)
+            return graph
 
         key = self.key({"graph": "to-sample", "scaling": scaling, "metric": metric, "k": k,
                         "points": len(scaled), "sample": len(sample)}, seed)

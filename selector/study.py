@@ -185,6 +185,7 @@ class StudySession:
         self.identity, self.starting_points, self.run_name = identity, starting_points, run_name
 
     def __enter__(self) -> "StudySession":
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar and the summary say it
         with study_lock(self.storage):  # workers starting together create tables and the study once
             tracking.configure_tracking()
             mlflow.tracking.MlflowClient().search_experiments(max_results=1)  # creates a new store's tables

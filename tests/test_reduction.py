@@ -57,6 +57,12 @@ class TestReducerConformance:
         vote = KNeighborsClassifier(5).fit(reduced, y).predict(placed)
         assert (vote == y_new).mean() > 0.9
 
+    def test_training_points_transform_to_their_fitted_coordinates(self, name, scaling):
+        """A served model asked about a training image answers what the study found for it."""
+        X, _ = blobs(160, seed=0)
+        reducer, reduced = fit_reduce(proposed(name, scaling), X, seed=0)
+        np.testing.assert_allclose(np.asarray(reducer.transform(X)), reduced, rtol=1e-4, atol=1e-4)
+
     def test_a_joblib_round_trip_transforms_the_same(self, name, scaling, tmp_path):
         import joblib
 

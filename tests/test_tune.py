@@ -56,6 +56,7 @@ def test_tune_logs_a_parent_run_and_one_nested_run_per_trial(blob_file):
                    "metrics.ari", "metrics.nmi", "metrics.reduce_seconds", "metrics.cluster_seconds",
                    "metrics.score_seconds", "metrics.clusterer_fit_sample"):
         assert children[column].notna().all(), column
+    assert optuna.logging.get_verbosity() == optuna.logging.WARNING  # no INFO line per trial under the bar
     first = result.study.trials[0]  # the seed paper's pipeline is tried first
     assert first.params["reducer"] == "umap" and first.params["clusterer.linkage"] == "ward"
 

@@ -69,57 +69,87 @@ def tune_job(dataset: str = "digits", encoder: str = "raw", checkpoint: str = ""
     list, or "all") names others scored beside it on every trial, for benchmarks.
     """
     from selector import reports, search
-    from selector.embedding import cache_dir
-    from selector.objective import eval_space_params, paper_recipe
-    from selector.reduction import ReductionCache
-    from selector.study import DEFAULT_JOURNAL, StudySession, summarize
+    from selector.objective import eval_space_params
+    from selector.study import DEFAULT_JOURNAL, StudySession
 
     started = time.perf_counter()
     request = check_tune_request(dataset, encoder, checkpoint, n_trials, timeout, clusterers, storage, objective,
                                  compare)
-    data, objective = request.data, request.objective
-    embedded = embed(data, encoder, checkpoint=checkpoint)
-    if len(embedded.vectors) < search.MIN_TUNE_POINTS:
-        raise ValueError(f"only {len(embedded.vectors)} of {dataset!r}'s points could be embedded; "
-                         f"clustering needs at least {search.MIN_TUNE_POINTS}.")
-    if np.ptp(embedded.vectors, axis=0).max() == 0:
-        raise ValueError(f"every vector of {dataset!r} under encoder {encoder!r} is the same: nothing to cluster.")
-
-    identity = {"dataset": data.name, "encoder": encoder, "embedding_key": embedded.key, "objective": objective}
-    study_name = study_name or f"{data.name}-{encoder}-{objective}-{embedded.key[:8]}"
+    embedded = embed_for_tuning(request.data, encoder, checkpoint)
+    identity = {"dataset": request.data.name, "encoder": encoder, "embedding_key": embedded.key,
+                "objective": request.objective}
+    study_name = study_name or f"{request.data.name}-{encoder}-{request.objective}-{embedded.key[:8]}"
     starts = search.starting_points(request.clusterers, eval_space_params(embedded.vectors))
     with StudySession(study_name, storage, seed, identity, starts, run_name=f"tune-{study_name}") as session:
-        base = {"dataset": dataset, "encoder": encoder}
-        tracking.log_batch(params={**base, "checkpoint": checkpoint, "n_trials": n_trials, "seed": seed,
-                                   "clusterers": ",".join(request.clusterers), "storage": storage or DEFAULT_JOURNAL,
-                                   "study_name": study_name, "objective": objective},
+        tracking.log_batch(params={"dataset": dataset, "encoder": encoder, "checkpoint": checkpoint,
+                                   "n_trials": n_trials, "seed": seed, "clusterers": ",".join(request.clusterers),
+                                   "storage": storage or DEFAULT_JOURNAL, "study_name": study_name,
+                                   "objective": request.objective},
                            tags={"optuna_study_name": study_name, "study_parent_run_id": session.parent_run_id,
-                                 "objective": objective})
-        ctx = search.SearchContext(
-            vectors=embedded.vectors, labels=embedded.labels, clusterers=request.clusterers, seed=int(seed),
-            cache=ReductionCache(cache_dir().parent / "reductions", embedded.key), base_params=base,
-            experiment_id=session.experiment_id, parent_run_id=session.parent_run_id, worker_run_id=session.run_id,
-            objective=objective, compare=request.compare)
+                                 "objective": request.objective})
+        ctx = search_context(session, request, embedded, {"dataset": dataset, "encoder": encoder}, int(seed))
         session.optimize(lambda trial: search.objective(trial, ctx), n_trials, timeout)
-        metrics, tags = summarize(session.study)
-        # For reference only (it needs the true number of classes): the seed paper's fixed recipe.
-        try:
-            metrics.update(paper_recipe(ctx.eval_space, ctx.labels, objective, int(seed)))
-        except Exception as exc:  # a reference number must not cost the study its summary
-            logger.warning("the paper recipe could not be evaluated: %s: %s", type(exc).__name__, exc)
-        # What this worker computed (rather than found in a cache): the cost side of the study.
-        work = {"embed_seconds": 0.0 if embedded.cache_hit else embedded.seconds,
-                "eval_space_seconds": ctx.eval_space_seconds, "reductions_fitted": ctx.cache.fits,
-                "neighbour_graphs_built": ctx.cache.graph_builds}
+        metrics, tags, work = summarize_study(session.study, ctx, embedded)
         session.finish(metrics, tags, work)
         if metrics["n_trials_complete"]:
             work["worker_wall_seconds"] = time.perf_counter() - started
-            try:
-                labels = search.trial_labels(ctx, session.study.best_trial)
-                reports.log_study_report(session.study, metrics, labels, ctx, embedded, run_id=session.parent_run_id,
-                                         data=data, work=work)
-            except Exception as exc:  # the study is done and summarised; a failed report is reported, not fatal
-                logger.warning("the study report failed: %s: %s", type(exc).__name__, exc)
-                tracking.log_batch(tags={"report_error": f"{type(exc).__name__}: {exc}"}, run_id=session.parent_run_id)
-        print(reports.terminal_summary(study_name, metrics, session.parent_run_id, session.experiment_id, objective))
+            log_report(session, metrics, ctx, embedded, request.data, work)
+        print(reports.terminal_summary(study_name, metrics, session.parent_run_id, session.experiment_id,
+                                       request.objective))
     return TuneResult(study=session.study, parent_run_id=session.parent_run_id, metrics=metrics, work=work)
+
+
+def embed_for_tuning(data: Dataset, encoder: str, checkpoint: str):
+    """The data set's vectors (cached), refused when too few could be embedded or all are equal."""
+    from selector.search import MIN_TUNE_POINTS
+
+    embedded = embed(data, encoder, checkpoint=checkpoint)
+    if len(embedded.vectors) < MIN_TUNE_POINTS:
+        raise ValueError(f"only {len(embedded.vectors)} of {data.name!r}'s points could be embedded; "
+                         f"clustering needs at least {MIN_TUNE_POINTS}.")
+    if np.ptp(embedded.vectors, axis=0).max() == 0:
+        raise ValueError(f"every vector of {data.name!r} under encoder {encoder!r} is the same: nothing to cluster.")
+    return embedded
+
+
+def search_context(session, request: TuneRequest, embedded, base_params: dict, seed: int):
+    """What every trial of this worker shares: the vectors, the study's cache and evaluation space."""
+    from selector.embedding import cache_dir
+    from selector.reduction import ReductionCache
+    from selector.search import SearchContext
+
+    return SearchContext(vectors=embedded.vectors, labels=embedded.labels, clusterers=request.clusterers, seed=seed,
+                         cache=ReductionCache(cache_dir().parent / "reductions", embedded.key),
+                         base_params=base_params, experiment_id=session.experiment_id,
+                         parent_run_id=session.parent_run_id, worker_run_id=session.run_id,
+                         objective=request.objective, compare=request.compare)
+
+
+def summarize_study(study, ctx, embedded) -> tuple[dict, dict, dict]:
+    """The study's metrics and tags (with the seed paper's recipe for reference), and ``work``: what
+    this worker computed rather than found in a cache — the cost side of the study."""
+    from selector.objective import paper_recipe
+    from selector.study import summarize
+
+    metrics, tags = summarize(study)
+    try:  # it needs the true number of classes: a reference number, never a competitor
+        metrics.update(paper_recipe(ctx.eval_space, ctx.labels, ctx.objective, ctx.seed))
+    except Exception as exc:  # a reference number must not cost the study its summary
+        logger.warning("the paper recipe could not be evaluated: %s: %s", type(exc).__name__, exc)
+    work = {"embed_seconds": 0.0 if embedded.cache_hit else embedded.seconds,
+            "eval_space_seconds": ctx.eval_space_seconds, "reductions_fitted": ctx.cache.fits,
+            "neighbour_graphs_built": ctx.cache.graph_builds}
+    return metrics, tags, work
+
+
+def log_report(session, metrics: dict, ctx, embedded, data: Dataset, work: dict) -> None:
+    """The study's report on its parent run; a failure is logged as a tag, never fatal to the study."""
+    from selector import reports, search
+
+    try:
+        labels = search.trial_labels(ctx, session.study.best_trial)
+        reports.log_study_report(session.study, metrics, labels, ctx, embedded, run_id=session.parent_run_id,
+                                 data=data, work=work)
+    except Exception as exc:
+        logger.warning("the study report failed: %s: %s", type(exc).__name__, exc)
+        tracking.log_batch(tags={"report_error": f"{type(exc).__name__}: {exc}"}, run_id=session.parent_run_id)
