@@ -153,9 +153,9 @@ class GraphUMAP(BaseEstimator, TransformerMixin):
 
     Why not ``umap.UMAP`` as is: below 4,096 points it builds its graph from a dense distance matrix,
     whose weights differ from the shared graph's in the sixth decimal, and 200 epochs of SGD turn that
-    into another layout — the served refit would not be the trial that was scored. Placing new
-    points without UMAP's refining epochs is what trials do above UMAP's bound, and it needs no
-    numba compilation when a served model answers its first request.
+    into another layout — the served refit would not be the trial that was scored. New points are
+    placed as UMAP's ``transform`` places them, from exact neighbours, which is also how trials place
+    the points outside UMAP's sample: one rule, so trial and served model agree on every point.
     """
 
     def __init__(self, n_components: int = 2, n_neighbors: int = 15, min_dist: float = 0.1,
@@ -194,7 +194,7 @@ class GraphUMAP(BaseEstimator, TransformerMixin):
         if not hasattr(self, "embedding_"):
             raise RuntimeError("GraphUMAP is not fitted; call fit first.")
         idx, dist = nearest_fitted(self.neighbours_, self.train_, X)
-        return place_by_neighbours(self.embedding_, idx, dist)
+        return place_by_neighbours(self.embedding_, idx, dist, self.min_dist)
 
 
 def _build_umap(params: dict, n: int, seed: int) -> GraphUMAP:
@@ -218,7 +218,7 @@ def _umap_on_shared_graph(cache: "ReductionCache", X: np.ndarray, params: dict, 
     def place(rest: np.ndarray) -> np.ndarray:
         near, near_dist = cache.sample_neighbours(scaled, sample, scaling, model.metric, seed)
         k = model.n_neighbors
-        return place_by_neighbours(model.embedding_, near[:, :k], near_dist[:, :k])
+        return place_by_neighbours(model.embedding_, near[:, :k], near_dist[:, :k], model.min_dist)
 
     return fit_and_place(scaled, sample, fit, place)
 
