@@ -104,6 +104,16 @@ class TestClustererConformance:
                     continue
                 assert labels.shape == (150,)
 
+    def test_proposed_parameters_survive_the_trial_record(self, name):
+        """What a served refit reads back from the trial's params is what the trial fitted."""
+        from selector.search import pipeline_params
+
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+        for _ in range(5):
+            trial = study.ask()
+            params = suggest_clusterer(trial, 150, [name])
+            assert pipeline_params({"reducer": "none", **trial.params})[1] == params
+
     def test_above_its_bound_it_fits_a_seeded_sample_and_places_the_rest(self, name, monkeypatch):
         monkeypatch.setitem(clustering.CLUSTERERS, name, dataclasses.replace(CLUSTERERS[name], max_fit_points=120))
         X, y = blobs(400, seed=1)

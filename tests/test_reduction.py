@@ -63,6 +63,16 @@ class TestReducerConformance:
         reducer, reduced = fit_reduce(proposed(name, scaling), X, seed=0)
         np.testing.assert_allclose(np.asarray(reducer.transform(X)), reduced, rtol=1e-4, atol=1e-4)
 
+    def test_proposed_parameters_survive_the_trial_record(self, name, scaling):
+        """What a served refit reads back from the trial's params is what the trial fitted."""
+        from selector.search import pipeline_params
+
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+        for _ in range(3):
+            trial = study.ask()
+            params = suggest_reducer(trial, 160, 16, names=[name])
+            assert pipeline_params({"clusterer": "kmeans", **trial.params})[0] == params
+
     def test_a_joblib_round_trip_transforms_the_same(self, name, scaling, tmp_path):
         import joblib
 
