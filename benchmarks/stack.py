@@ -125,7 +125,7 @@ def worker_command(dataset: str, encoder: str, n_trials: int, study_name: str, s
                    clusterers: str = "all", seed: int = 0) -> list[str]:
     return [sys.executable, str(PROJECT_ROOT / "entrypoints" / "tune.py"), "--dataset", dataset,
             "--encoder", encoder, "--n_trials", str(n_trials), "--study_name", study_name,
-            "--storage", storage, "--clusterers", clusterers, "--seed", str(seed)]
+            "--storage", storage, "--clusterers", clusterers, "--seed", str(seed), "--workers", "1"]
 
 
 def run_stack(postgres: str, workers: int, n_trials: int, workdir: Path, dataset: str = "digits",

@@ -8,4 +8,4 @@ from selector.jobs.select import select_job
 
 if __name__ == "__main__":
     sys.exit(cli.run(select_job, cli.parser(__doc__, dataset=str, encoders=str, n_trials=int, model_name=str,
-                                                        objective=str)))
+                                                        objective=str, workers=int)))

@@ -37,6 +37,19 @@ class ClusterPipelineModel(mlflow.pyfunc.PythonModel):
         self.pipeline = joblib.load(context.artifacts["pipeline"])
         self.encoder = serving_encoder(self.encoder_config, weights=context.artifacts.get("weights", ""))
         self.feature_names = self.encoder_config.get("feature_names")
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Answer one made-up request while loading, so the first real one does not pay the one-off
+        costs (lazy imports, numba compiling the placement of new points, torch's first forward)."""
+        if self.encoder.spec.takes == "images":
+            from selector.data import encode_png
+
+            frame = pd.DataFrame({IMAGE_COLUMN: [base64.b64encode(encode_png(np.zeros((8, 8), np.uint8))).decode()]})
+        else:
+            names = self.feature_names or list(range(self.pipeline.n_features_in_))
+            frame = pd.DataFrame([np.zeros(len(names))], columns=names)
+        self.predict(None, frame)
 
     # ----------------------------------------------------------------- input checks
     def _images(self, frame: pd.DataFrame) -> np.ndarray:

@@ -43,6 +43,7 @@ def nearest_fitted(search, fitted: np.ndarray, points: np.ndarray) -> tuple[np.n
 # UMAP's transform refines new points for a third of the fit's epochs (200 // 3), with its own seed.
 PLACE_EPOCHS = 66
 PLACE_SEED = 42
+NEGATIVE_SAMPLES = 5  # UMAP's negative_sample_rate
 
 
 def place_by_neighbours(embedded: np.ndarray, idx: np.ndarray, dist: np.ndarray, min_dist: float = 0.1,
@@ -51,30 +52,103 @@ def place_by_neighbours(embedded: np.ndarray, idx: np.ndarray, dist: np.ndarray,
     ``dist``, nearest first): start at the neighbours' mean weighted by UMAP's membership strengths,
     then ``epochs`` of UMAP's layout optimisation that move only the new points. A point equal to a
     fitted one takes that one's place: a served model asked about a training image answers what the
-    study found for it. Deterministic (a fixed seed, single-threaded)."""
-    from scipy.sparse import coo_matrix
-    from umap.layouts import optimize_layout_euclidean
-    from umap.umap_ import compute_membership_strengths, find_ab_params, make_epochs_per_sample, smooth_knn_dist
+    study found for it. Deterministic (a fixed seed, one thread).
 
+    Written here rather than called from umap-learn, whose numba functions are compiled again in
+    every process (~9 s of a served model's start): the numpy parts need no compiling and the one
+    loop (``_move_new_points``) is compiled once per machine into ``$NUMBA_CACHE_DIR``.
+    """
     embedded = np.ascontiguousarray(embedded, dtype=np.float32)
-    idx, dist = np.ascontiguousarray(idx), np.ascontiguousarray(dist, dtype=np.float32)  # numba wants C order
-    k = idx.shape[1]
-    sigmas, rhos = smooth_knn_dist(dist, float(k), local_connectivity=0.0)  # as UMAP.transform
-    rows, cols, vals, _ = compute_membership_strengths(idx, dist, sigmas, rhos, bipartite=True)
-    graph = coo_matrix((vals, (rows, cols)), shape=(len(idx), len(embedded))).tocsr()
-    graph.eliminate_zeros()
-    weights = graph.multiply(1.0 / np.maximum(np.asarray(graph.sum(axis=1)), 1e-12)).tocsr()
-    placed = np.asarray(weights @ embedded, dtype=np.float32)
-    if epochs > 0 and graph.nnz:
-        graph = graph.tocoo()
-        graph.data[graph.data < graph.data.max() / float(epochs)] = 0.0
-        graph.eliminate_zeros()
-        a, b = find_ab_params(1.0, float(min_dist))
-        rng_state = np.random.RandomState(PLACE_SEED).randint(np.iinfo(np.int32).min, np.iinfo(np.int32).max,
-                                                              3).astype(np.int64)
-        placed = optimize_layout_euclidean(placed, embedded.copy(), graph.row, graph.col, epochs, len(embedded),
-                                           make_epochs_per_sample(graph.data, epochs), a, b, rng_state, 1.0, 0.25,
-                                           5, False)
+    idx, dist = np.ascontiguousarray(idx, dtype=np.int64), np.ascontiguousarray(dist, dtype=np.float64)
+    weights = _membership_strengths(dist)
+    placed = np.einsum("nk,nkd->nd", weights / np.maximum(weights.sum(axis=1, keepdims=True), 1e-12),
+                       embedded[idx]).astype(np.float32)
+    if epochs > 0 and len(idx):
+        weights = weights.ravel()
+        keep = weights >= weights.max() / float(epochs)  # UMAP drops edges it would never sample
+        head = np.repeat(np.arange(len(idx)), idx.shape[1])[keep]
+        a, b = _ab_params(float(min_dist))
+        placed = np.ascontiguousarray(placed)
+        _move_new_points(placed, embedded, head, idx.ravel()[keep], weights.max() / weights[keep],
+                         a, b, epochs, PLACE_SEED)
     same = dist[:, 0] == 0
     placed[same] = embedded[idx[same, 0]]
-    return np.asarray(placed, dtype=np.float32)
+    return placed
+
+
+def _membership_strengths(dist: np.ndarray, n_iter: int = 64, tolerance: float = 1e-5) -> np.ndarray:
+    """UMAP's ``smooth_knn_dist`` + ``compute_membership_strengths`` as ``transform`` calls them (local
+    connectivity 0, so no distance is subtracted): per point the bandwidth σ at which the strengths of
+    its neighbours after the first sum to log2(k), found by bisection; strength exp(−d/σ), 1 at d = 0."""
+    n, k = dist.shape
+    target = np.log2(k)
+    lo, hi, sigma = np.zeros(n), np.full(n, np.inf), np.ones(n)
+    active = np.ones(n, dtype=bool)
+    rest = dist[:, 1:]
+    for _ in range(n_iter):
+        total = np.where(rest > 0, np.exp(-rest / sigma[:, None]), 1.0).sum(axis=1)
+        active &= np.abs(total - target) >= tolerance
+        if not active.any():
+            break
+        above = active & (total > target)
+        below = active & ~(total > target)
+        hi[above] = sigma[above]
+        sigma[above] = (lo[above] + hi[above]) / 2.0
+        lo[below] = sigma[below]
+        sigma[below] = np.where(np.isinf(hi[below]), sigma[below] * 2.0, (lo[below] + hi[below]) / 2.0)
+    sigma = np.maximum(sigma, 1e-3 * dist.mean())  # UMAP's MIN_K_DIST_SCALE
+    return np.where(dist > 0, np.exp(-dist / sigma[:, None]), 1.0)
+
+
+def _ab_params(min_dist: float, spread: float = 1.0) -> tuple[float, float]:
+    """UMAP's curve 1 / (1 + a·d^2b) fitted to its offset exponential (``find_ab_params``)."""
+    from scipy.optimize import curve_fit
+
+    x = np.linspace(0, spread * 3, 300)
+    y = np.where(x < min_dist, 1.0, np.exp(-(x - min_dist) / spread))
+    (a, b), _ = curve_fit(lambda d, a, b: 1.0 / (1.0 + a * d ** (2 * b)), x, y)
+    return float(a), float(b)
+
+
+def _jit(function):
+    """Compiled with numba, cached on disk — each process loads it instead of compiling it."""
+    import numba
+
+    return numba.njit(cache=True, fastmath=True)(function)
+
+
+@_jit
+def _move_new_points(placed, fitted, head, tail, epochs_per_sample, a, b, n_epochs, seed):  # pragma: no cover
+    """UMAP's SGD with ``move_other=False``: each edge (new point → fitted point) is sampled once
+    every ``epochs_per_sample`` epochs (the strongest every epoch), pulling the new point closer; each sample also pushes it away from
+    ``NEGATIVE_SAMPLES`` random fitted points. Only ``placed`` moves."""
+    np.random.seed(seed)
+    n_fitted, dim = fitted.shape
+    per_negative = epochs_per_sample / 5.0
+    next_sample = epochs_per_sample.copy()
+    next_negative = per_negative.copy()
+    for epoch in range(n_epochs):
+        alpha = 0.25 * (1.0 - epoch / n_epochs)  # UMAP's transform: a quarter of the fit's learning rate
+        for i in range(head.shape[0]):
+            if next_sample[i] > epoch:
+                continue
+            j = head[i]
+            d2 = 0.0
+            for d in range(dim):
+                d2 += (placed[j, d] - fitted[tail[i], d]) ** 2
+            coeff = -2.0 * a * b * d2 ** (b - 1.0) / (a * d2 ** b + 1.0) if d2 > 0.0 else 0.0
+            for d in range(dim):
+                placed[j, d] += min(4.0, max(-4.0, coeff * (placed[j, d] - fitted[tail[i], d]))) * alpha
+            next_sample[i] += epochs_per_sample[i]
+            negatives = int((epoch - next_negative[i]) / per_negative[i])
+            for _ in range(negatives):
+                k = np.random.randint(n_fitted)
+                d2 = 0.0
+                for d in range(dim):
+                    d2 += (placed[j, d] - fitted[k, d]) ** 2
+                if d2 <= 0.0:
+                    continue
+                coeff = 2.0 * b / ((0.001 + d2) * (a * d2 ** b + 1.0))
+                for d in range(dim):
+                    placed[j, d] += min(4.0, max(-4.0, coeff * (placed[j, d] - fitted[k, d]))) * alpha
+            next_negative[i] += negatives * per_negative[i]

@@ -168,6 +168,30 @@ def summarize(study: optuna.Study) -> tuple[dict, dict]:
     return metrics, tags
 
 
+def default_workers(n_trials: int) -> int:
+    """The machine's cores (those this process may use), at most one per trial."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores, int(n_trials)))
+
+
+def worker_shares(n_trials: int, workers: int) -> list[int]:
+    """``n_trials`` split over ``workers`` as evenly as whole trials allow (earlier workers take one more)."""
+    base, extra = divmod(int(n_trials), int(workers))
+    return [base + (1 if i < extra else 0) for i in range(int(workers))]
+
+
+def check_workers(workers: int, n_trials: int, storage: str) -> int:
+    """``workers`` resolved (0 = ``default_workers``) and checked against the storage: several processes
+    need a journal file or a server database (SQLite locks the whole file for every write)."""
+    if int(workers) < 0:
+        raise ValueError(f"`workers` must be an int >= 0 (0 = this machine's cores); got {workers}.")
+    resolved = default_workers(n_trials) if int(workers) == 0 else min(int(workers), int(n_trials))
+    if resolved > 1 and storage.startswith("sqlite"):
+        raise ValueError(f"`workers`={resolved} needs a storage several processes can share: a journal file "
+                         f"(storage=\"\" or a path) or a server database (postgresql://…); got {storage!r}.")
+    return resolved
+
+
 class StudySession:
     """One worker's part in one study, as a context manager::
 
@@ -227,6 +251,10 @@ class StudySession:
         self.study.optimize(objective, n_trials=int(n_trials), timeout=float(timeout) or None, catch=(Exception,),
                             show_progress_bar=True)
 
+    def worker_processes(self, command: list[str], n_trials: int, workers: int) -> "WorkerProcesses":
+        """``workers`` processes running ``n_trials`` on this study (see ``WorkerProcesses``)."""
+        return WorkerProcesses(self.study, command, n_trials, workers)
+
     def finish(self, metrics: dict, tags: dict, work: dict) -> None:
         """``work`` (what this worker computed) on its run; the study's summary on both runs; a parent
         left KILLED by its worker marked FINISHED by the worker that completed the study's work."""
@@ -250,3 +278,62 @@ class StudySession:
                 logger.warning("the study's parent run %s is not in this tracking store; this run takes over", known)
         self.study.set_user_attr(PARENT_ATTR, self.run_id)
         return self.run_id
+
+
+class WorkerProcesses:
+    """Worker processes on one study, as a context manager: entering starts them — ``command + [index,
+    share]`` runs one worker's share (``worker_shares``) — so the caller can do set-up work they wait
+    for (the evaluation space) while they import; ``wait`` shows one progress bar of the study's
+    finished trials until they exit and raises, with the end of its log, for a worker that failed.
+    Leaving early (an error, Ctrl-C) terminates them."""
+
+    FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
+
+    def __init__(self, study: optuna.Study, command: list[str], n_trials: int, workers: int):
+        self.study, self.command, self.n_trials, self.workers = study, command, int(n_trials), int(workers)
+
+    def __enter__(self) -> "WorkerProcesses":
+        import subprocess
+        import tempfile
+
+        self._logs = tempfile.TemporaryDirectory(prefix="selector-workers-")
+        # A worker must not resume this process's run (`mlflow run` exports it): it logs trial runs
+        # only. Each gets its share of the cores for BLAS, OpenMP and numba, or they oversubscribe them.
+        threads = str(max(1, default_workers(10**6) // self.workers))
+        env = {k: v for k, v in os.environ.items() if k != "MLFLOW_RUN_ID"}
+        env.update({name: threads for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                                                "NUMBA_NUM_THREADS")})
+        self._start = self._done()
+        self.processes = []
+        for index, share in enumerate(worker_shares(self.n_trials, self.workers)):
+            log = open(Path(self._logs.name) / f"worker{index}.log", "w")
+            self.processes.append((subprocess.Popen([*self.command, str(index), str(share)], env=env, stdout=log,
+                                                    stderr=subprocess.STDOUT), log))
+        return self
+
+    def _done(self) -> int:
+        return len(self.study.get_trials(deepcopy=False, states=self.FINISHED))
+
+    def wait(self) -> None:
+        import time
+
+        from tqdm.auto import tqdm
+
+        with tqdm(total=self.n_trials, desc=f"{self.workers} workers", unit="trial") as bar:
+            while any(process.poll() is None for process, _ in self.processes):
+                time.sleep(0.5)
+                bar.update(self._done() - self._start - bar.n)
+            bar.update(self._done() - self._start - bar.n)
+        failed = [f"worker {index} exited with {process.returncode}:\n"
+                  + (Path(self._logs.name) / f"worker{index}.log").read_text()[-2000:]
+                  for index, (process, _) in enumerate(self.processes) if process.returncode]
+        if failed:
+            raise RuntimeError("\n".join(failed))
+
+    def __exit__(self, kind, value, traceback) -> None:
+        for process, log in self.processes:
+            if process.poll() is None:
+                process.terminate()
+                process.wait(timeout=30)
+            log.close()
+        self._logs.cleanup()

@@ -74,7 +74,7 @@ def test_three_workers_share_one_study_and_one_parent_run(databases, tmp_path, m
     np.savez(tmp_path / "blobs.npz", X=X, y=y)
     env = {**os.environ, "MLFLOW_TRACKING_URI": databases["mlflow"], "SELECTOR_CACHE_DIR": str(tmp_path / "cache")}
     command = [sys.executable, str(project_root / "entrypoints" / "tune.py"), "--dataset", str(tmp_path / "blobs.npz"),
-               "--encoder", "none", "--clusterers", "kmeans,hdbscan", "--n_trials", "8",
+               "--encoder", "none", "--clusterers", "kmeans,hdbscan", "--n_trials", "8", "--workers", "1",
                "--study_name", "shared", "--storage", databases["optuna"]]
     workers = [subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True) for _ in range(3)]
@@ -149,7 +149,7 @@ def test_a_killed_worker_is_replaced_and_the_study_reaches_its_target(tracking, 
     storage = databases["optuna"].replace("postgres@", f"postgres:{SECRET}@")
     study_name = f"killed-{tracking}-{uuid.uuid4().hex[:6]}"
     arguments = ["--dataset", str(tmp_path / "blobs.npz"), "--encoder", "none", "--clusterers", "kmeans,hdbscan",
-                 "--study_name", study_name, "--storage", storage]
+                 "--study_name", study_name, "--storage", storage, "--workers", "1"]
 
     first_log = tmp_path / "first.log"
     first = subprocess.Popen([sys.executable, str(project_root / "tests" / "hanging_worker.py"), "3",
@@ -210,7 +210,8 @@ def test_workers_share_the_local_defaults_without_any_server(tmp_path, monkeypat
     env = {**os.environ, "SELECTOR_CACHE_DIR": str(tmp_path / "cache")}
     env.pop("MLFLOW_TRACKING_URI")  # the project's default: ./mlflow.db in the working directory
     command = [sys.executable, str(project_root / "entrypoints" / "tune.py"), "--dataset", str(tmp_path / "blobs.npz"),
-               "--encoder", "none", "--clusterers", "kmeans,hdbscan", "--n_trials", "6", "--study_name", "local"]
+               "--encoder", "none", "--clusterers", "kmeans,hdbscan", "--n_trials", "6", "--study_name", "local",
+               "--workers", "1"]
     processes = [subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                   text=True) for _ in range(workers)]
     outputs = [process.communicate(timeout=600)[0] for process in processes]

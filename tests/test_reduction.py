@@ -214,3 +214,21 @@ def test_a_served_pipeline_fits_the_same_sample_and_transforms_the_rest(small_um
     assert pipeline.reduced_.shape == (400, 3) and adjusted_mutual_info_score(y, pipeline.labels_) > 0.95
     labels, _ = pipeline.predict(X[:50])
     assert (labels == pipeline.labels_[:50]).mean() > 0.95
+
+
+def test_placing_new_points_refines_their_start_deterministically():
+    """The epochs move the new points from their weighted start (they did nothing once, unnoticed by
+    the agreement tests), the same way every time; a point equal to a fitted one stays on it."""
+    from selector.neighbours import place_by_neighbours
+
+    rng = np.random.default_rng(0)
+    fitted = np.concatenate([rng.normal(0, 0.3, (50, 2)), rng.normal(5, 0.3, (50, 2))]).astype(np.float32)
+    idx = np.stack([rng.choice(50, 10, replace=False) for _ in range(20)])
+    dist = np.sort(rng.uniform(0.5, 2.0, (20, 10)), axis=1).astype(np.float32)
+    dist[0, 0] = 0.0  # the first new point equals fitted point idx[0, 0]
+    start = place_by_neighbours(fitted, idx, dist, epochs=0)
+    refined = place_by_neighbours(fitted, idx, dist)
+    assert np.abs(refined[1:] - start[1:]).max() > 1e-3
+    np.testing.assert_array_equal(refined, place_by_neighbours(fitted, idx, dist))
+    np.testing.assert_array_equal(refined[0], fitted[idx[0, 0]])
+    assert (np.linalg.norm(refined[1:], axis=1) < 2.5).all()  # they stay with the cluster they neighbour

@@ -29,7 +29,7 @@ def champion(tmp_path_factory, digit_pngs):
     patch.chdir(root)
     patch.setenv("SELECTOR_CACHE_DIR", str(root / "cache"))
     try:
-        study = tune_job(dataset=str(digit_pngs), encoder="raw", n_trials=3, clusterers="kmeans,agglomerative")
+        study = tune_job(workers=1, dataset=str(digit_pngs), encoder="raw", n_trials=3, clusterers="kmeans,agglomerative")
         registration = register_job(study.parent_run_id, model_name="digits-test")
     finally:
         patch.undo()
@@ -167,7 +167,7 @@ def test_vector_model_checks_length_and_values(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     X, y = make_blobs(n_samples=60, centers=3, n_features=4, random_state=0)
     pd.DataFrame(X, columns=list("abcd")).assign(label=y).to_csv(tmp_path / "v.csv", index=False)
-    study = tune_job(dataset=str(tmp_path / "v.csv"), encoder="none", n_trials=2, clusterers="hdbscan")
+    study = tune_job(workers=1, dataset=str(tmp_path / "v.csv"), encoder="none", n_trials=2, clusterers="hdbscan")
     registration = register_job(study.parent_run_id, model_name="vectors-test")
     model = mlflow.pyfunc.load_model(f"models:/vectors-test/{registration.version}")
     answer = model.predict(pd.DataFrame(X[:4], columns=list("abcd")))
@@ -185,12 +185,12 @@ def test_select_tunes_each_encoder_logs_a_leaderboard_and_registers_the_winner(d
     monkeypatch.chdir(tmp_path)
     before = len(mlflow.search_runs(search_all_experiments=True))
     with pytest.raises(ValueError, match="unknown encoder 'nope'"):
-        select_job(dataset=str(digit_pngs), encoders="raw,nope", n_trials=1, model_name="select-test")
+        select_job(workers=1, dataset=str(digit_pngs), encoders="raw,nope", n_trials=1, model_name="select-test")
     with pytest.raises(ValueError, match="unknown objective 'nope'"):
-        select_job(dataset=str(digit_pngs), encoders="raw", n_trials=1, model_name="select-test", objective="nope")
+        select_job(workers=1, dataset=str(digit_pngs), encoders="raw", n_trials=1, model_name="select-test", objective="nope")
     assert len(mlflow.search_runs(search_all_experiments=True)) == before  # refused before any run
 
-    board, registration = select_job(dataset=str(digit_pngs), encoders="raw", n_trials=2, model_name="select-test")
+    board, registration = select_job(workers=1, dataset=str(digit_pngs), encoders="raw", n_trials=2, model_name="select-test")
     assert list(board["encoder"]) == ["raw"] and board["chosen"].tolist() == [True]
     assert registration.promoted
     select_run = mlflow.search_runs(search_all_experiments=True, filter_string="tags.winner_encoder = 'raw'",
@@ -214,7 +214,7 @@ def test_select_ranks_encoders_by_the_objective_not_by_the_silhouette(digit_pngs
               "efficientnet_lite0": {"best_objective_value": 0.70, "best_silhouette_umap": 0.95}}
     asked = {}
 
-    def fake_tune(dataset, encoder, n_trials, objective):
+    def fake_tune(dataset, encoder, n_trials, objective, workers):
         asked.setdefault("objectives", set()).add(objective)
         best = SimpleNamespace(params={"clusterer": "kmeans"}, user_attrs={"n_clusters": 3})
         return SimpleNamespace(study=SimpleNamespace(best_trial=best), parent_run_id=f"run-{encoder}",

@@ -59,7 +59,7 @@ def best_labels(result, dataset: str, encoder: str) -> tuple[np.ndarray, object,
 @pytest.mark.slow
 def test_a_labelled_study_report_has_every_section_and_a_truthful_gallery(digit_folder, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    result = tune_job(dataset=str(digit_folder), encoder="raw", n_trials=4, clusterers="kmeans,agglomerative")
+    result = tune_job(workers=1, dataset=str(digit_folder), encoder="raw", n_trials=4, clusterers="kmeans,agglomerative")
     text = report_of(result.parent_run_id, tmp_path)
     page = Page(text)
     assert STUDY_SECTIONS | LABEL_SECTIONS <= page.sections
@@ -84,7 +84,7 @@ def test_a_study_without_labels_reports_no_ami_and_does_not_crash(digit_folder, 
     for path in digit_folder.rglob("*.png"):
         shutil.copy(path, flat / f"{path.parent.name}_{path.name}")
     monkeypatch.chdir(tmp_path)
-    result = tune_job(dataset=str(flat), encoder="raw", n_trials=3, clusterers="kmeans")
+    result = tune_job(workers=1, dataset=str(flat), encoder="raw", n_trials=3, clusterers="kmeans")
     text = report_of(result.parent_run_id, tmp_path)
     page = Page(text)
     assert STUDY_SECTIONS <= page.sections and not page.sections & LABEL_SECTIONS

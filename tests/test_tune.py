@@ -34,7 +34,7 @@ def child_runs(parent_run_id):
 
 @pytest.mark.slow
 def test_tune_logs_a_parent_run_and_one_nested_run_per_trial(blob_file):
-    result = tune_job(dataset=str(blob_file), encoder="none", n_trials=6, clusterers=FAST, seed=1)
+    result = tune_job(workers=1, dataset=str(blob_file), encoder="none", n_trials=6, clusterers=FAST, seed=1)
     parent = mlflow.get_run(result.parent_run_id)
     assert parent.data.tags["optuna_study_name"] == result.study.study_name == f"blobs-none-modularity_silhouette-{parent.data.tags['optuna_study_name'][-8:]}"
     metrics = parent.data.metrics
@@ -68,14 +68,14 @@ def test_tune_logs_a_parent_run_and_one_nested_run_per_trial(blob_file):
 def test_a_study_fits_each_reduction_and_each_neighbour_graph_once(blob_file):
     from selector.objective import EVAL_SPACE
 
-    result = tune_job(dataset=str(blob_file), encoder="none", n_trials=12, clusterers="kmeans", seed=2)
+    result = tune_job(workers=1, dataset=str(blob_file), encoder="none", n_trials=12, clusterers="kmeans", seed=2)
     reductions = {json_key(pipeline_params(t.params)[0]) for t in result.study.trials} | {json_key(EVAL_SPACE)}
     graphs = {(r["scaling"], r["metric"]) for r in map(json.loads, reductions) if r["name"] == "umap"}
     assert result.work["reductions_fitted"] == len(reductions) < 12 + 1
     assert result.work["neighbour_graphs_built"] == len(graphs)
     worker = mlflow.get_run(result.parent_run_id).data.metrics
     assert worker["reductions_fitted"] == len(reductions) and worker["eval_space_seconds"] > 0
-    again = tune_job(dataset=str(blob_file), encoder="none", n_trials=12, clusterers="kmeans", seed=2,
+    again = tune_job(workers=1, dataset=str(blob_file), encoder="none", n_trials=12, clusterers="kmeans", seed=2,
                      study_name="same-trials-again")  # same seed, same trials: everything comes from the cache
     assert again.work["reductions_fitted"] == 0 and again.work["neighbour_graphs_built"] == 0
 
@@ -86,8 +86,8 @@ def json_key(params: dict) -> str:
 
 @pytest.mark.slow
 def test_resume_adds_trials_under_the_same_parent(blob_file):
-    first = tune_job(dataset=str(blob_file), encoder="none", n_trials=3, clusterers="kmeans", study_name="resume-me")
-    second = tune_job(dataset=str(blob_file), encoder="none", n_trials=2, clusterers="kmeans", study_name="resume-me")
+    first = tune_job(workers=1, dataset=str(blob_file), encoder="none", n_trials=3, clusterers="kmeans", study_name="resume-me")
+    second = tune_job(workers=1, dataset=str(blob_file), encoder="none", n_trials=2, clusterers="kmeans", study_name="resume-me")
     assert second.parent_run_id == first.parent_run_id
     assert len(second.study.trials) == 5 and second.metrics["n_trials_complete"] == 5
     assert len(child_runs(first.parent_run_id)) == 5
@@ -96,24 +96,24 @@ def test_resume_adds_trials_under_the_same_parent(blob_file):
 
 @pytest.mark.slow
 def test_a_study_name_holds_one_data_set(blob_file, tmp_path):
-    tune_job(dataset=str(blob_file), encoder="none", n_trials=1, clusterers="kmeans", study_name="mine")
+    tune_job(workers=1, dataset=str(blob_file), encoder="none", n_trials=1, clusterers="kmeans", study_name="mine")
     X, _ = make_blobs(n_samples=50, centers=2, n_features=6, random_state=9)
     np.save(tmp_path / "other.npy", X)
     with pytest.raises(ValueError, match="study 'mine' optimises dataset="):
-        tune_job(dataset=str(tmp_path / "other.npy"), encoder="none", n_trials=1, study_name="mine")
+        tune_job(workers=1, dataset=str(tmp_path / "other.npy"), encoder="none", n_trials=1, study_name="mine")
 
 
 @pytest.mark.slow
 def test_a_study_keeps_its_objective_and_another_objective_gets_its_own_study(blob_file):
-    first = tune_job(dataset=str(blob_file), encoder="none", n_trials=2, clusterers="kmeans", study_name="by-modularity")
+    first = tune_job(workers=1, dataset=str(blob_file), encoder="none", n_trials=2, clusterers="kmeans", study_name="by-modularity")
     assert first.study.user_attrs["objective"] == "modularity_silhouette"
     with pytest.raises(ValueError, match="optimises objective='modularity_silhouette', not 'silhouette'.*objective=modularity_silhouette"):
-        tune_job(dataset=str(blob_file), encoder="none", n_trials=1, study_name="by-modularity", objective="silhouette")
-    derived = tune_job(dataset=str(blob_file), encoder="none", n_trials=2, clusterers="kmeans", objective="silhouette")
+        tune_job(workers=1, dataset=str(blob_file), encoder="none", n_trials=1, study_name="by-modularity", objective="silhouette")
+    derived = tune_job(workers=1, dataset=str(blob_file), encoder="none", n_trials=2, clusterers="kmeans", objective="silhouette")
     assert derived.study.study_name != first.study.study_name and "silhouette" in derived.study.study_name
     assert derived.metrics["best_objective_value"] == derived.metrics["best_silhouette_umap"]
     with pytest.raises(ValueError, match="unknown objective 'nope'; valid: silhouette"):
-        tune_job(dataset=str(blob_file), encoder="none", n_trials=1, objective="nope")
+        tune_job(workers=1, dataset=str(blob_file), encoder="none", n_trials=1, objective="nope")
 
 
 @pytest.mark.slow
@@ -123,8 +123,8 @@ def test_labels_never_steer_the_search(blob_file, tmp_path):
         X, y = data["X"], data["y"]
     np.savez(tmp_path / "shuffled.npz", X=X, y=np.random.default_rng(0).permutation(y))
     kwargs = dict(encoder="none", n_trials=5, clusterers=FAST, seed=4)
-    true = tune_job(dataset=str(blob_file), study_name="true", **kwargs)
-    shuffled = tune_job(dataset=str(tmp_path / "shuffled.npz"), study_name="shuffled", **kwargs)
+    true = tune_job(workers=1, dataset=str(blob_file), study_name="true", **kwargs)
+    shuffled = tune_job(workers=1, dataset=str(tmp_path / "shuffled.npz"), study_name="shuffled", **kwargs)
     assert [t.params for t in true.study.trials] == [t.params for t in shuffled.study.trials]
     assert [t.value for t in true.study.trials] == [t.value for t in shuffled.study.trials]
     assert true.study.best_trial.number == shuffled.study.best_trial.number
@@ -139,7 +139,7 @@ def test_a_trial_that_raises_fails_alone(blob_file, monkeypatch):
         raise FloatingPointError("boom")
 
     monkeypatch.setitem(clustering.CLUSTERERS, "agglomerative", real.__class__(**{**real.__dict__, "build": broken}))
-    result = tune_job(dataset=str(blob_file), encoder="none", n_trials=4, clusterers="agglomerative,kmeans")
+    result = tune_job(workers=1, dataset=str(blob_file), encoder="none", n_trials=4, clusterers="agglomerative,kmeans")
     states = [t.state for t in result.study.trials]
     assert optuna.trial.TrialState.FAIL in states and optuna.trial.TrialState.COMPLETE in states
     children = child_runs(result.parent_run_id)
@@ -152,7 +152,7 @@ def test_a_trial_that_raises_fails_alone(blob_file, monkeypatch):
 @pytest.mark.slow
 def test_a_declined_trial_is_pruned_and_its_run_says_why(blob_file, monkeypatch):
     monkeypatch.setattr(clustering, "FULL_COVARIANCE_MAX_DIM", 1)
-    result = tune_job(dataset=str(blob_file), encoder="none", n_trials=8, clusterers="gmm", seed=3)
+    result = tune_job(workers=1, dataset=str(blob_file), encoder="none", n_trials=8, clusterers="gmm", seed=3)
     pruned = [t for t in result.study.trials if t.state == optuna.trial.TrialState.PRUNED]
     assert pruned and all(t.params["clusterer.covariance_type"] == "full" for t in pruned)
     assert result.metrics["n_trials_declined"] == len(pruned) < 8
@@ -166,11 +166,13 @@ def test_a_declined_trial_is_pruned_and_its_run_says_why(blob_file, monkeypatch)
     ({"n_trials": 0}, "`n_trials` must be an int >= 1; got 0"),
     ({"clusterers": "kmeans,dbscan"}, r"unknown clusterer\(s\) \['dbscan'\]"),
     ({"timeout": -1}, "`timeout` must be >= 0"),
+    ({"workers": -1}, r"`workers` must be an int >= 0 \(0 = this machine's cores\); got -1"),
+    ({"workers": 2, "storage": "sqlite:///optuna.db"}, "`workers`=2 needs a storage several processes can share"),
 ])
 def test_bad_requests_leave_no_study_and_no_run(blob_file, kwargs, message):
     before = len(mlflow.search_runs(search_all_experiments=True))
     with pytest.raises(ValueError, match=message):
-        tune_job(dataset=str(blob_file), encoder="none", **kwargs)
+        tune_job(**{"workers": 1, **kwargs}, dataset=str(blob_file), encoder="none")
     assert not (blob_file.parent / study.DEFAULT_JOURNAL).exists()
     assert len(mlflow.search_runs(search_all_experiments=True)) == before
 
@@ -179,10 +181,10 @@ def test_too_small_and_constant_data_are_refused(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     np.save(tmp_path / "small.npy", np.random.default_rng(0).normal(size=(7, 3)))
     with pytest.raises(ValueError, match="7 points; clustering needs at least 10"):
-        tune_job(dataset=str(tmp_path / "small.npy"), encoder="none")
+        tune_job(workers=1, dataset=str(tmp_path / "small.npy"), encoder="none")
     np.save(tmp_path / "flat.npy", np.ones((40, 3)))
     with pytest.raises(ValueError, match="every vector .* is the same"):
-        tune_job(dataset=str(tmp_path / "flat.npy"), encoder="none")
+        tune_job(workers=1, dataset=str(tmp_path / "flat.npy"), encoder="none")
     assert not (tmp_path / study.DEFAULT_JOURNAL).exists()
 
 
@@ -224,3 +226,41 @@ def test_a_stale_trial_is_failed_its_run_killed_and_it_is_retried(tmp_path, wait
     assert states[1] == optuna.trial.TrialState.WAITING and stale.trials[1].params == stale.trials[0].params  # retry
     killed = client.get_run(run.info.run_id)
     assert killed.info.status == "KILLED" and "heartbeat" in killed.data.tags["error"]
+
+
+@pytest.mark.slow
+def test_two_worker_processes_run_one_study_under_one_parent_run(blob_file):
+    result = tune_job(dataset=str(blob_file), encoder="none", n_trials=8, clusterers=FAST, seed=5, workers=2,
+                      study_name="two-workers")
+    trials = result.study.trials
+    assert len(trials) == 8 and sorted(t.number for t in trials) == list(range(8))
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    spans = [(t.datetime_start, t.datetime_complete) for t in trials]
+    assert any(a[0] < b[1] and b[0] < a[1] for i, a in enumerate(spans) for b in spans[i + 1:])  # side by side
+    children = child_runs(result.parent_run_id)
+    assert len(children) == 8 and set(children["status"]) == {"FINISHED"}
+    assert sorted(children["tags.optuna_trial_number"].astype(int)) == list(range(8))
+    study_runs = mlflow.search_runs(search_all_experiments=True,
+                                    filter_string="tags.optuna_study_name = 'two-workers'")
+    assert set(study_runs["run_id"]) - set(children["run_id"]) == {result.parent_run_id}  # no run per worker
+    parent = mlflow.get_run(result.parent_run_id)
+    assert parent.data.metrics["n_trials_complete"] == 8 and parent.data.params["workers"] == "2"
+
+
+@pytest.mark.slow
+def test_mlflow_run_tune_with_two_workers_in_a_fresh_directory(tmp_path, run_cli, project_root, monkeypatch):
+    """No tracking store, no journal, no cache: the parent creates them once, then starts its workers."""
+    X, y = make_blobs(n_samples=90, centers=3, n_features=6, cluster_std=0.7, random_state=3)
+    np.savez(tmp_path / "blobs.npz", X=X, y=y)
+    env = {"SELECTOR_CACHE_DIR": str(tmp_path / "cache")}
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    done = run_cli("mlflow", "run", str(project_root), "-e", "tune", "-P", f"dataset={tmp_path / 'blobs.npz'}",
+                   "-P", "encoder=none", "-P", "n_trials=6", "-P", "workers=2", "-P", "clusterers=kmeans,hdbscan",
+                   "--env-manager", "local", cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "2 workers" in done.stderr and "n_trials_complete        6" in done.stdout
+    store = mlflow.tracking.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = store.search_runs([store.get_experiment_by_name("Default").experiment_id])
+    parent = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parent) == 1 and parent[0].info.status == "FINISHED"
+    assert sorted(int(r.data.tags["optuna_trial_number"]) for r in runs if r not in parent) == list(range(6))

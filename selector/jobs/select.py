@@ -20,8 +20,9 @@ logger = logging.getLogger(__name__)
 
 
 def select_job(dataset: str = "digits", encoders: str = "raw,efficientnet_lite0", n_trials: int = 30,
-               model_name: str = "digits-clusters", objective: str = DEFAULT_OBJECTIVE):
-    """Tune every encoder by ``objective``, pick the best label-free score, register it; log the leaderboard.
+               model_name: str = "digits-clusters", objective: str = DEFAULT_OBJECTIVE, workers: int = 0):
+    """Tune every encoder by ``objective`` (each study in ``workers`` processes), pick the best label-free
+    score, register it; log the leaderboard.
 
     Each encoder's study has its own evaluation space; the objective's value, which has no units,
     is what compares them (README, "The objective").
@@ -39,7 +40,7 @@ def select_job(dataset: str = "digits", encoders: str = "raw,efficientnet_lite0"
     with mlflow.start_run(run_name=f"select-{data.name}", nested=mlflow.active_run() is not None) as run:
         rows = []
         for name in names:
-            result = tune_job(dataset=dataset, encoder=name, n_trials=n_trials, objective=objective)
+            result = tune_job(dataset=dataset, encoder=name, n_trials=n_trials, objective=objective, workers=workers)
             best = result.study.best_trial
             rows.append({"encoder": name, "objective": objective,
                          "best_objective_value": result.metrics.get("best_objective_value"),

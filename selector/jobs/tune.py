@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+import sys
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -62,19 +67,22 @@ def check_tune_request(dataset: str, encoder: str, checkpoint: str, n_trials: in
 
 def tune_job(dataset: str = "digits", encoder: str = "raw", checkpoint: str = "", n_trials: int = 30,
              timeout: float = 0.0, seed: int = 0, clusterers: str = "all", study_name: str = "",
-             storage: str = "", objective: str = DEFAULT_OBJECTIVE, compare: str = "") -> TuneResult:
+             storage: str = "", objective: str = DEFAULT_OBJECTIVE, workers: int = 0,
+             compare: str = "") -> TuneResult:
     """One Optuna study for one (data set, encoder): a parent MLflow run and a nested run per trial.
 
-    ``objective`` is the registered label-free objective the study maximises; ``compare`` (a comma
-    list, or "all") names others scored beside it on every trial, for benchmarks.
+    ``objective`` is the registered label-free objective the study maximises; ``workers`` processes
+    on this machine run the ``n_trials`` (0 = its cores, at most one per trial; 1 = this process);
+    ``compare`` (a comma list, or "all") names other objectives scored beside it, for benchmarks.
     """
     from selector import reports, search
     from selector.objective import eval_space_params
-    from selector.study import DEFAULT_JOURNAL, StudySession
+    from selector.study import DEFAULT_JOURNAL, StudySession, check_workers
 
     started = time.perf_counter()
     request = check_tune_request(dataset, encoder, checkpoint, n_trials, timeout, clusterers, storage, objective,
                                  compare)
+    workers = check_workers(workers, n_trials, storage)
     embedded = embed_for_tuning(request.data, encoder, checkpoint)
     identity = {"dataset": request.data.name, "encoder": encoder, "embedding_key": embedded.key,
                 "objective": request.objective}
@@ -84,11 +92,24 @@ def tune_job(dataset: str = "digits", encoder: str = "raw", checkpoint: str = ""
         tracking.log_batch(params={"dataset": dataset, "encoder": encoder, "checkpoint": checkpoint,
                                    "n_trials": n_trials, "seed": seed, "clusterers": ",".join(request.clusterers),
                                    "storage": storage or DEFAULT_JOURNAL, "study_name": study_name,
-                                   "objective": request.objective},
+                                   "objective": request.objective, "workers": workers},
                            tags={"optuna_study_name": study_name, "study_parent_run_id": session.parent_run_id,
                                  "objective": request.objective})
-        ctx = search_context(session, request, embedded, {"dataset": dataset, "encoder": encoder}, int(seed))
-        session.optimize(lambda trial: search.objective(trial, ctx), n_trials, timeout)
+        base = {"dataset": dataset, "encoder": encoder}
+
+        def context():  # builds the evaluation space; workers wait for its cache file, then read it
+            return search_context(request, embedded, base, int(seed), session.experiment_id, session.parent_run_id,
+                                  session.run_id)
+
+        if workers == 1:
+            ctx = context()
+            session.optimize(lambda trial: search.objective(trial, ctx), n_trials, timeout)
+        else:
+            with worker_spec(dataset, encoder, checkpoint, timeout, seed, study_name, storage, request, session) as spec:
+                command = [sys.executable, "-m", "selector.jobs.tune", spec]
+                with session.worker_processes(command, n_trials, workers) as processes:
+                    ctx = context()  # while the workers import
+                    processes.wait()
         metrics, tags, work = summarize_study(session.study, ctx, embedded)
         session.finish(metrics, tags, work)
         if metrics["n_trials_complete"]:
@@ -112,7 +133,8 @@ def embed_for_tuning(data: Dataset, encoder: str, checkpoint: str):
     return embedded
 
 
-def search_context(session, request: TuneRequest, embedded, base_params: dict, seed: int):
+def search_context(request: TuneRequest, embedded, base_params: dict, seed: int, experiment_id: str,
+                   parent_run_id: str, worker_run_id: str = ""):
     """What every trial of this worker shares: the vectors, the study's cache and evaluation space."""
     from selector.embedding import cache_dir
     from selector.reduction import ReductionCache
@@ -120,9 +142,44 @@ def search_context(session, request: TuneRequest, embedded, base_params: dict, s
 
     return SearchContext(vectors=embedded.vectors, labels=embedded.labels, clusterers=request.clusterers, seed=seed,
                          cache=ReductionCache(cache_dir().parent / "reductions", embedded.key),
-                         base_params=base_params, experiment_id=session.experiment_id,
-                         parent_run_id=session.parent_run_id, worker_run_id=session.run_id,
-                         objective=request.objective, compare=request.compare)
+                         base_params=base_params, experiment_id=experiment_id, parent_run_id=parent_run_id,
+                         worker_run_id=worker_run_id, objective=request.objective, compare=request.compare)
+
+
+@contextlib.contextmanager
+def worker_spec(dataset: str, encoder: str, checkpoint: str, timeout: float, seed: int, study_name: str,
+                storage: str, request: TuneRequest, session):
+    """A file holding what a worker process needs to join this study (``run_worker`` reads it)."""
+    spec = {"dataset": dataset, "encoder": encoder, "checkpoint": checkpoint, "timeout": float(timeout),
+            "seed": int(seed), "study_name": study_name, "storage": storage, "clusterers": request.clusterers,
+            "objective": request.objective, "compare": list(request.compare),
+            "experiment_id": session.experiment_id, "parent_run_id": session.parent_run_id}
+    with tempfile.TemporaryDirectory(prefix="selector-tune-") as folder:
+        path = Path(folder) / "worker.json"
+        path.write_text(json.dumps(spec))
+        yield str(path)
+
+
+def run_worker(spec_path: str, index: int, n_trials: int) -> None:
+    """One of ``tune``'s worker processes: ``n_trials`` trials on the study the parent set up, each
+    logged under its parent run. No run of its own and no progress bar: the parent shows the study's."""
+    import optuna
+
+    from selector import search
+    from selector.study import make_sampler, resolve_storage
+
+    spec = json.loads(Path(spec_path).read_text())
+    tracking.configure_tracking()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    request = TuneRequest(load_dataset(spec["dataset"]), spec["clusterers"], spec["objective"], tuple(spec["compare"]))
+    embedded = embed_for_tuning(request.data, spec["encoder"], spec["checkpoint"])  # the parent's cache file
+    # Its own random stream: workers with one seed would draw the same trials.
+    study = optuna.load_study(study_name=spec["study_name"], storage=resolve_storage(spec["storage"]),
+                              sampler=make_sampler(spec["seed"], worker=f"{spec['parent_run_id']}/{index}"))
+    ctx = search_context(request, embedded, {"dataset": spec["dataset"], "encoder": spec["encoder"]}, spec["seed"],
+                         spec["experiment_id"], spec["parent_run_id"])
+    study.optimize(lambda trial: search.objective(trial, ctx), n_trials=int(n_trials),
+                   timeout=spec["timeout"] or None, catch=(Exception,))
 
 
 def summarize_study(study, ctx, embedded) -> tuple[dict, dict, dict]:
@@ -153,3 +210,8 @@ def log_report(session, metrics: dict, ctx, embedded, data: Dataset, work: dict)
     except Exception as exc:
         logger.warning("the study report failed: %s: %s", type(exc).__name__, exc)
         tracking.log_batch(tags={"report_error": f"{type(exc).__name__}: {exc}"}, run_id=session.parent_run_id)
+
+
+if __name__ == "__main__":  # a worker process started by tune_job (see StudySession.optimize_in_processes)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    run_worker(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
