@@ -249,16 +249,18 @@ def test_two_worker_processes_run_one_study_under_one_parent_run(blob_file):
 
 @pytest.mark.slow
 def test_mlflow_run_tune_with_two_workers_in_a_fresh_directory(tmp_path, run_cli, project_root, monkeypatch):
-    """No tracking store, no journal, no cache: the parent creates them once, then starts its workers."""
+    """No tracking store, no journal, no cache: the parent creates them once, then starts its workers.
+    (`mlflow run` runs the command in the project's folder, where the default journal would land: issue 15.)"""
     X, y = make_blobs(n_samples=90, centers=3, n_features=6, cluster_std=0.7, random_state=3)
     np.savez(tmp_path / "blobs.npz", X=X, y=y)
     env = {"SELECTOR_CACHE_DIR": str(tmp_path / "cache")}
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
     done = run_cli("mlflow", "run", str(project_root), "-e", "tune", "-P", f"dataset={tmp_path / 'blobs.npz'}",
                    "-P", "encoder=none", "-P", "n_trials=6", "-P", "workers=2", "-P", "clusterers=kmeans,hdbscan",
-                   "--env-manager", "local", cwd=tmp_path, env=env)
+                   "-P", f"storage={tmp_path / 'optuna_journal.log'}", "--env-manager", "local", cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "2 workers" in done.stderr and "n_trials_complete        6" in done.stdout
+    assert "2 workers" in done.stderr, done.stderr[-2000:]
+    assert "n_trials_complete        6" in done.stdout, done.stdout
     store = mlflow.tracking.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     runs = store.search_runs([store.get_experiment_by_name("Default").experiment_id])
     parent = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
