@@ -72,6 +72,9 @@ def build_eval_space(vectors: np.ndarray, cache, seed: int) -> EvalSpace:
 
     from umap.umap_ import fuzzy_simplicial_set
 
+    from selector.compiled import cache_umap_compilation
+
+    cache_umap_compilation()
     from selector.reduction import fit_sample, make_scaler
 
     params = eval_space_params(vectors)

@@ -126,6 +126,9 @@ def _umap(params: dict, n: int, seed: int):
     """umap-learn's UMAP with selector's settings, for ``n`` points."""
     import umap
 
+    from selector.compiled import cache_umap_compilation
+
+    cache_umap_compilation()
     return umap.UMAP(
         n_components=max(1, min(int(params["n_components"]), n - 2)),
         n_neighbors=max(2, min(int(params["n_neighbors"]), n - 1)),

@@ -232,3 +232,14 @@ def test_placing_new_points_refines_their_start_deterministically():
     np.testing.assert_array_equal(refined, place_by_neighbours(fitted, idx, dist))
     np.testing.assert_array_equal(refined[0], fitted[idx[0, 0]])
     assert (np.linalg.norm(refined[1:], axis=1) < 2.5).all()  # they stay with the cluster they neighbour
+
+
+def test_umap_learn_functions_are_compiled_into_the_on_disk_cache():
+    """umap-learn jits its functions without numba's disk cache: selector turns it on before the first
+    fit, so the next process loads them instead of compiling (5–11 s of every process otherwise)."""
+    import umap.umap_
+
+    from selector.compiled import cache_umap_compilation
+
+    cache_umap_compilation()
+    assert type(umap.umap_.smooth_knn_dist._cache).__name__ == "FunctionCache"
