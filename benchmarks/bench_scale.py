@@ -38,7 +38,8 @@ def child(n: int, dim: int, n_trials: int, seed: int, workdir: Path) -> dict:
     path = workdir / f"mixture_{n}.npz"
     np.savez(path, X=X, y=y)
     start = time.perf_counter()
-    result = tune_job(dataset=str(path), encoder="none", n_trials=n_trials, seed=seed, storage=str(workdir / "journal.log"))
+    result = tune_job(dataset=str(path), encoder="none", n_trials=n_trials, seed=seed, storage=str(workdir / "journal.log"),
+                      workers=1)  # one process: its peak memory is the figure
     wall = time.perf_counter() - start
     trials = [t for t in result.study.trials if t.state.name == "COMPLETE"]
     stage = {name: float(sum(t.user_attrs.get(name, 0.0) for t in trials))

@@ -278,7 +278,8 @@ def study(task: tuple[str, str, int, int, str, str]) -> dict:
         from selector.jobs.tune import tune_job
 
         start = time.perf_counter()
-        result = tune_job(dataset=name, encoder=encoder, n_trials=n_trials, seed=seed, objective=objective)
+        result = tune_job(dataset=name, encoder=encoder, n_trials=n_trials, seed=seed, objective=objective,
+                          workers=1)  # the cases already run side by side
         wall = time.perf_counter() - start
         trials = [t for t in result.study.trials if t.state.name == "COMPLETE"]
         best = result.study.best_trial
