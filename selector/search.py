@@ -149,7 +149,7 @@ def objective(trial: optuna.Trial, ctx: SearchContext) -> float:
         validation = validation_metrics(ctx.labels, model.labels_)
         metrics = {**scores, "fit_seconds": timings["reduce_seconds"] + timings["cluster_seconds"], **timings,
                    "clusterer_fit_sample": model.fit_sample_size_, **validation}
-        tracking.log_batch(params=params, metrics=metrics, tags=tags, run_id=run.info.run_id)
+        tracking.log_batch(params=params, metrics=metrics, tags=tags, run_id=run.info.run_id, new_run=True)
         for key, value in {**metrics, **{k: v for k, v in tags.items() if v is not None}}.items():
             if value is not None:
                 trial.set_user_attr(key, value)
@@ -157,11 +157,12 @@ def objective(trial: optuna.Trial, ctx: SearchContext) -> float:
             ctx.best_seen = (trial.number, objective_value, model.labels_)
     except Declined as exc:
         logger.info("trial %d pruned: %s", trial.number, exc)
-        tracking.log_batch(params=params, tags={"declined": str(exc)}, run_id=run.info.run_id)
+        tracking.log_batch(params=params, tags={"declined": str(exc)}, run_id=run.info.run_id, new_run=True)
         client.set_terminated(run.info.run_id, status="FINISHED")
         raise optuna.TrialPruned(str(exc)) from exc
     except Exception as exc:
-        tracking.log_batch(params=params, tags={"error": f"{type(exc).__name__}: {exc}"}, run_id=run.info.run_id)
+        tracking.log_batch(params=params, tags={"error": f"{type(exc).__name__}: {exc}"}, run_id=run.info.run_id,
+                           new_run=True)
         client.set_terminated(run.info.run_id, status="FAILED")
         raise
     client.set_terminated(run.info.run_id, status="FINISHED")

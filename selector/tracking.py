@@ -44,18 +44,20 @@ def _value(value: Any) -> str:
 
 
 def log_batch(params: Mapping[str, Any] | None = None, metrics: Mapping[str, float] | None = None,
-              tags: Mapping[str, Any] | None = None, run_id: str | None = None, step: int = 0) -> None:
+              tags: Mapping[str, Any] | None = None, run_id: str | None = None, step: int = 0,
+              new_run: bool = False) -> None:
     """One round trip for everything; None values are left out and URLs are masked.
 
     Params the run already has are skipped: ``mlflow run`` logs the entry point's parameters itself
-    (an empty string as ``''``), and MLflow refuses to change a param.
+    (an empty string as ``''``), and MLflow refuses to change a param. ``new_run``: the caller just
+    created the run, so it has none and that lookup (a round trip per trial) is saved.
     """
     import time
 
     client = mlflow.tracking.MlflowClient()
     run_id = run_id or mlflow.active_run().info.run_id
     now = int(time.time() * 1000)
-    existing = client.get_run(run_id).data.params if params else {}
+    existing = client.get_run(run_id).data.params if params and not new_run else {}
     client.log_batch(
         run_id,
         params=[Param(k, _value(v)) for k, v in (params or {}).items() if v is not None and k not in existing],
