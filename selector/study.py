@@ -255,17 +255,24 @@ class StudySession:
         """``workers`` processes running ``n_trials`` on this study (see ``WorkerProcesses``)."""
         return WorkerProcesses(self.study, command, n_trials, workers)
 
-    def finish(self, metrics: dict, tags: dict, work: dict) -> None:
-        """``work`` (what this worker computed) on its run; the study's summary on both runs; a parent
-        left KILLED by its worker marked FINISHED by the worker that completed the study's work."""
+    def finish(self, summary: Callable[[], tuple[dict, dict]], work: dict) -> tuple[dict, dict]:
+        """``work`` (what this worker computed) on its run; the study's summary — ``summary()``, the
+        metrics and tags — on both runs; a parent left KILLED by its worker marked FINISHED by the worker
+        that completed the study's work. Returns the summary.
+
+        The summary is taken and logged under the set-up lock: workers finishing together would
+        otherwise each log what they saw, and one that saw fewer trials could write last."""
         tracking.log_batch(metrics=work, run_id=self.run_id)
-        for run_id in {self.parent_run_id, self.run_id}:
-            tracking.log_batch(metrics=metrics, tags=tags, run_id=run_id)
+        with study_lock(self.storage):
+            metrics, tags = summary()
+            for run_id in {self.parent_run_id, self.run_id}:
+                tracking.log_batch(metrics=metrics, tags=tags, run_id=run_id)
         if self.joining:
             client = mlflow.tracking.MlflowClient()
             if client.get_run(self.parent_run_id).info.status in ("KILLED", "FAILED"):
                 client.set_tag(self.parent_run_id, "study_finished_by_run_id", self.run_id)
                 client.set_terminated(self.parent_run_id, status="FINISHED")
+        return metrics, tags
 
     def _parent_run(self) -> str:
         """The study's one parent run: kept with the study, so later workers hang their trials under it."""

@@ -105,13 +105,16 @@ def tune_job(dataset: str = "digits", encoder: str = "raw", checkpoint: str = ""
             ctx = context()
             session.optimize(lambda trial: search.objective(trial, ctx), n_trials, timeout)
         else:
-            with worker_spec(dataset, encoder, checkpoint, timeout, seed, study_name, storage, request, session) as spec:
+            spec_file = worker_spec(dataset, encoder, checkpoint, timeout, seed, study_name, storage, request, session)
+            with spec_file as spec:
                 command = [sys.executable, "-m", "selector.jobs.tune", spec]
                 with session.worker_processes(command, n_trials, workers) as processes:
                     ctx = context()  # while the workers import
                     processes.wait()
-        metrics, tags, work = summarize_study(session.study, ctx, embedded)
-        session.finish(metrics, tags, work)
+        work = {"embed_seconds": 0.0 if embedded.cache_hit else embedded.seconds,  # computed, not found cached
+                "eval_space_seconds": ctx.eval_space_seconds, "reductions_fitted": ctx.cache.fits,
+                "neighbour_graphs_built": ctx.cache.graph_builds}
+        metrics, _ = session.finish(lambda: summarize_study(session.study, ctx), work)
         if metrics["n_trials_complete"]:
             work["worker_wall_seconds"] = time.perf_counter() - started
             log_report(session, metrics, ctx, embedded, request.data, work)
@@ -182,9 +185,8 @@ def run_worker(spec_path: str, index: int, n_trials: int) -> None:
                    timeout=spec["timeout"] or None, catch=(Exception,))
 
 
-def summarize_study(study, ctx, embedded) -> tuple[dict, dict, dict]:
-    """The study's metrics and tags (with the seed paper's recipe for reference), and ``work``: what
-    this worker computed rather than found in a cache — the cost side of the study."""
+def summarize_study(study, ctx) -> tuple[dict, dict]:
+    """The study's metrics and tags, with the seed paper's recipe for reference."""
     from selector.objective import paper_recipe
     from selector.study import summarize
 
@@ -193,10 +195,7 @@ def summarize_study(study, ctx, embedded) -> tuple[dict, dict, dict]:
         metrics.update(paper_recipe(ctx.eval_space, ctx.labels, ctx.objective, ctx.seed))
     except Exception as exc:  # a reference number must not cost the study its summary
         logger.warning("the paper recipe could not be evaluated: %s: %s", type(exc).__name__, exc)
-    work = {"embed_seconds": 0.0 if embedded.cache_hit else embedded.seconds,
-            "eval_space_seconds": ctx.eval_space_seconds, "reductions_fitted": ctx.cache.fits,
-            "neighbour_graphs_built": ctx.cache.graph_builds}
-    return metrics, tags, work
+    return metrics, tags
 
 
 def log_report(session, metrics: dict, ctx, embedded, data: Dataset, work: dict) -> None:
