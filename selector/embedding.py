@@ -19,6 +19,7 @@ import numpy as np
 
 from selector.data import Dataset, ImageDecodeError
 from selector.files import write_atomic
+from selector.machine import available_cores
 from selector.encoders import check_request, create_encoder, encoders_taking, get_encoder, identity
 
 logger = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ def _collate(items):
 
 def default_workers(n_items: int) -> int:
     """Decode in worker processes only when there is enough work to pay for starting them."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cpus = available_cores()
     return 0 if n_items < 512 or cpus < 2 else min(4, cpus - 1)
 
 

@@ -23,6 +23,7 @@ import numpy as np
 import optuna
 
 from selector import tracking
+from selector.machine import available_cores
 from selector.objective import LEGACY_OBJECTIVE
 
 logger = logging.getLogger(__name__)
@@ -170,8 +171,7 @@ def summarize(study: optuna.Study) -> tuple[dict, dict]:
 
 def default_workers(n_trials: int) -> int:
     """The machine's cores (those this process may use), at most one per trial."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(cores, int(n_trials)))
+    return max(1, min(available_cores(), int(n_trials)))
 
 
 def worker_shares(n_trials: int, workers: int) -> list[int]:
@@ -306,7 +306,7 @@ class WorkerProcesses:
         self._logs = tempfile.TemporaryDirectory(prefix="selector-workers-")
         # A worker must not resume this process's run (`mlflow run` exports it): it logs trial runs
         # only. Each gets its share of the cores for BLAS, OpenMP and numba, or they oversubscribe them.
-        threads = str(max(1, default_workers(10**6) // self.workers))
+        threads = str(max(1, available_cores() // self.workers))
         env = {k: v for k, v in os.environ.items() if k != "MLFLOW_RUN_ID"}
         env.update({name: threads for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                                                 "NUMBA_NUM_THREADS")})
