@@ -19,7 +19,11 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 IMAGE_COLUMN = "image"
-BATCH = 64
+BATCH = 64  # images through the encoder at once
+# The most rows one request may carry; a larger batch is refused with 400, naming the limit (split it).
+# Images are decoded and held as tensors together; vectors are cheap.
+MAX_IMAGE_ROWS = 1_024
+MAX_VECTOR_ROWS = 100_000
 
 
 def bad_request(message: str) -> MlflowException:
@@ -55,7 +59,7 @@ class ClusterPipelineModel(mlflow.pyfunc.PythonModel):
     def _images(self, frame: pd.DataFrame) -> np.ndarray:
         import torch
 
-        from selector.data import ImageDecodeError, decode_image
+        from selector.data import ImageDecodeError, ImageTooLarge, decode_image
 
         if IMAGE_COLUMN not in frame.columns:
             raise bad_request(f"the request needs a column {IMAGE_COLUMN!r} of base64 PNG/JPEG bytes; "
@@ -72,6 +76,8 @@ class ClusterPipelineModel(mlflow.pyfunc.PythonModel):
                                   f"got {type(value).__name__}.")
             try:
                 tensors.append(self.encoder.preprocess(decode_image(bytes(value), source=f"row {row}")))
+            except ImageTooLarge as exc:
+                raise bad_request(f"row {row}: {exc}.") from None
             except ImageDecodeError as exc:
                 raise bad_request(f"row {row}: not a decodable image ({exc}).") from None
         chunks = [self.encoder.forward(torch.stack(tensors[i:i + BATCH])) for i in range(0, len(tensors), BATCH)]
@@ -92,10 +98,15 @@ class ClusterPipelineModel(mlflow.pyfunc.PythonModel):
             raise bad_request(f"vectors contain NaN/inf in row(s) {np.flatnonzero(bad.any(axis=1))[:10].tolist()}.")
         return vectors.astype(np.float32)
 
-    def predict(self, context, model_input, params=None):
+    # The hint is what MLflow reads: a DataFrame has no schema to infer, so MLflow neither wraps
+    # predict nor advises hints; the logged signature states the columns (registry.promote).
+    def predict(self, context, model_input: pd.DataFrame, params=None):
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         if len(frame) == 0:
             raise bad_request("empty batch: send at least one row.")
+        limit = MAX_IMAGE_ROWS if self.encoder.spec.takes == "images" else MAX_VECTOR_ROWS
+        if len(frame) > limit:
+            raise bad_request(f"batch of {len(frame):,} rows; the limit is {limit:,} rows a request — split it.")
         vectors = self._images(frame) if self.encoder.spec.takes == "images" else self._vectors(frame)
         labels, confidence = self.pipeline.predict(vectors)
         return pd.DataFrame({"cluster": labels.astype(np.int64), "confidence": confidence.astype(np.float64)})

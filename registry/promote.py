@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import tempfile
@@ -98,10 +99,41 @@ def register_and_promote(model_uri: str, model_name: str, alias: str, tags: dict
     never without a champion in between.
     """
     client = mlflow.tracking.MlflowClient()
-    version = mlflow.register_model(model_uri, model_name).version
-    for key, value in tags.items():
-        if value is not None:
-            client.set_model_version_tag(model_name, version, key, str(value))
+    # Registering, tagging, reading the holder and moving the alias as one step: two registers at
+    # once cannot both read the old holder, and the second one compares against the first.
+    with promotion_lock():
+        version = mlflow.register_model(model_uri, model_name).version
+        for key, value in tags.items():
+            if value is not None:
+                client.set_model_version_tag(model_name, version, key, str(value))
+        return _promote(client, model_name, version, alias, tags, force)
+
+
+@contextlib.contextmanager
+def promotion_lock():
+    """Serialise promotions against one tracking store: ``flock`` on a file beside a SQLite store, a
+    PostgreSQL advisory lock for a PostgreSQL store. A tracking server offers no lock (the gap is in
+    README): there two registers finishing in the same instant can still both move the alias."""
+    uri = mlflow.get_tracking_uri()
+    if uri.startswith("sqlite:///"):
+        import fcntl
+
+        with open(uri[len("sqlite:///"):] + ".promote.lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+    elif uri.startswith(("postgresql", "postgres://")):
+        from selector.study import study_lock
+
+        with study_lock(uri):
+            yield
+    else:
+        yield
+
+
+def _promote(client, model_name: str, version: str, alias: str, tags: dict, force: bool) -> Registration:
     try:
         current = client.get_model_version_by_alias(model_name, alias)
     except mlflow.exceptions.MlflowException:
@@ -128,5 +160,5 @@ def register_and_promote(model_uri: str, model_name: str, alias: str, tags: dict
                   f"{current.version}")
     if promoted:
         client.set_registered_model_alias(model_name, alias, version)
-    logger.info("%s version %s: %s @%s (%s)", model_name, version, "now" if promoted else "not", alias, reason)
+    logger.debug("%s version %s: %s @%s (%s)", model_name, version, "now" if promoted else "not", alias, reason)
     return Registration(version=str(version), promoted=promoted, reason=reason)

@@ -32,11 +32,40 @@ def _boolean(text: str) -> bool:
 
 def run(job: Callable, parsed: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
     """Call ``job`` with the parsed options; user errors end in one readable line and exit code 2."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_output()
     options = vars(parsed.parse_args(argv))
+    stop_on_sigterm()
     try:
         job(**options)
     except (ValueError, TypeError, FileNotFoundError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted: the running trial and its runs are marked KILLED; run the same command again to "
+              "resume the study.", file=sys.stderr)
+        return 130
     return 0
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM (``kill``, a scheduler, ``mlflow run`` being stopped) ends a job as Ctrl-C does — the
+    running trial is FAIL in Optuna and KILLED in MLflow, worker processes are stopped — instead of
+    leaving them RUNNING."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+def configure_output() -> None:
+    """One line per stage from selector; libraries' INFO chatter only with ``SELECTOR_VERBOSE=1``."""
+    from selector.quiet import verbose
+
+    logging.basicConfig(level=logging.INFO if verbose() else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("selector").setLevel(logging.INFO)
+    logging.getLogger("registry").setLevel(logging.INFO)
+    if not verbose():  # MLflow sets up its own INFO handler ("Validating input example …")
+        logging.getLogger("mlflow").setLevel(logging.WARNING)

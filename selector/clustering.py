@@ -17,6 +17,7 @@ from typing import Any, Callable
 import numpy as np
 
 from selector.names import Registry
+from selector.quiet import known_noise
 from selector.sampling import fit_and_place, seeded_sample
 
 logger = logging.getLogger(__name__)
@@ -225,6 +226,9 @@ class ClustererSpec:
     scaled_by_sample: tuple[str, ...] = ()  # size parameters that shrink with the sample (counts of points)
     many_dims_fit_points: int | None = None
     many_dims_placement: Placement | None = None
+    # Warnings its fit raises that say nothing a user can act on (the trial's score says how it went);
+    # regexes of their messages, silenced while it fits (``selector.quiet``).
+    known_warnings: tuple[str, ...] = ()
 
     def fit_bound(self, dim: int) -> int | None:
         """How many points this clusterer fits at most in ``dim`` dimensions (``None``: all)."""
@@ -253,7 +257,9 @@ register_clusterer(ClustererSpec("hdbscan", _hdbscan, _suggest_hdbscan, Approxim
                                  scaled_by_sample=("min_cluster_size",), many_dims_fit_points=4_000,
                                  many_dims_placement=NearestVote()))
 # A sparse kNN affinity, but its eigen-solver's time grows much faster than n.
-register_clusterer(ClustererSpec("spectral", _spectral, _suggest_spectral, NearestVote(), 10_000))
+# A disconnected kNN graph makes scikit-learn warn; such a trial is scored like any other.
+register_clusterer(ClustererSpec("spectral", _spectral, _suggest_spectral, NearestVote(), 10_000,
+                                 known_warnings=("Graph is not fully connected",)))
 # Three dense n × n float64 matrices and up to 300 passes over them: ~9 s a fit at 2,000 points
 # on one core (bench_scale), so it fits 1,000 and places the rest.
 register_clusterer(ClustererSpec("affinity_propagation", _affinity_propagation, _suggest_affinity_propagation,
@@ -298,7 +304,7 @@ class ClusterModel:
         rule = spec.placement_for(Z.shape[1])
         sample = seeded_sample(len(Z), spec.fit_bound(Z.shape[1]), self.seed)
         if sample is not None:
-            logger.info("%s fits a seeded sample of %d of %d points in %d dims; the rest are placed by %s",
+            logger.debug("%s fits a seeded sample of %d of %d points in %d dims; the rest are placed by %s",
                         spec.name, len(sample), len(Z), Z.shape[1], rule.name)
             # "at least 500 of 50,000 points" is "at least 100 of a 10,000 sample"
             for name in spec.scaled_by_sample:
@@ -306,7 +312,8 @@ class ClusterModel:
 
         def fit(points: np.ndarray) -> np.ndarray:
             self.estimator_ = spec.build(own, points, self.seed)
-            self.train_labels_ = np.asarray(self.estimator_.fit_predict(points), dtype=np.int64)
+            with known_noise(*spec.known_warnings):
+                self.train_labels_ = np.asarray(self.estimator_.fit_predict(points), dtype=np.int64)
             self.placement_ = rule.fit(self.estimator_, points, self.train_labels_)
             return self.train_labels_
 
@@ -314,6 +321,14 @@ class ClusterModel:
         self.fit_sample_size_ = 0 if sample is None else len(sample)  # 0: fitted on every point
         self.format_ = MODEL_FORMAT
         return self
+
+    def assignment(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The clustering of the points it was fitted on (``Z``, as passed to ``fit``): its labels, and
+        each point's confidence as its placement rule gives it (a mixture's posterior, HDBSCAN's
+        membership strength, the share of its nearest fitted points that agree)."""
+        if len(Z) != len(self.labels_):
+            raise ValueError(f"assignment() takes the {len(self.labels_)} points the model was fitted on; got {len(Z)}.")
+        return self.labels_, np.clip(self.placement_.place(Z)[1], 0.0, 1.0)
 
     def predict(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Cluster ids (−1 = noise) and confidences in [0, 1] for new points in the reduced space."""

@@ -28,6 +28,10 @@ class ImageDecodeError(ValueError):
     """An image that cannot be read; the embedding stage skips it and counts it."""
 
 
+class ImageTooLarge(ImageDecodeError):
+    """An image with more pixels than the stated limit (``MAX_IMAGE_PIXELS``)."""
+
+
 @dataclass(frozen=True)
 class ArrayImages:
     """Images already in memory as ``uint8`` arrays (H×W grey or H×W×3 RGB)."""
@@ -59,18 +63,38 @@ class FileImages:
         return decode_image(self.paths[index].read_bytes(), source=str(self.paths[index]))
 
 
-def decode_image(data: bytes, source: str = "image") -> np.ndarray:
-    """Decode PNG/JPEG/... bytes to ``uint8`` (H×W for grey, H×W×3 otherwise)."""
+# The largest image decoded, in pixels: 50 megapixels (an 8,000 × 6,000 photo is 48). Larger ones
+# are refused from their header, before a byte of pixels is unpacked; PIL's own decompression-bomb
+# guard is set to the same number rather than left at its default.
+MAX_IMAGE_PIXELS = 50_000_000
+
+
+def decode_image(data: bytes, source: str = "image", max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+    """Decode PNG/JPEG/... bytes to ``uint8`` (H×W for grey, H×W×3 otherwise); an image of more than
+    ``max_pixels`` pixels raises ``ImageDecodeError`` naming the limit."""
     import io
+    import warnings
 
     from PIL import Image, UnidentifiedImageError
 
+    Image.MAX_IMAGE_PIXELS = max_pixels
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with warnings.catch_warnings():  # PIL warns between 1× and 2× its limit; here that is refused below
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+        with image:
+            width, height = image.size
+            if width * height > max_pixels:
+                raise ImageTooLarge(f"{source} is {width} × {height} = {width * height:,} pixels; the limit is "
+                                       f"{max_pixels:,} pixels")
             image.load()
             grey = image.mode in ("1", "L", "I", "I;16", "F")
             converted = image.convert("L" if grey else "RGB")
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLarge(f"{source} exceeds the limit of {max_pixels:,} pixels ({exc})") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        if isinstance(exc, ImageDecodeError):
+            raise
         raise ImageDecodeError(f"cannot decode {source}: {exc}") from exc
     return np.asarray(converted, dtype=np.uint8)
 

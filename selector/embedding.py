@@ -8,17 +8,19 @@ and never builds the model.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from selector.data import Dataset, ImageDecodeError
-from selector.files import write_atomic
+from selector.files import read_verified, unreadable, write_cache
 from selector.machine import available_cores
 from selector.encoders import check_request, create_encoder, encoders_taking, get_encoder, identity
 
@@ -147,14 +149,14 @@ def embed(dataset: Dataset, encoder: str, checkpoint: str = "", image_size: int 
     path = cache_dir() / f"{key}.npz"
     if use_cache and path.is_file():
         try:
-            with np.load(path, allow_pickle=False) as stored:
+            with np.load(io.BytesIO(read_verified(path)), allow_pickle=False) as stored:
                 kept, vectors = stored["kept"], stored["vectors"]
                 skipped = [str(s) for s in stored["skipped"]]
                 seconds = float(stored["seconds"])
             logger.info("embeddings for %s/%s loaded from cache %s", dataset.name, encoder, path)
             return _result(dataset, ident, kept, vectors, skipped, seconds, cache_hit=True, path=path, key=key)
-        except (OSError, KeyError, ValueError) as exc:
-            logger.warning("ignoring unreadable cache file %s (%s); recomputing", path, exc)
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+            unreadable(path, exc)
 
     built = create_encoder(encoder, checkpoint=checkpoint, image_size=image_size, device=device, mode=mode)
     start = time.perf_counter()
@@ -168,7 +170,7 @@ def embed(dataset: Dataset, encoder: str, checkpoint: str = "", image_size: int 
     if len(kept) == 0:
         raise ValueError(f"none of the {len(dataset)} image(s) in {dataset.name!r} could be decoded.")
     if use_cache:
-        write_atomic(path, lambda handle: np.savez(handle, kept=kept, vectors=vectors, seconds=np.float64(seconds),
+        write_cache(path, lambda handle: np.savez(handle, kept=kept, vectors=vectors, seconds=np.float64(seconds),
                                                    skipped=np.array(skipped, dtype=str)))
     result = _result(dataset, ident, kept, vectors, skipped, seconds, cache_hit=False,
                      path=path if use_cache else None, key=key)

@@ -12,9 +12,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import io
 import json
 import logging
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -22,7 +24,7 @@ from typing import Any, Callable
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from selector.files import write_atomic
+from selector.files import read_verified, unreadable, write_cache
 from selector.names import Registry
 from selector.neighbours import nearest_fitted, nearest_neighbours, place_by_neighbours
 from selector.sampling import fit_and_place, outside, seeded_sample
@@ -32,7 +34,7 @@ logger = logging.getLogger(__name__)
 SCALINGS = ("none", "zscore", "l2")
 # Part of every reduction's cache key: bump it whenever a reducer's build changes what it computes,
 # so no stale coordinates are served from disk.
-REDUCTION_VERSION = 5
+REDUCTION_VERSION = 6
 UMAP_NEIGHBORS = (5, 10, 15, 30, 50)
 
 
@@ -311,7 +313,7 @@ class ReductionCache:
             return np.asarray(reduced, dtype=np.float32)
 
         return self._once(self.memory, self.key(params, seed), ".npy", compute,
-                          load=lambda path: np.load(path, allow_pickle=False), save=np.save)
+                          load=lambda path: np.load(io.BytesIO(read_verified(path)), allow_pickle=False), save=np.save)
 
     def _once(self, memory: dict, key: str, suffix: str, compute, load, save):
         """``memory[key]``, else the file ``<key><suffix>``, else ``compute()`` written to that file —
@@ -324,11 +326,11 @@ class ReductionCache:
                 try:
                     memory[key] = load(path)
                     return memory[key]
-                except (OSError, ValueError, KeyError):
-                    logger.warning("ignoring unreadable cache file %s", path)
+                except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+                    unreadable(path, exc)
             value = memory[key] = compute()
-            if path is not None:
-                write_atomic(path, lambda handle: save(handle, value))
+            if path is not None and not write_cache(path, lambda handle: save(handle, value)):
+                self.root = None  # not writable: this study goes on in memory
         return value
 
     @contextlib.contextmanager
@@ -340,8 +342,16 @@ class ReductionCache:
             return
         import fcntl
 
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / f"{key}.computing", "a") as handle:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            handle = open(self.root / f"{key}.computing", "a")
+        except OSError as exc:  # an unwritable cache folder: no lock, and nothing will be written there
+            logger.warning("cannot use the cache folder %s (%s); this study keeps its reductions in memory",
+                           self.root, exc.strerror or exc)
+            self.root = None
+            yield
+            return
+        with handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
@@ -381,7 +391,7 @@ class ReductionCache:
 
 
 def _load_graph(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    with np.load(path, allow_pickle=False) as stored:
+    with np.load(io.BytesIO(read_verified(path)), allow_pickle=False) as stored:
         return stored["idx"], stored["dist"]
 
 

@@ -13,9 +13,10 @@ import numpy as np
 import pandas as pd
 
 STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; padding: 0 1em; color: #222; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.15em; border-bottom: 1px solid #ddd; padding-bottom: .2em; }
-table { border-collapse: collapse; margin: .5em 0; } td, th { border: 1px solid #ddd; padding: .25em .6em; }
+table { border-collapse: collapse; margin: .5em 0; max-width: 100%; }
+td, th { border: 1px solid #ddd; padding: .25em .5em; overflow-wrap: break-word; font-size: .92em; }
 th { background: #f4f4f4; text-align: left; } tr.chosen td { background: #fff6d5; font-weight: 600; }
 img.plot { max-width: 48%; margin: .3em; border: 1px solid #eee; }
 .cluster { margin: .4em 0; } .cluster h3 { font-size: .95em; margin: .2em 0; }
@@ -46,7 +47,8 @@ def fmt(value) -> str:
 
 
 def table(frame: pd.DataFrame, highlight: pd.Series | None = None) -> str:
-    head = "".join(f"<th>{escape(c)}</th>" for c in frame.columns)
+    # Long snake_case headers may break after an underscore, so a wide board fits the page.
+    head = "".join(f"<th>{escape(c).replace('_', '_<wbr>')}</th>" for c in frame.columns)
     rows = []
     for i, row in enumerate(frame.itertuples(index=False)):  # tuples keep each column's type (ints stay ints)
         chosen = highlight is not None and bool(highlight.iloc[i])

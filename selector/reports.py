@@ -70,7 +70,7 @@ def plot_importances(study: optuna.Study, objective: str, path: Path) -> bool:
             warnings.simplefilter("ignore")  # "few trials per regime" is expected early in a study
             importances = optuna.importance.get_param_importances(study)
     except (RuntimeError, ValueError) as exc:  # too few trials, or one value everywhere
-        logger.info("no parameter importances: %s", exc)
+        logger.debug("no parameter importances: %s", exc)
         return False
     if not importances:
         return False
@@ -126,6 +126,28 @@ def log_study_report(study: optuna.Study, metrics: dict, labels: np.ndarray, ctx
         client.log_artifacts(run_id, str(out))
 
 
+CLUSTERS_FILE = "clusters.csv"
+
+
+def clusters_table(ids, clusters: np.ndarray, confidence: np.ndarray, truth: np.ndarray | None = None) -> pd.DataFrame:
+    """Which point went to which cluster: ``id`` (a file's path under the data set, or its row),
+    ``cluster`` (−1 = noise), ``confidence`` in [0, 1], and ``label`` when the data set has labels."""
+    table = pd.DataFrame({"id": np.asarray(ids).astype(str), "cluster": np.asarray(clusters, dtype=np.int64),
+                          "confidence": np.round(np.asarray(confidence, dtype=np.float64), 6)})
+    if truth is not None:
+        table["label"] = np.asarray(truth)
+    return table
+
+
+def log_clusters(table: pd.DataFrame, run_id: str) -> None:
+    """``clusters.csv`` as an artifact of ``run_id``."""
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        table.to_csv(Path(tmp) / CLUSTERS_FILE, index=False)
+        mlflow.tracking.MlflowClient().log_artifact(run_id, str(Path(tmp) / CLUSTERS_FILE))
+
+
 GALLERY_CLUSTERS = 24  # the largest clusters shown (plus noise)
 GALLERY_IMAGES = 8  # images per cluster
 
@@ -174,7 +196,8 @@ def study_page(study, table: pd.DataFrame, metrics: dict, labels: np.ndarray, ou
     size_table = size_table.sort_values("points", ascending=False)
     sections.append(h.section("clusters", "Cluster sizes",
                               f"<p>{int((clusters != -1).sum())} clusters; outlier (noise) fraction "
-                              f"{h.fmt(float((labels == -1).mean()))}.</p>" + h.table(size_table)))
+                              f"{h.fmt(float((labels == -1).mean()))}. Every point's cluster and confidence: "
+                              f"<code>{CLUSTERS_FILE}</code>, beside this report.</p>" + h.table(size_table)))
     if data is not None and data.kind == "images":
         sections.append(h.section("gallery", "Images per cluster (a seeded sample)",
                                   h.gallery(gallery_members(labels, embedded, data))))

@@ -15,7 +15,7 @@ import numpy as np
 import optuna
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
-from selector import tracking
+from selector import retry, tracking
 from selector.clustering import ClusterModel, Declined, suggest_clusterer
 from selector.objective import (DEFAULT_OBJECTIVE, EVAL_SPACE, EvalSpace, build_eval_space, get_objective,
                                 silhouette_objective, validation_metrics)
@@ -76,9 +76,9 @@ class SearchContext:
     compare: tuple[str, ...] = ()
     eval_space: EvalSpace = field(init=False)
     eval_space_seconds: float = field(init=False)
-    # The labels of the best trial this worker scored (number, value, labels): the report and the
-    # study's clustering need them, and refitting costs a whole trial.
-    best_seen: tuple[int, float, np.ndarray] | None = field(init=False, default=None)
+    # The best trial this worker scored (number, value, reduced points, fitted model): the report and
+    # the study's ``clusters.csv`` need them, and refitting costs a whole trial.
+    best_seen: tuple[int, float, np.ndarray, ClusterModel] | None = field(init=False, default=None)
 
     def __post_init__(self):
         get_objective(self.objective)
@@ -121,12 +121,12 @@ def fit_pipeline(ctx: SearchContext, params: dict, timings: dict | None = None) 
     return reduced, model
 
 
-def trial_labels(ctx: SearchContext, trial: optuna.trial.FrozenTrial) -> np.ndarray:
-    """A complete trial's labels: kept from scoring when this worker found the best trial, else
-    refitted (through the study's cache) — another worker may have found it."""
+def trial_fit(ctx: SearchContext, trial: optuna.trial.FrozenTrial) -> tuple[np.ndarray, ClusterModel]:
+    """A complete trial's reduced points and fitted clusterer: kept from scoring when this worker
+    found the best trial, else refitted (through the study's cache) — another worker may have found it."""
     if ctx.best_seen is not None and ctx.best_seen[0] == trial.number:
-        return ctx.best_seen[2]
-    return fit_pipeline(ctx, trial.params)[1].labels_
+        return ctx.best_seen[2], ctx.best_seen[3]
+    return fit_pipeline(ctx, trial.params)
 
 
 def objective(trial: optuna.Trial, ctx: SearchContext) -> float:
@@ -134,7 +134,7 @@ def objective(trial: optuna.Trial, ctx: SearchContext) -> float:
     n, dim = ctx.vectors.shape
     reducer = suggest_reducer(trial, n, dim)
     clusterer = suggest_clusterer(trial, n, ctx.clusterers)
-    client = mlflow.tracking.MlflowClient()
+    client = retry.client()
     run = client.create_run(ctx.experiment_id, tags={
         MLFLOW_PARENT_RUN_ID: ctx.parent_run_id, MLFLOW_RUN_NAME: f"trial-{trial.number}",
         "optuna_trial_number": str(trial.number), "optuna_study_name": trial.study.study_name})
@@ -144,7 +144,7 @@ def objective(trial: optuna.Trial, ctx: SearchContext) -> float:
     params = {**ctx.base_params, **flat_params(reducer, clusterer)}
     try:
         timings: dict = {}
-        _, model = fit_pipeline(ctx, trial.params, timings)
+        reduced, model = fit_pipeline(ctx, trial.params, timings)
         objective_value, scores, tags = score_trial(ctx, model.labels_)
         validation = validation_metrics(ctx.labels, model.labels_)
         metrics = {**scores, "fit_seconds": timings["reduce_seconds"] + timings["cluster_seconds"], **timings,
@@ -154,9 +154,9 @@ def objective(trial: optuna.Trial, ctx: SearchContext) -> float:
             if value is not None:
                 trial.set_user_attr(key, value)
         if ctx.best_seen is None or objective_value > ctx.best_seen[1]:
-            ctx.best_seen = (trial.number, objective_value, model.labels_)
+            ctx.best_seen = (trial.number, objective_value, reduced, model)
     except Declined as exc:
-        logger.info("trial %d pruned: %s", trial.number, exc)
+        logger.debug("trial %d pruned: %s", trial.number, exc)
         tracking.log_batch(params=params, tags={"declined": str(exc)}, run_id=run.info.run_id, new_run=True)
         client.set_terminated(run.info.run_id, status="FINISHED")
         raise optuna.TrialPruned(str(exc)) from exc
@@ -164,6 +164,10 @@ def objective(trial: optuna.Trial, ctx: SearchContext) -> float:
         tracking.log_batch(params=params, tags={"error": f"{type(exc).__name__}: {exc}"}, run_id=run.info.run_id,
                            new_run=True)
         client.set_terminated(run.info.run_id, status="FAILED")
+        raise
+    except BaseException:  # Ctrl-C, or SIGTERM (``cli.run`` turns it into KeyboardInterrupt): Optuna marks the trial FAIL
+        client.set_tag(run.info.run_id, "error", "interrupted (Ctrl-C or SIGTERM) during the trial")
+        client.set_terminated(run.info.run_id, status="KILLED")
         raise
     client.set_terminated(run.info.run_id, status="FINISHED")
     return objective_value

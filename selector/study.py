@@ -22,13 +22,16 @@ import mlflow
 import numpy as np
 import optuna
 
-from selector import tracking
+from selector import retry, tracking
 from selector.machine import available_cores
 from selector.objective import LEGACY_OBJECTIVE
+from selector.retry import retrying_rdb_storage
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_JOURNAL = "optuna_journal.log"
+JOURNAL_ENV = "SELECTOR_JOURNAL"  # overrides where default_journal() puts studies
+TRACKING_ATTR = "tracking_store"  # the study's user attr naming the store its runs are in
 PARENT_ATTR = "mlflow_parent_run_id"
 LOCK_KEY = 0x5E1EC7  # PostgreSQL advisory lock id for selector's set-up sections
 
@@ -39,18 +42,30 @@ def resolve_storage(storage: str = "", heartbeat_interval: int | None = None, gr
     An RDB storage beats every ``SELECTOR_HEARTBEAT_SECONDS`` (30) while a trial runs; a trial
     silent for ``SELECTOR_GRACE_SECONDS`` (90) is taken for dead by the next worker that asks.
     """
-    from optuna.storages import JournalStorage, RDBStorage
+    from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
     if "://" in storage:
         heartbeat_interval = heartbeat_interval or int(os.environ.get("SELECTOR_HEARTBEAT_SECONDS", 30))
         grace_period = grace_period or int(os.environ.get("SELECTOR_GRACE_SECONDS", 90))
         # Heartbeats let the other workers mark a killed worker's trial failed (and retry it).
-        return RDBStorage(storage, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
-                          heartbeat_stale_trial_callback=on_stale_trial)
+        # PostgreSQL restarting mid-study: every storage call is retried until it is back.
+        return retrying_rdb_storage(storage, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
+                                    heartbeat_stale_trial_callback=on_stale_trial)
     path = Path(storage or DEFAULT_JOURNAL).expanduser().resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     return JournalStorage(JournalFileBackend(str(path)))
+
+
+def default_journal() -> str:
+    """Where a study lives when no ``storage`` is given: ``$SELECTOR_JOURNAL`` when set, else
+    ``optuna_journal.log`` beside the tracking store's SQLite file (so the study and its trial runs
+    stay together, wherever the command runs), or in the working directory for a tracking server."""
+    if os.environ.get(JOURNAL_ENV):
+        return str(Path(os.environ[JOURNAL_ENV]).expanduser().resolve())
+    uri = tracking.configure_tracking()
+    folder = Path(uri[len("sqlite:///"):]).parent if uri.startswith("sqlite:///") else Path.cwd()
+    return str((folder / DEFAULT_JOURNAL).resolve())
 
 
 def on_stale_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
@@ -58,7 +73,7 @@ def on_stale_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None
     queue a retry. Optuna has already marked the trial FAIL."""
     from optuna.storages import RetryHeartbeatStaleTrialCallback
 
-    client = mlflow.tracking.MlflowClient()
+    client = retry.client()
     for key in ("mlflow_run_id", "worker_run_id"):
         run_id = trial.user_attrs.get(key)
         if not run_id:
@@ -72,7 +87,8 @@ def on_stale_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None
             logger.warning("could not mark run %s of stale trial %d killed: %s", run_id, trial.number, exc)
     logger.warning("trial %d of study %r lost its worker (no heartbeat); it is FAIL and queued again",
                    trial.number, study.study_name)
-    RetryHeartbeatStaleTrialCallback(max_retry=2)(study, trial)
+    with optuna_experimental("RetryHeartbeatStaleTrialCallback", "retry"):
+        RetryHeartbeatStaleTrialCallback(max_retry=2)(study, trial)
 
 
 @contextlib.contextmanager
@@ -114,7 +130,16 @@ def make_sampler(seed: int, worker: str = "") -> optuna.samplers.BaseSampler:
     ``constant_liar`` keeps parallel workers from piling onto one running trial's region."""
     if worker:
         seed = int(hashlib.sha256(f"{seed}:{worker}".encode()).hexdigest()[:8], 16)
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True)
+    with optuna_experimental("group", "multivariate", "constant_liar"):
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True)
+
+
+def optuna_experimental(*features: str):
+    """Optuna's ExperimentalWarning for ``features`` (argument or function names) — settled choices of
+    this project, not the user's — silenced in the block (``selector.quiet``)."""
+    from selector.quiet import known_noise
+
+    return known_noise(*(f".*{name}.*" for name in features), category=optuna.exceptions.ExperimentalWarning)
 
 
 def open_study(study_name: str, storage: str, seed: int, identity: dict) -> optuna.Study:
@@ -125,10 +150,18 @@ def open_study(study_name: str, storage: str, seed: int, identity: dict) -> optu
                                 direction="maximize", load_if_exists=True)
     if study.trials and "objective" not in study.user_attrs:
         study.set_user_attr("objective", LEGACY_OBJECTIVE)
+    # The tracking store its trial runs are logged to (a study made before this was recorded adopts
+    # the first store that resumes it).
+    identity = {**identity, TRACKING_ATTR: tracking.mask_url(mlflow.get_tracking_uri()).rstrip("/")}
     for key, value in identity.items():
         known = study.user_attrs.get(key)
         if known is None:
             study.set_user_attr(key, value)
+        elif key == TRACKING_ATTR and known != value:
+            raise ValueError(f"study {study_name!r} in {tracking.mask_url(storage or DEFAULT_JOURNAL)} belongs to the "
+                             f"tracking store {known}, where its trial runs are, not to {value}. Resume it with "
+                             f"MLFLOW_TRACKING_URI={known}, or start a new study here with another `study_name` or "
+                             "`storage`.")
         elif known != value:
             hint = (f"resume it with `objective={known}`, or " if key == "objective" else "")
             raise ValueError(f"study {study_name!r} optimises {key}={known!r}, not {value!r}: its trials were "
@@ -212,7 +245,7 @@ class StudySession:
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar and the summary say it
         with study_lock(self.storage):  # workers starting together create tables and the study once
             tracking.configure_tracking()
-            mlflow.tracking.MlflowClient().search_experiments(max_results=1)  # creates a new store's tables
+            retry.client().search_experiments(max_results=1)  # creates a new store's tables
             self.study = open_study(self.name, self.storage, self.seed, self.identity)
         self._run = mlflow.start_run(run_name=self.run_name, nested=mlflow.active_run() is not None)
         try:
@@ -229,6 +262,9 @@ class StudySession:
         return self
 
     def __exit__(self, kind, value, traceback) -> None:
+        if kind is not None and issubclass(kind, KeyboardInterrupt):  # Ctrl-C or SIGTERM: stopped, not broken
+            mlflow.end_run(status="KILLED")
+            return
         self._run.__exit__(kind, value, traceback)
 
     @property
@@ -248,8 +284,9 @@ class StudySession:
     def optimize(self, objective: Callable[[optuna.Trial], float], n_trials: int, timeout: float = 0.0) -> None:
         """Run trials until this worker has done ``n_trials`` or ``timeout`` seconds (0 = none) passed;
         a trial that raises fails alone."""
-        self.study.optimize(objective, n_trials=int(n_trials), timeout=float(timeout) or None, catch=(Exception,),
-                            show_progress_bar=True)
+        with optuna_experimental("fail_stale_trials", "heartbeat"):
+            self.study.optimize(objective, n_trials=int(n_trials), timeout=float(timeout) or None,
+                                catch=(Exception,), show_progress_bar=True)
 
     def worker_processes(self, command: list[str], n_trials: int, workers: int) -> "WorkerProcesses":
         """``workers`` processes running ``n_trials`` on this study (see ``WorkerProcesses``)."""
@@ -268,7 +305,7 @@ class StudySession:
             for run_id in {self.parent_run_id, self.run_id}:
                 tracking.log_batch(metrics=metrics, tags=tags, run_id=run_id)
         if self.joining:
-            client = mlflow.tracking.MlflowClient()
+            client = retry.client()
             if client.get_run(self.parent_run_id).info.status in ("KILLED", "FAILED"):
                 client.set_tag(self.parent_run_id, "study_finished_by_run_id", self.run_id)
                 client.set_terminated(self.parent_run_id, status="FINISHED")
@@ -279,7 +316,7 @@ class StudySession:
         known = self.study.user_attrs.get(PARENT_ATTR)
         if known:
             try:
-                mlflow.tracking.MlflowClient().get_run(known)
+                retry.client().get_run(known)
                 return known
             except mlflow.exceptions.MlflowException:
                 logger.warning("the study's parent run %s is not in this tracking store; this run takes over", known)

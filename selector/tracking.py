@@ -11,6 +11,8 @@ from typing import Any, Mapping
 import mlflow
 from mlflow.entities import Metric, Param, RunTag
 
+from selector import retry
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_TRACKING_DB = "mlflow.db"
@@ -54,7 +56,7 @@ def log_batch(params: Mapping[str, Any] | None = None, metrics: Mapping[str, flo
     """
     import time
 
-    client = mlflow.tracking.MlflowClient()
+    client = retry.client()
     run_id = run_id or mlflow.active_run().info.run_id
     now = int(time.time() * 1000)
     existing = client.get_run(run_id).data.params if params and not new_run else {}

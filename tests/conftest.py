@@ -41,6 +41,15 @@ def cache_dir(tmp_path, monkeypatch):
     return path
 
 
+@pytest.fixture(autouse=True)
+def journal(tmp_path, monkeypatch):
+    """Each test's studies in a journal of its own: by default they would all live beside the
+    session's one tracking store, and tests on the same data would resume each other's studies."""
+    path = tmp_path / "optuna_journal.log"
+    monkeypatch.setenv("SELECTOR_JOURNAL", str(path))
+    return path
+
+
 @pytest.fixture(scope="session")
 def project_root() -> Path:
     return PROJECT_ROOT
@@ -69,6 +78,20 @@ def wait_for() -> Callable:
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
             time.sleep(every)
+
+    return wait
+
+
+@pytest.fixture(scope="session")
+def wait_for_text() -> Callable:
+    """Wait until ``text`` shows up in the log file ``path`` of the running ``process``; fails with
+    the log's end when the process ends first or ``timeout`` seconds pass."""
+    def wait(path: Path, text: str, process: subprocess.Popen, timeout: float = 300.0) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in path.read_text():
+            assert process.poll() is None, f"ended with {process.returncode}:\n{path.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, f"no {text!r} within {timeout:.0f} s:\n{path.read_text()[-3000:]}"
+            time.sleep(0.2)
 
     return wait
 

@@ -9,7 +9,7 @@ import yaml
 
 from selector.jobs import ENTRY_POINTS, job
 
-CONTRACT_ENTRY_POINTS = {"main", "embed", "tune", "register", "select"}
+CONTRACT_ENTRY_POINTS = {"main", "embed", "tune", "register", "select", "predict"}
 
 
 def test_mlproject_has_the_contract_entry_points_and_mirrors_the_library_defaults(project_root):

@@ -6,6 +6,7 @@ Each test makes fresh databases of its own and drops them after; without a Postg
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -124,17 +125,10 @@ def test_the_tracking_server_refuses_anonymous_and_wrong_credentials(auth_server
     assert "kill-test" in names
 
 
-def _wait_for(path, text, process, timeout=300.0):
-    deadline = time.monotonic() + timeout
-    while text not in path.read_text():
-        assert process.poll() is None, f"worker ended with {process.returncode}:\n{path.read_text()[-3000:]}"
-        assert time.monotonic() < deadline, f"no {text!r} within {timeout:.0f} s:\n{path.read_text()[-3000:]}"
-        time.sleep(0.2)
-
-
 @pytest.mark.parametrize("tracking", ["postgresql", "server"])
 def test_a_killed_worker_is_replaced_and_the_study_reaches_its_target(tracking, databases, tmp_path, request,
-                                                                     monkeypatch, wait_for, project_root):
+                                                                     monkeypatch, wait_for, wait_for_text,
+                                                                     project_root):
     """SIGKILL a real worker in the middle of its third trial; a new worker started after the grace
     period fails the orphan, ends its MLflow run KILLED, retries it and brings the study to its target."""
     target = 6
@@ -155,7 +149,7 @@ def test_a_killed_worker_is_replaced_and_the_study_reaches_its_target(tracking, 
     first = subprocess.Popen([sys.executable, str(project_root / "tests" / "hanging_worker.py"), "3",
                               *arguments, "--n_trials", "4"], cwd=tmp_path, env=env,
                              stdout=open(first_log, "w"), stderr=subprocess.STDOUT)
-    _wait_for(first_log, "HANGING", first)
+    wait_for_text(first_log, "HANGING", first)
     study = optuna.load_study(study_name=study_name, storage=databases["optuna"])
     running = [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
     assert len(running) == 1, [t.state for t in study.trials]
@@ -208,7 +202,8 @@ def test_workers_share_the_local_defaults_without_any_server(tmp_path, monkeypat
     X, y = make_blobs(n_samples=90, centers=3, n_features=6, cluster_std=0.7, random_state=3)
     np.savez(tmp_path / "blobs.npz", X=X, y=y)
     env = {**os.environ, "SELECTOR_CACHE_DIR": str(tmp_path / "cache")}
-    env.pop("MLFLOW_TRACKING_URI")  # the project's default: ./mlflow.db in the working directory
+    env.pop("MLFLOW_TRACKING_URI")  # the project's default: ./mlflow.db in the working directory,
+    env.pop("SELECTOR_JOURNAL")  # and the journal beside it
     command = [sys.executable, str(project_root / "entrypoints" / "tune.py"), "--dataset", str(tmp_path / "blobs.npz"),
                "--encoder", "none", "--clusterers", "kmeans,hdbscan", "--n_trials", "6", "--study_name", "local",
                "--workers", "1"]
@@ -228,3 +223,87 @@ def test_workers_share_the_local_defaults_without_any_server(tmp_path, monkeypat
     parent = study.user_attrs["mlflow_parent_run_id"]
     assert (runs["tags.mlflow.parentRunId"] == parent).sum() == 6 * workers
     assert set(runs["status"]) == {"FINISHED"}
+
+
+# --------------------------------------------------------------------------- restarts mid-study
+def _restart_postgresql() -> None:
+    versions = sorted(os.listdir("/etc/postgresql")) if os.path.isdir("/etc/postgresql") else []
+    if not shutil.which("pg_ctlcluster") or not versions:
+        pytest.skip("PostgreSQL is not managed by pg_ctlcluster here: cannot restart it")
+    done = subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main", "restart"],
+                          capture_output=True, text=True, timeout=120)
+    if done.returncode:
+        pytest.skip(f"cannot restart PostgreSQL: {done.stderr.strip()[-300:]}")
+
+
+def _complete(storage: str, study_name: str) -> int:
+    """COMPLETE trials of the study, or 0 while the study or the database is not there."""
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+    except Exception:
+        return 0
+    return sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+
+
+def _nothing_lost(storage: str, study_name: str, tracking_uri: str, target: int) -> None:
+    """The study reached its target with every trial once, and no MLflow run is left RUNNING."""
+    trials = optuna.load_study(study_name=study_name, storage=storage).trials
+    assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials) == target, [t.state for t in trials]
+    assert optuna.trial.TrialState.RUNNING not in {t.state for t in trials}
+    assert sorted(t.number for t in trials) == list(range(len(trials)))
+    client = mlflow.tracking.MlflowClient(tracking_uri=tracking_uri)
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()], max_results=1000)
+    assert not [r.info.run_name for r in runs if r.info.status == "RUNNING"]
+    numbers = [int(r.data.tags["optuna_trial_number"]) for r in runs
+               if r.data.tags.get("optuna_study_name") == study_name and "optuna_trial_number" in r.data.tags]
+    assert sorted(numbers) == sorted(t.number for t in trials)  # one trial run per trial, none twice
+
+
+@pytest.mark.parametrize("restarted", ["postgresql", "tracking server"])
+def test_a_restart_mid_study_is_waited_out_and_nothing_is_lost(restarted, databases, tmp_path, wait_for,
+                                                               project_root):
+    """Two workers (one command) on PostgreSQL; (a) PostgreSQL itself, or (b) the tracking server in
+    front of MLflow's database, restarts after a few trials. The workers wait and retry; the study
+    reaches its target with no trial lost or duplicated and no run left RUNNING."""
+    target = 30
+    X, y = make_blobs(n_samples=90, centers=3, n_features=6, cluster_std=0.7, random_state=3)
+    np.savez(tmp_path / "blobs.npz", X=X, y=y)
+    study_name = f"restart-{restarted.split()[0]}-{uuid.uuid4().hex[:6]}"
+    command = [sys.executable, str(project_root / "entrypoints" / "tune.py"), "--dataset", str(tmp_path / "blobs.npz"),
+               "--encoder", "none", "--clusterers", "kmeans,hdbscan", "--study_name", study_name,
+               "--storage", databases["optuna"], "--workers", "2", "--n_trials", str(target)]
+    env = {**os.environ, "SELECTOR_CACHE_DIR": str(tmp_path / "cache"), "SELECTOR_HEARTBEAT_SECONDS": "1",
+           "SELECTOR_GRACE_SECONDS": "60"}
+    log = tmp_path / "tune.log"
+    with contextlib.ExitStack() as stack_:
+        if restarted == "tracking server":
+            auth = stack_.enter_context(fresh_databases("auth"))
+            port, password = stack.free_port(), "admin-" + uuid.uuid4().hex
+            server = stack_.enter_context(contextlib.ExitStack())
+            url = server.enter_context(stack.tracking_server(databases["mlflow"], auth["auth"], tmp_path / "server",
+                                                             password, port=port))
+            env.update(MLFLOW_TRACKING_URI=url, MLFLOW_TRACKING_USERNAME="admin", MLFLOW_TRACKING_PASSWORD=password)
+        else:
+            url = databases["mlflow"]
+            env["MLFLOW_TRACKING_URI"] = url
+        tune = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+        wait_for(lambda: _complete(databases["optuna"], study_name) >= 3 or tune.poll() is not None, timeout=300,
+                 what="three complete trials")
+        assert tune.poll() is None, log.read_text()[-3000:]
+        if restarted == "tracking server":
+            server.close()  # stopped mid-study ...
+            time.sleep(2)
+            server.enter_context(stack.tracking_server(databases["mlflow"], auth["auth"], tmp_path / "server",
+                                                       password, port=port))  # ... and back on the same port
+        else:
+            _restart_postgresql()
+        assert _complete(databases["optuna"], study_name) < target, "the study ended before the restart"
+        assert tune.wait(timeout=600) == 0, log.read_text()[-3000:]
+        if restarted == "tracking server":
+            os.environ.update(MLFLOW_TRACKING_USERNAME="admin", MLFLOW_TRACKING_PASSWORD=password)
+            try:
+                _nothing_lost(databases["optuna"], study_name, url, target)
+            finally:
+                del os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"]
+        else:
+            _nothing_lost(databases["optuna"], study_name, url, target)

@@ -16,7 +16,10 @@ import pandas as pd
 import pytest
 from mlflow.exceptions import MlflowException
 
+from registry.model import MAX_IMAGE_ROWS
 from registry.promote import register_and_promote
+from selector.data import MAX_IMAGE_PIXELS
+from selector.jobs.predict import predict_job
 from selector.jobs.tune import tune_job
 from selector.jobs.register import register_job
 
@@ -53,6 +56,10 @@ def test_registered_version_has_the_contract_tags_and_the_alias(champion):
     assert tags["objective"] == "modularity_silhouette"
     assert float(tags["objective_value"]) == pytest.approx(champion["study"].metrics["best_objective_value"])
     assert 0 <= float(tags["ami"]) <= 1
+    # The registered pipeline's answers for its training images, as the served model gives them.
+    clusters = pd.read_csv(mlflow.artifacts.download_artifacts(run_id=version.run_id, artifact_path="clusters.csv"))
+    assert list(clusters.columns) == ["id", "cluster", "confidence", "label"] and len(clusters) == 120
+    assert clusters["id"].str.endswith(".png").all() and clusters["confidence"].between(0, 1).all()
 
 
 @pytest.mark.slow
@@ -110,13 +117,28 @@ def free_port() -> int:
 
 
 def post(port: int, payload) -> tuple[int, dict]:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=json.dumps(payload).encode(),
+    return post_bytes(port, json.dumps(payload).encode())
+
+
+def post_bytes(port: int, data: bytes) -> tuple[int, dict]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=data,
                                      headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=120) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read() or b"{}")
+
+
+def huge_png() -> bytes:
+    """A 30,000 × 30,000 grey PNG (900 megapixels) in under a megabyte: a decompression bomb."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (30_000, 30_000)).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def split(rows) -> dict:
@@ -150,11 +172,26 @@ def test_mlflow_models_serve_answers_images_and_refuses_bad_requests(champion, d
         not_image = post(port, split([base64.b64encode(b"plain text, not a picture").decode()]))
         empty = post(port, {"dataframe_split": {"columns": ["image"], "data": []}})
         wrong_column = post(port, {"dataframe_split": {"columns": ["picture"], "data": [[images[0]]]}})
+        huge = post(port, split([base64.b64encode(huge_png()).decode()]))
+        too_many = post(port, split(images[:1] * (MAX_IMAGE_ROWS + 1)))
+        number = post(port, split([12345]))
+        not_json = post_bytes(port, b"{this is not json")
         for (status, body), words in [(not_base64, "not valid base64"), (not_image, "not a decodable image"),
-                                      (empty, "empty batch"), (wrong_column, "image")]:
+                                      (empty, "empty batch"), (wrong_column, "image"),
+                                      (huge, f"{MAX_IMAGE_PIXELS:,} pixels"), (too_many, f"{MAX_IMAGE_ROWS:,} rows"),
+                                      (number, "image"), (not_json, "")]:
             assert 400 <= status < 500, (status, body)
             assert words in body.get("message", ""), body
-        assert post(port, split(images[:1]))[0] == 200  # still serving
+        status, body = post(port, split(images))
+        assert status == 200  # still serving
+        # The `predict` job (the same model, in batches) gives every image the served model's answer.
+        table = predict_job(model_uri=f"models:/{champion['name']}@champion", dataset=str(digit_pngs),
+                            output=str(tmp_path / "clusters.csv"), batch_size=7)
+        served = pd.DataFrame(body["predictions"])
+        assert list(table["id"]) == [p.relative_to(digit_pngs).as_posix() for p in sorted(digit_pngs.rglob("*.png"))]
+        assert (table["cluster"].to_numpy() == served["cluster"].to_numpy()).all()
+        assert np.allclose(table["confidence"], served["confidence"])
+        assert pd.read_csv(tmp_path / "clusters.csv").columns.tolist() == ["id", "cluster", "confidence", "label"]
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -228,3 +265,46 @@ def test_select_ranks_encoders_by_the_objective_not_by_the_silhouette(digit_pngs
     assert asked["objectives"] == {"modularity_silhouette"}
     assert board["encoder"].tolist() == ["raw", "efficientnet_lite0"] and board["chosen"].tolist() == [True, False]
     assert registration.registered == "run-raw"
+
+
+@pytest.fixture(scope="module")
+def champion_model(champion):
+    return mlflow.pyfunc.load_model(f"models:/{champion['name']}@champion")
+
+
+def _answers_or_refuses(model, frame: pd.DataFrame) -> None:
+    """The model's whole contract with a client: an answer row per input row, or the error the
+    scoring server turns into HTTP 400 — never another exception."""
+    try:
+        answer = model.predict(frame)
+    except MlflowException as exc:
+        assert 400 <= exc.get_http_status_code() < 500, (exc.error_code, exc.message)
+        return
+    assert len(answer) == len(frame) and answer["confidence"].between(0, 1).all()
+
+
+@pytest.mark.slow
+def test_the_model_answers_or_refuses_any_request(champion_model, digit_pngs):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from registry.promote import png_base64
+
+    good = training_request(digit_pngs)["image"].tolist()[:3]
+    images = st.builds(lambda a: png_base64(np.asarray(a, dtype=np.uint8)),
+                       st.lists(st.lists(st.integers(0, 255), min_size=1, max_size=12), min_size=1, max_size=12)
+                       .filter(lambda rows: len({len(r) for r in rows}) == 1))
+    cell = st.one_of(st.sampled_from(good), images, st.binary(max_size=200).map(lambda b: base64.b64encode(b).decode()),
+                     st.text(max_size=40), st.binary(max_size=60), st.integers(), st.floats(allow_nan=True),
+                     st.none(), st.just(""))
+    frames = st.one_of(
+        st.lists(cell, min_size=0, max_size=6).map(lambda cells: pd.DataFrame({"image": cells})),
+        st.builds(lambda name, cells: pd.DataFrame({name: cells}), st.sampled_from(["picture", "Image", "0"]),
+                  st.lists(cell, min_size=1, max_size=3)))
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(frames)
+    def check(frame):
+        _answers_or_refuses(champion_model, frame)
+
+    check()

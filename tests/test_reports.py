@@ -121,3 +121,74 @@ def test_the_terminal_summary_says_where_to_look(uri, expected, monkeypatch):
                                           "n_trials_complete": 3}, "abc", "7", "modularity")
     assert expected in text and "secret" not in text and "best_silhouette_umap" in text
     assert "(objective modularity)" in text and "best_objective_value" in text
+
+
+# --------------------------------------------------------------------------- in a real browser
+VIEWPORT = 1280
+CHECK = """<script>
+window.addEventListener("load", () => {
+  const images = [...document.images];
+  const broken = images.filter(i => !i.complete || i.naturalWidth === 0).map(i => i.alt);
+  const wide = [...document.body.querySelectorAll("*")]
+    .filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5)
+    .map(e => e.tagName + (e.id ? "#" + e.id : "") + " " + Math.round(e.getBoundingClientRect().right));
+  const out = document.createElement("pre");
+  out.id = "browser-check";
+  out.textContent = JSON.stringify({images: images.length, broken, wide, width: window.innerWidth,
+                                    scroll: document.documentElement.scrollWidth});
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+def render(page: str, name: str, artifacts) -> dict:
+    """``page`` in headless Chromium at a 1,280-pixel viewport: a screenshot saved under ``artifacts``,
+    and what the page's own script measured (images loaded, elements wider than the viewport)."""
+    import json
+    import subprocess
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if browser is None:
+        pytest.skip("no Chromium on this machine (.ci/run installs Debian's `chromium`)")
+    artifacts.mkdir(parents=True, exist_ok=True)
+    html = artifacts / f"{name}.html"
+    html.write_text(page.replace("</body>", CHECK + "</body>"), encoding="utf-8")
+    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--window-size={VIEWPORT},900", "--virtual-time-budget=5000"]
+    for extra in ([f"--screenshot={artifacts / f'{name}.png'}"], ["--dump-dom"]):
+        done = subprocess.run([*flags, f"--user-data-dir={artifacts / f'profile-{name}-{len(extra[0])}'}", *extra,
+                               html.as_uri()], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+    found = re.search(r'<pre id="browser-check">(.*?)</pre>', done.stdout, flags=re.S)
+    assert found, done.stdout[-2000:]
+    return json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+
+
+@pytest.fixture(scope="module")
+def browser_artifacts(tmp_path_factory):
+    """Screenshots kept for a person to look at: ``$SELECTOR_TEST_ARTIFACTS`` when set, else a temp folder."""
+    import os
+    from pathlib import Path
+
+    root = os.environ.get("SELECTOR_TEST_ARTIFACTS")
+    return Path(root) / "reports" if root else tmp_path_factory.mktemp("browser")
+
+
+@pytest.mark.slow
+def test_both_report_pages_render_whole_in_a_browser_at_1280_pixels(digit_folder, tmp_path, monkeypatch,
+                                                                   browser_artifacts):
+    monkeypatch.chdir(tmp_path)
+    result = tune_job(workers=1, dataset=str(digit_folder), encoder="raw", n_trials=4, clusterers="kmeans,hdbscan")
+    study = render(report_of(result.parent_run_id, tmp_path), "study", browser_artifacts)
+    assert study["images"] >= 4 and not study["broken"], study  # the plots and the gallery's thumbnails
+    assert not study["wide"] and study["scroll"] <= VIEWPORT, study
+    board = pd.DataFrame({"encoder": ["raw", "efficientnet_lite0", "vit_base_patch16_224.augreg_in21k_ft_in1k"],
+                          "objective": ["modularity_silhouette"] * 3, "best_objective_value": [0.6933, 0.3946, 0.41],
+                          "best_silhouette_umap": [0.8111, 0.5410, 0.6], "clusterer": ["hdbscan", "affinity_propagation",
+                                                                                        "agglomerative"],
+                          "n_clusters": [10, 9, 12], "best_ami": [0.8748, 0.6930, 0.7], "oracle_ami": [0.9118, 0.7088, 0.8],
+                          "selection_regret": [0.0370, 0.0158, 0.1], "paper_recipe_ami": [0.8748, 0.6702, 0.7],
+                          "study_run_id": ["93035bb156d74a8d8cfcb2c41588cd6d"] * 3, "chosen": [True, False, False]})
+    select = render(reports.select_page(board, "digits"), "select", browser_artifacts)
+    assert not select["broken"] and not select["wide"] and select["scroll"] <= VIEWPORT, select

@@ -8,6 +8,7 @@ import json
 import mlflow
 import numpy as np
 import optuna
+import pandas as pd
 import pytest
 from sklearn.datasets import make_blobs
 
@@ -51,6 +52,14 @@ def test_tune_logs_a_parent_run_and_one_nested_run_per_trial(blob_file):
     assert best["metrics.silhouette_umap"] == metrics["best_silhouette_umap"]
     assert best["metrics.objective_value"] == metrics["best_objective_value"] == result.study.best_value
     assert best["metrics.ami"] == metrics["best_ami"]
+    # The chosen trial's clustering as a file: every point once, with its cluster, confidence and label.
+    clusters = pd.read_csv(mlflow.artifacts.download_artifacts(run_id=result.parent_run_id, artifact_path="clusters.csv"))
+    assert list(clusters.columns) == ["id", "cluster", "confidence", "label"] and len(clusters) == 90
+    assert clusters["id"].astype(str).tolist() == [str(i) for i in range(90)] and clusters["confidence"].between(0, 1).all()
+    assert clusters.loc[clusters["cluster"] != -1, "cluster"].nunique() == best["metrics.n_clusters"]
+    from sklearn.metrics import adjusted_mutual_info_score
+
+    assert adjusted_mutual_info_score(clusters["label"], clusters["cluster"]) == pytest.approx(best["metrics.ami"])
     for column in ("params.dataset", "params.encoder", "params.reducer", "params.reducer.scaling", "metrics.objective_value",
                    "params.clusterer", "metrics.n_clusters", "metrics.noise_fraction", "metrics.fit_seconds",
                    "metrics.ari", "metrics.nmi", "metrics.reduce_seconds", "metrics.cluster_seconds",
@@ -250,14 +259,17 @@ def test_two_worker_processes_run_one_study_under_one_parent_run(blob_file):
 @pytest.mark.slow
 def test_mlflow_run_tune_with_two_workers_in_a_fresh_directory(tmp_path, run_cli, project_root, monkeypatch):
     """No tracking store, no journal, no cache: the parent creates them once, then starts its workers.
-    (`mlflow run` runs the command in the project's folder, where the default journal would land: issue 15.)"""
+    `mlflow run` runs the command in the project's folder; the default journal still lands beside the
+    default tracking store, in the user's folder."""
     X, y = make_blobs(n_samples=90, centers=3, n_features=6, cluster_std=0.7, random_state=3)
     np.savez(tmp_path / "blobs.npz", X=X, y=y)
     env = {"SELECTOR_CACHE_DIR": str(tmp_path / "cache")}
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    monkeypatch.delenv("SELECTOR_JOURNAL")
+    journals_before = set(project_root.glob("optuna_journal.log*"))
     done = run_cli("mlflow", "run", str(project_root), "-e", "tune", "-P", f"dataset={tmp_path / 'blobs.npz'}",
                    "-P", "encoder=none", "-P", "n_trials=6", "-P", "workers=2", "-P", "clusterers=kmeans,hdbscan",
-                   "-P", f"storage={tmp_path / 'optuna_journal.log'}", "--env-manager", "local", cwd=tmp_path, env=env)
+                   "--env-manager", "local", cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "2 workers" in done.stderr, done.stderr[-2000:]
     assert "n_trials_complete        6" in done.stdout, done.stdout
@@ -266,3 +278,5 @@ def test_mlflow_run_tune_with_two_workers_in_a_fresh_directory(tmp_path, run_cli
     parent = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     assert len(parent) == 1 and parent[0].info.status == "FINISHED"
     assert sorted(int(r.data.tags["optuna_trial_number"]) for r in runs if r not in parent) == list(range(6))
+    assert (tmp_path / "optuna_journal.log").is_file()  # beside ./mlflow.db, not in the project's folder
+    assert set(project_root.glob("optuna_journal.log*")) == journals_before

@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib
 from typing import Callable
 
-ENTRY_POINTS = ("embed", "tune", "register", "select", "main")
+ENTRY_POINTS = ("embed", "tune", "register", "select", "main", "predict")
 
 
 def job(entry_point: str) -> Callable:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import mlflow
 import numpy as np
-import pandas as pd
 
+from registry import batch
 from selector.data import load_dataset
 from selector.jobs.select import select_job
 from selector.objective import DEFAULT_OBJECTIVE
@@ -16,15 +15,10 @@ def main_job(dataset: str = "digits", encoders: str = "raw,efficientnet_lite0", 
     """The README's demo: select on ``dataset``, then ask the registered champion about a few images."""
     board, _ = select_job(dataset=dataset, encoders=encoders, n_trials=n_trials, model_name=model_name,
                           objective=objective, workers=workers)
-    model = mlflow.pyfunc.load_model(f"models:/{model_name}@champion")
+    model = batch.load(f"models:/{model_name}@champion")
     data = load_dataset(dataset)
     picks = np.linspace(0, len(data) - 1, 5).astype(int)
-    if data.kind == "images":
-        from registry.promote import png_base64
-
-        request = pd.DataFrame({"image": [png_base64(data.images[i]) for i in picks]})
-    else:
-        request = pd.DataFrame(data.vectors[picks], columns=data.feature_names)
+    request = batch.request_frame(data, picks)
     answer = model.predict(request)
     answer.insert(0, "id", data.ids[picks])
     if data.labels is not None:

@@ -6,7 +6,7 @@ import logging
 
 import mlflow
 
-from selector import tracking
+from selector import reports, tracking
 from selector.data import load_dataset
 from selector.embedding import embed
 from selector.encoders import serving_files
@@ -28,7 +28,13 @@ def _study_runs(study_run_id: str):
     if not best_id:
         raise ValueError(f"run {study_run_id!r} is not a study's parent run with a complete trial "
                          "(it has no `best_trial_run_id` tag).")
-    return parent, client.get_run(best_id)
+    try:
+        best = client.get_run(best_id)
+    except mlflow.exceptions.MlflowException:
+        raise ValueError(f"study run {study_run_id!r} names {best_id!r} as its best trial, but that run is not in "
+                         f"{tracking.mask_url(mlflow.get_tracking_uri())}: the study's trials were logged to another "
+                         "tracking store. Register it with MLFLOW_TRACKING_URI set to that store.") from None
+    return parent, best
 
 
 def register_job(study_run_id: str, model_name: str = "digits-clusters", alias: str = "champion",
@@ -49,7 +55,7 @@ def register_job(study_run_id: str, model_name: str = "digits-clusters", alias: 
     embedded = embed(data, encoder, checkpoint=checkpoint)
     reducer, clusterer = pipeline_params(best.data.params)
     pipeline = FittedPipeline(reducer, clusterer, seed=seed).fit(embedded.vectors)
-    assigned, _ = pipeline.predict(embedded.vectors)
+    assigned, confidence = pipeline.predict(embedded.vectors)  # what the served model answers for them
     agreement = float((assigned == pipeline.labels_).mean())
     config, weights = serving_files(embedded.encoder, checkpoint)
     if data.kind == "vectors":  # the served model takes the training file's columns
@@ -66,6 +72,8 @@ def register_job(study_run_id: str, model_name: str = "digits-clusters", alias: 
                 "silhouette_umap": scores["silhouette_umap"], "study_run_id": study_run_id, "ami": scores.get("ami"),
                 "clusterer": clusterer["name"], "reducer": reducer["name"]}
         result = register_and_promote(info.model_uri, model_name, alias, tags, force=force)
+        reports.log_clusters(reports.clusters_table(embedded.ids, assigned, confidence, embedded.labels),
+                             mlflow.active_run().info.run_id)
         tracking.log_batch(
             params={"study_run_id": study_run_id, "model_name": model_name, "alias": alias, "force": force},
             metrics={"train_agreement": agreement, "objective_value": objective_value,

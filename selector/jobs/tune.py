@@ -77,12 +77,13 @@ def tune_job(dataset: str = "digits", encoder: str = "raw", checkpoint: str = ""
     """
     from selector import reports, search
     from selector.objective import eval_space_params
-    from selector.study import DEFAULT_JOURNAL, StudySession, check_workers
+    from selector.study import StudySession, check_workers, default_journal
 
     started = time.perf_counter()
     request = check_tune_request(dataset, encoder, checkpoint, n_trials, timeout, clusterers, storage, objective,
                                  compare)
     workers = check_workers(workers, n_trials, storage)
+    storage = storage or default_journal()  # beside the tracking store: the study and its runs stay together
     embedded = embed_for_tuning(request.data, encoder, checkpoint)
     identity = {"dataset": request.data.name, "encoder": encoder, "embedding_key": embedded.key,
                 "objective": request.objective}
@@ -91,7 +92,7 @@ def tune_job(dataset: str = "digits", encoder: str = "raw", checkpoint: str = ""
     with StudySession(study_name, storage, seed, identity, starts, run_name=f"tune-{study_name}") as session:
         tracking.log_batch(params={"dataset": dataset, "encoder": encoder, "checkpoint": checkpoint,
                                    "n_trials": n_trials, "seed": seed, "clusterers": ",".join(request.clusterers),
-                                   "storage": storage or DEFAULT_JOURNAL, "study_name": study_name,
+                                   "storage": storage, "study_name": study_name,
                                    "objective": request.objective, "workers": workers},
                            tags={"optuna_study_name": study_name, "study_parent_run_id": session.parent_run_id,
                                  "objective": request.objective})
@@ -169,7 +170,7 @@ def run_worker(spec_path: str, index: int, n_trials: int) -> None:
     import optuna
 
     from selector import search
-    from selector.study import make_sampler, resolve_storage
+    from selector.study import make_sampler, optuna_experimental, resolve_storage
 
     spec = json.loads(Path(spec_path).read_text())
     tracking.configure_tracking()
@@ -181,8 +182,9 @@ def run_worker(spec_path: str, index: int, n_trials: int) -> None:
                               sampler=make_sampler(spec["seed"], worker=f"{spec['parent_run_id']}/{index}"))
     ctx = search_context(request, embedded, {"dataset": spec["dataset"], "encoder": spec["encoder"]}, spec["seed"],
                          spec["experiment_id"], spec["parent_run_id"])
-    study.optimize(lambda trial: search.objective(trial, ctx), n_trials=int(n_trials),
-                   timeout=spec["timeout"] or None, catch=(Exception,))
+    with optuna_experimental("fail_stale_trials", "heartbeat"):
+        study.optimize(lambda trial: search.objective(trial, ctx), n_trials=int(n_trials),
+                       timeout=spec["timeout"] or None, catch=(Exception,))
 
 
 def summarize_study(study, ctx) -> tuple[dict, dict]:
@@ -199,11 +201,15 @@ def summarize_study(study, ctx) -> tuple[dict, dict]:
 
 
 def log_report(session, metrics: dict, ctx, embedded, data: Dataset, work: dict) -> None:
-    """The study's report on its parent run; a failure is logged as a tag, never fatal to the study."""
+    """The study's clustering (``clusters.csv``) and report on its parent run; a failure is logged as
+    a tag, never fatal to the study."""
     from selector import reports, search
 
     try:
-        labels = search.trial_labels(ctx, session.study.best_trial)
+        reduced, model = search.trial_fit(ctx, session.study.best_trial)
+        labels, confidence = model.assignment(reduced)
+        reports.log_clusters(reports.clusters_table(embedded.ids, labels, confidence, embedded.labels),
+                             session.parent_run_id)
         reports.log_study_report(session.study, metrics, labels, ctx, embedded, run_id=session.parent_run_id,
                                  data=data, work=work)
     except Exception as exc:
@@ -212,5 +218,11 @@ def log_report(session, metrics: dict, ctx, embedded, data: Dataset, work: dict)
 
 
 if __name__ == "__main__":  # a worker process started by tune_job (see StudySession.optimize_in_processes)
+    from selector import cli
+
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    run_worker(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
+    cli.stop_on_sigterm()
+    try:
+        run_worker(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
+    except KeyboardInterrupt:
+        sys.exit(130)
