@@ -3,6 +3,7 @@ evaluation space's graph is, and how points a reducer did not fit get their coor
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 # Below this many points the graph is exact (brute force: 10,000 × 256 took 1 s, cosine 4 s;
@@ -52,7 +53,7 @@ def place_by_neighbours(embedded: np.ndarray, idx: np.ndarray, dist: np.ndarray,
     ``dist``, nearest first): start at the neighbours' mean weighted by UMAP's membership strengths,
     then ``epochs`` of UMAP's layout optimisation that move only the new points. A point equal to a
     fitted one takes that one's place: a served model asked about a training image answers what the
-    study found for it. Deterministic (a fixed seed, one thread).
+    study found for it. Deterministic: a fixed random stream per point, the same on any number of threads.
 
     Written here rather than called from umap-learn, whose numba functions are compiled again in
     every process (~9 s of a served model's start): the numpy parts need no compiling and the one
@@ -67,9 +68,10 @@ def place_by_neighbours(embedded: np.ndarray, idx: np.ndarray, dist: np.ndarray,
         weights = weights.ravel()
         keep = weights >= weights.max() / float(epochs)  # UMAP drops edges it would never sample
         head = np.repeat(np.arange(len(idx)), idx.shape[1])[keep]
+        starts = np.searchsorted(head, np.arange(len(idx) + 1)).astype(np.int64)  # each point's edges
         a, b = _ab_params(float(min_dist))
         placed = np.ascontiguousarray(placed)
-        _move_new_points(placed, embedded, head, idx.ravel()[keep], weights.max() / weights[keep],
+        _move_new_points(placed, embedded, starts, idx.ravel()[keep], weights.max() / weights[keep],
                          a, b, epochs, PLACE_SEED)
     same = dist[:, 0] == 0
     placed[same] = embedded[idx[same, 0]]
@@ -111,44 +113,50 @@ def _ab_params(min_dist: float, spread: float = 1.0) -> tuple[float, float]:
 
 
 def _jit(function):
-    """Compiled with numba, cached on disk — each process loads it instead of compiling it."""
-    import numba
-
-    return numba.njit(cache=True, fastmath=True)(function)
+    """Compiled with numba, cached on disk — each process loads it instead of compiling it — and
+    parallel over ``prange`` loops (``NUMBA_NUM_THREADS``; a study's workers share the cores)."""
+    return numba.njit(cache=True, fastmath=True, parallel=True)(function)
 
 
 @_jit
-def _move_new_points(placed, fitted, head, tail, epochs_per_sample, a, b, n_epochs, seed):  # pragma: no cover
+def _move_new_points(placed, fitted, starts, tail, epochs_per_sample, a, b, n_epochs, seed):  # pragma: no cover
     """UMAP's SGD with ``move_other=False``: each edge (new point → fitted point) is sampled once
-    every ``epochs_per_sample`` epochs (the strongest every epoch), pulling the new point closer; each sample also pushes it away from
-    ``NEGATIVE_SAMPLES`` random fitted points. Only ``placed`` moves."""
-    np.random.seed(seed)
+    every ``epochs_per_sample`` epochs (the strongest every epoch), pulling the new point closer; each
+    sample also pushes it away from ``NEGATIVE_SAMPLES`` random fitted points. Only ``placed`` moves.
+
+    A new point's moves depend on nothing but its own edges and the fitted points, so the points are
+    placed in parallel (new point ``j``'s edges are ``starts[j]:starts[j + 1]``), each with a random
+    stream of its own drawn from ``seed`` and ``j``: the same coordinates on any number of threads."""
     n_fitted, dim = fitted.shape
-    per_negative = epochs_per_sample / 5.0
-    next_sample = epochs_per_sample.copy()
-    next_negative = per_negative.copy()
-    for epoch in range(n_epochs):
-        alpha = 0.25 * (1.0 - epoch / n_epochs)  # UMAP's transform: a quarter of the fit's learning rate
-        for i in range(head.shape[0]):
-            if next_sample[i] > epoch:
-                continue
-            j = head[i]
-            d2 = 0.0
-            for d in range(dim):
-                d2 += (placed[j, d] - fitted[tail[i], d]) ** 2
-            coeff = -2.0 * a * b * d2 ** (b - 1.0) / (a * d2 ** b + 1.0) if d2 > 0.0 else 0.0
-            for d in range(dim):
-                placed[j, d] += min(4.0, max(-4.0, coeff * (placed[j, d] - fitted[tail[i], d]))) * alpha
-            next_sample[i] += epochs_per_sample[i]
-            negatives = int((epoch - next_negative[i]) / per_negative[i])
-            for _ in range(negatives):
-                k = np.random.randint(n_fitted)
+    for j in numba.prange(starts.shape[0] - 1):
+        first, last = starts[j], starts[j + 1]
+        state = (seed * 1000003 + j * 7919 + 1) % 2147483647 or 1  # a Park–Miller stream per point
+        next_sample = epochs_per_sample[first:last].copy()
+        per_negative = epochs_per_sample[first:last] / 5.0
+        next_negative = per_negative.copy()
+        for epoch in range(n_epochs):
+            alpha = 0.25 * (1.0 - epoch / n_epochs)  # UMAP's transform: a quarter of the fit's learning rate
+            for e in range(last - first):
+                if next_sample[e] > epoch:
+                    continue
+                i = first + e
                 d2 = 0.0
                 for d in range(dim):
-                    d2 += (placed[j, d] - fitted[k, d]) ** 2
-                if d2 <= 0.0:
-                    continue
-                coeff = 2.0 * b / ((0.001 + d2) * (a * d2 ** b + 1.0))
+                    d2 += (placed[j, d] - fitted[tail[i], d]) ** 2
+                coeff = -2.0 * a * b * d2 ** (b - 1.0) / (a * d2 ** b + 1.0) if d2 > 0.0 else 0.0
                 for d in range(dim):
-                    placed[j, d] += min(4.0, max(-4.0, coeff * (placed[j, d] - fitted[k, d]))) * alpha
-            next_negative[i] += negatives * per_negative[i]
+                    placed[j, d] += min(4.0, max(-4.0, coeff * (placed[j, d] - fitted[tail[i], d]))) * alpha
+                next_sample[e] += epochs_per_sample[i]
+                negatives = int((epoch - next_negative[e]) / per_negative[e])
+                for _ in range(negatives):
+                    state = (state * 48271) % 2147483647
+                    k = state % n_fitted
+                    d2 = 0.0
+                    for d in range(dim):
+                        d2 += (placed[j, d] - fitted[k, d]) ** 2
+                    if d2 <= 0.0:
+                        continue
+                    coeff = 2.0 * b / ((0.001 + d2) * (a * d2 ** b + 1.0))
+                    for d in range(dim):
+                        placed[j, d] += min(4.0, max(-4.0, coeff * (placed[j, d] - fitted[k, d]))) * alpha
+                next_negative[e] += negatives * per_negative[e]

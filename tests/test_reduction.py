@@ -232,6 +232,14 @@ def test_placing_new_points_refines_their_start_deterministically():
     np.testing.assert_array_equal(refined, place_by_neighbours(fitted, idx, dist))
     np.testing.assert_array_equal(refined[0], fitted[idx[0, 0]])
     assert (np.linalg.norm(refined[1:], axis=1) < 2.5).all()  # they stay with the cluster they neighbour
+    import numba
+
+    threads = numba.get_num_threads()
+    try:  # the points are placed in parallel, each with its own random stream: threads change nothing
+        numba.set_num_threads(1)
+        np.testing.assert_array_equal(refined, place_by_neighbours(fitted, idx, dist))
+    finally:
+        numba.set_num_threads(threads)
 
 
 def test_umap_learn_functions_are_compiled_into_the_on_disk_cache():
