@@ -180,27 +180,22 @@ def test_a_study_stays_with_its_tracking_store(blobs_csv, tmp_path, monkeypatch)
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("SELECTOR_JOURNAL")
-    session_store = mlflow.get_tracking_uri()
-    try:
-        stores = {}
-        for name in ("first", "second"):
-            (tmp_path / name).mkdir()
-            uri = f"sqlite:///{tmp_path / name / 'mlflow.db'}"
-            monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-            mlflow.set_tracking_uri(uri)
-            stores[name] = tune_job(dataset=str(blobs_csv), encoder="none", n_trials=2, clusterers="kmeans",
-                                    workers=1)
-            assert (tmp_path / name / "optuna_journal.log").is_file()  # beside its store
-        assert stores["first"].study.study_name == stores["second"].study.study_name  # same data, same name
-        assert len(stores["second"].study.trials) == 2  # a study of its own, not the first one resumed
-        register_job(stores["second"].parent_run_id, model_name="store-check")
+    # Stores are switched through MLFLOW_TRACKING_URI, which MLflow reads at each call; never
+    # mlflow.set_tracking_uri, which would outlive this test and hide the next tests' stores.
+    stores = {}
+    for name in ("first", "second"):
+        (tmp_path / name).mkdir()
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / name / 'mlflow.db'}")
+        stores[name] = tune_job(dataset=str(blobs_csv), encoder="none", n_trials=2, clusterers="kmeans", workers=1)
+        assert (tmp_path / name / "optuna_journal.log").is_file()  # beside its store
+    assert stores["first"].study.study_name == stores["second"].study.study_name  # same data, same default name
+    assert len(stores["second"].study.trials) == 2  # a study of its own, not the first one resumed
+    register_job(stores["second"].parent_run_id, model_name="store-check")
 
-        # One journal shared by both stores: refused, saying what to do.
-        with pytest.raises(ValueError, match="belongs to the tracking store .*first.* MLFLOW_TRACKING_URI="):
-            tune_job(dataset=str(blobs_csv), encoder="none", n_trials=1, clusterers="kmeans", workers=1,
-                     storage=str(tmp_path / "first" / "optuna_journal.log"))
-        # A study run of another store is not followed into this one.
-        with pytest.raises(ValueError, match="is not a run in"):
-            register_job(stores["first"].parent_run_id, model_name="store-check")
-    finally:
-        mlflow.set_tracking_uri(session_store)
+    # One journal shared by both stores: refused, saying what to do.
+    with pytest.raises(ValueError, match="belongs to the tracking store .*first.* MLFLOW_TRACKING_URI="):
+        tune_job(dataset=str(blobs_csv), encoder="none", n_trials=1, clusterers="kmeans", workers=1,
+                 storage=str(tmp_path / "first" / "optuna_journal.log"))
+    # A study run of another store is not followed into this one.
+    with pytest.raises(ValueError, match="is not a run in"):
+        register_job(stores["first"].parent_run_id, model_name="store-check")
