@@ -230,7 +230,7 @@ class StudySession:
 
         with StudySession(name, storage, seed, identity, starting_points, run_name) as session:
             session.optimize(objective, n_trials, timeout)
-            session.finish(metrics, tags, work)
+            session.finish(summary, work, then=log_report)
 
     Entering sets everything up (see the module's docstring) and leaves the worker's MLflow run
     active; leaving ends it (FAILED when an exception escapes).
@@ -292,18 +292,22 @@ class StudySession:
         """``workers`` processes running ``n_trials`` on this study (see ``WorkerProcesses``)."""
         return WorkerProcesses(self.study, command, n_trials, workers)
 
-    def finish(self, summary: Callable[[], tuple[dict, dict]], work: dict) -> tuple[dict, dict]:
+    def finish(self, summary: Callable[[], tuple[dict, dict]], work: dict,
+               then: Callable[[dict], None] | None = None) -> tuple[dict, dict]:
         """``work`` (what this worker computed) on its run; the study's summary — ``summary()``, the
-        metrics and tags — on both runs; a parent left KILLED by its worker marked FINISHED by the worker
-        that completed the study's work. Returns the summary.
+        metrics and tags — on both runs, then ``then(metrics)`` (the report and ``clusters.csv`` on the
+        parent); a parent left KILLED by its worker marked FINISHED by the worker that completed the
+        study's work. Returns the summary.
 
-        The summary is taken and logged under the set-up lock: workers finishing together would
-        otherwise each log what they saw, and one that saw fewer trials could write last."""
+        All of it under the set-up lock: workers finishing together would otherwise each log what they
+        saw, and one that saw fewer trials could write its summary or its report last."""
         tracking.log_batch(metrics=work, run_id=self.run_id)
         with study_lock(self.storage):
             metrics, tags = summary()
             for run_id in {self.parent_run_id, self.run_id}:
                 tracking.log_batch(metrics=metrics, tags=tags, run_id=run_id)
+            if then is not None:
+                then(metrics)
         if self.joining:
             client = retry.client()
             if client.get_run(self.parent_run_id).info.status in ("KILLED", "FAILED"):

@@ -308,3 +308,15 @@ def test_the_model_answers_or_refuses_any_request(champion_model, digit_pngs):
         _answers_or_refuses(champion_model, frame)
 
     check()
+
+
+@pytest.mark.slow
+def test_mlflow_run_predict_writes_a_row_per_image(champion, digit_pngs, tmp_path, run_cli, project_root):
+    output = tmp_path / "assigned.csv"
+    done = run_cli("mlflow", "run", str(project_root), "-e", "predict", "-P", f"model_uri=models:/{champion['name']}@champion",
+                   "-P", f"dataset={digit_pngs}", "-P", f"output={output}", "-P", "batch_size=50",
+                   "--env-manager", "local", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = pd.read_csv(output)
+    assert len(table) == 120 and list(table.columns) == ["id", "cluster", "confidence", "label"]
+    assert "120 points" in done.stdout

@@ -115,10 +115,12 @@ def tune_job(dataset: str = "digits", encoder: str = "raw", checkpoint: str = ""
         work = {"embed_seconds": 0.0 if embedded.cache_hit else embedded.seconds,  # computed, not found cached
                 "eval_space_seconds": ctx.eval_space_seconds, "reductions_fitted": ctx.cache.fits,
                 "neighbour_graphs_built": ctx.cache.graph_builds}
-        metrics, _ = session.finish(lambda: summarize_study(session.study, ctx), work)
-        if metrics["n_trials_complete"]:
-            work["worker_wall_seconds"] = time.perf_counter() - started
-            log_report(session, metrics, ctx, embedded, request.data, work)
+        def report(metrics: dict) -> None:
+            if metrics["n_trials_complete"]:
+                work["worker_wall_seconds"] = time.perf_counter() - started
+                log_report(session, metrics, ctx, embedded, request.data, work)
+
+        metrics, _ = session.finish(lambda: summarize_study(session.study, ctx), work, then=report)
         print(reports.terminal_summary(study_name, metrics, session.parent_run_id, session.experiment_id,
                                        request.objective))
     return TuneResult(study=session.study, parent_run_id=session.parent_run_id, metrics=metrics, work=work)
