@@ -1,8 +1,8 @@
 """Faults a user meets: a stopped job (SIGTERM, Ctrl-C), a broken or unwritable cache, two `register`
 jobs at once, and a study whose journal is shared with another tracking store.
 
-The ones with real processes are ``slow``; PostgreSQL and tracking-server restarts are not covered
-here (README, "Faults")."""
+The ones with real processes are ``slow``; PostgreSQL and tracking-server restarts mid-study are in
+``tests/test_parallel.py``, beside the other PostgreSQL tests (README, "Faults")."""
 
 from __future__ import annotations
 
