@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -20,12 +19,7 @@ import time
 import urllib.request
 
 import numpy as np
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from stack import free_port  # benchmarks/stack.py, beside this script
 
 
 def encoded_images(dataset: str, n: int) -> list[str]:

@@ -17,7 +17,6 @@ import io
 import json
 import os
 import random
-import socket
 import subprocess
 import tempfile
 import threading
@@ -26,11 +25,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from stack import free_port  # benchmarks/stack.py, beside this script
 
 
 def tree_rss_mib(pid: int) -> float:
