@@ -1,9 +1,12 @@
 """`tune` wall time and peak memory as the data grows: Gaussian-mixture vectors × 256 dims, 50 trials.
 
-Each size runs in a fresh process (so its peak RSS is its own) with empty caches and a throw-away
-tracking store; where the time goes is read back from the trials (reduce / cluster / score seconds).
+Each size runs in a fresh process with empty caches and a throw-away tracking store, with `tune`'s
+`workers` (default: its own default, this machine's cores). Peak memory is that process's peak RSS
+plus the largest peak of its worker processes: an upper bound of what they held together. Where the
+time goes is read back from the trials (reduce / cluster / score seconds, summed over workers).
 
     python benchmarks/bench_scale.py --sizes 2000,10000,50000 --n_trials 50
+    python benchmarks/bench_scale.py --sizes 200000 --n_trials 50 --workers 1
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ def mixture(n: int, dim: int, components: int, seed: int) -> tuple[np.ndarray, n
     return (centres[labels] + rng.normal(size=(n, dim)) * spreads[labels, None]).astype(np.float32), labels
 
 
-def child(n: int, dim: int, n_trials: int, seed: int, workdir: Path) -> dict:
+def child(n: int, dim: int, n_trials: int, seed: int, workers: int, workdir: Path) -> dict:
     from selector.jobs.tune import tune_job
 
     X, y = mixture(n, dim, components=12, seed=seed)
@@ -39,7 +42,7 @@ def child(n: int, dim: int, n_trials: int, seed: int, workdir: Path) -> dict:
     np.savez(path, X=X, y=y)
     start = time.perf_counter()
     result = tune_job(dataset=str(path), encoder="none", n_trials=n_trials, seed=seed, storage=str(workdir / "journal.log"),
-                      workers=1)  # one process: its peak memory is the figure
+                      workers=workers)
     wall = time.perf_counter() - start
     trials = [t for t in result.study.trials if t.state.name == "COMPLETE"]
     stage = {name: float(sum(t.user_attrs.get(name, 0.0) for t in trials))
@@ -49,7 +52,8 @@ def child(n: int, dim: int, n_trials: int, seed: int, workdir: Path) -> dict:
     for t in trials:  # which clusterers the clustering seconds went to
         per_clusterer[t.params["clusterer"]] = per_clusterer.get(t.params["clusterer"], 0.0) + t.user_attrs.get(
             "cluster_seconds", 0.0)
-    return {"n": n, "wall": wall, "peak_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return {"n": n, "wall": wall, "peak_gib": peak_kib / 2**20, "workers": workers,
             "complete": len(trials), "failed": result.metrics.get("n_trials_failed", 0),
             "declined": result.metrics.get("n_trials_declined", 0),
             "objective": result.study.user_attrs.get("objective"), "best": result.metrics.get("best_objective_value"),
@@ -64,12 +68,13 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=256)
     parser.add_argument("--n_trials", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=0, help="`tune`'s workers (0 = its default, the cores)")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.child:
         workdir = Path(os.environ["BENCH_WORKDIR"])
-        print("RESULT " + json.dumps(child(args.child, args.dim, args.n_trials, args.seed, workdir)))
+        print("RESULT " + json.dumps(child(args.child, args.dim, args.n_trials, args.seed, args.workers, workdir)))
         return
 
     rows = []
@@ -78,7 +83,8 @@ def main() -> None:
             env = {**os.environ, "BENCH_WORKDIR": tmp, "SELECTOR_CACHE_DIR": str(Path(tmp) / "cache"),
                    "MLFLOW_TRACKING_URI": f"sqlite:///{Path(tmp) / 'mlflow.db'}"}
             done = subprocess.run([sys.executable, __file__, "--child", str(n), "--dim", str(args.dim),
-                                   "--n_trials", str(args.n_trials), "--seed", str(args.seed)],
+                                   "--n_trials", str(args.n_trials), "--seed", str(args.seed),
+                                   "--workers", str(args.workers)],
                                   env=env, cwd=tmp, capture_output=True, text=True)
         line = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]
         if done.returncode or not line:
@@ -87,7 +93,8 @@ def main() -> None:
         rows.append(json.loads(line[0][len("RESULT "):]))
         print(json.dumps(rows[-1]), flush=True)
 
-    print(f"\nGaussian mixture × {args.dim} dims, {args.n_trials} trials, seed {args.seed}, objective {rows[0]['objective']}")
+    print(f"\nGaussian mixture × {args.dim} dims, {args.n_trials} trials, seed {args.seed}, objective {rows[0]['objective']}, "
+          f"workers {args.workers or 'default (the cores)'}")
     print("| points | wall min | peak GiB | eval-space s | reduce s (fits) | cluster s | score s (objective s) "
           "| complete/declined/failed | clusterer fits on a sample | best objective | its silhouette | its AMI |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")

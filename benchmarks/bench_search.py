@@ -1,14 +1,19 @@
-"""`tune` against a naive Optuna loop over the same search space and seed.
+"""`tune` as a user runs it against a naive Optuna loop over the same search space and seed.
 
-The naive loop is what one writes first: every trial fits its reducer from scratch, fits the
-evaluation-space UMAP again (the silhouette lives in that space) and computes the full silhouette.
-No MLflow logging, no caches. `tune` runs as users run it (nested MLflow runs, reports) with an
-empty reduction cache; the embeddings are shared (computed once, before either is timed).
+`tune` runs as a whole process — `python entrypoints/tune.py …` in a fresh directory with an empty
+cache and the default `workers` (this machine's cores), imports, set-up, evaluation space and
+report included — exactly as a new user meets it. The naive loop is what one writes first, in one
+process with everything imported, umap-learn's and scikit-learn's classes with their defaults: it fits
+the evaluation space once (selector's, so that both maximise the same function: the silhouette there),
+then every trial refits its own reducer and clusterer on every point and computes the full silhouette
+(no caches, no MLflow).
 
-    python benchmarks/bench_search.py --n_trials 100 --seed 0 --repeats 3 --naive_repeats 1
+By default the data are scikit-learn's 1,797 digits as 64-pixel vectors (`encoder=none`, written to
+a `.npz` in the temporary folder); `--dataset`/`--encoder` choose another (its embeddings are
+computed before either is timed).
 
-Each `tune` repeat starts from an empty reduction cache and a fresh tracking store and journal; the
-table gives the median wall time (min–max) over the repeats.
+    python benchmarks/bench_search.py --n_trials 30 --seeds 0,1,2,3,4
+    python benchmarks/bench_search.py --n_trials 100 --seeds 0,1,2
 """
 
 from __future__ import annotations
@@ -16,123 +21,197 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+ROOT = Path(__file__).resolve().parents[1]
+STUDY = "bench"
+
+
+def plain_reducer(params: dict, seed: int):
+    """The trial's reducer as a plain script builds it: the library's own class and defaults."""
+    from sklearn.decomposition import PCA
+    from sklearn.pipeline import make_pipeline
+
+    from selector.reduction import Identity, make_scaler
+
+    if params["name"] == "umap":
+        import umap
+
+        own = umap.UMAP(n_components=params["n_components"], n_neighbors=params["n_neighbors"],
+                        min_dist=params["min_dist"], metric=params.get("metric", "euclidean"), random_state=seed)
+    elif params["name"] == "pca":
+        own = PCA(n_components=params["n_components"], random_state=seed)
+    else:
+        own = Identity()
+    return make_pipeline(make_scaler(params.get("scaling", "none")), own)
+
 
 def naive_search(vectors: np.ndarray, clusterers: list[str], n_trials: int, seed: int) -> tuple[float, float]:
+    """A plain Optuna loop: umap-learn's UMAP with its defaults (500 epochs below 10,000 points, its own
+    neighbour search), scikit-learn's and hdbscan's clusterers fitted on every point, the evaluation
+    space fitted once, the full silhouette every trial. Same search space, seed and starting points."""
+    import warnings
+
     import optuna
 
-    from selector.clustering import ClusterModel, suggest_clusterer
-    from selector.objective import EVAL_SPACE, silhouette_objective
-    from selector.reduction import build_reducer, suggest_reducer
+    from selector.clustering import get_clusterer, suggest_clusterer
+    from selector.objective import build_eval_space, eval_space_params, silhouette_objective
+    from selector.reduction import ReductionCache, suggest_reducer
     from selector.search import starting_points
     from selector.study import make_sampler
 
+    warnings.filterwarnings("ignore")  # UMAP's and scikit-learn's notices, every trial
     n, dim = vectors.shape
+    start = time.perf_counter()
+    params = eval_space_params(vectors)
+    # The objective is the same function as `tune`'s: the silhouette in selector's evaluation space,
+    # fitted once (no cache: this is its first fit).
+    space = build_eval_space(vectors, ReductionCache(None, "naive"), seed).coords
 
     def objective(trial: optuna.Trial) -> float:
         reducer = suggest_reducer(trial, n, dim)
         clusterer = suggest_clusterer(trial, n, clusterers)
-        reduced = build_reducer(reducer, n, seed).fit_transform(vectors)
-        labels = ClusterModel(clusterer, seed=seed).fit(reduced).labels_
-        space = build_reducer(EVAL_SPACE, n, seed).fit_transform(vectors)
+        reduced = plain_reducer(reducer, seed).fit_transform(vectors)
+        own = {k: v for k, v in clusterer.items() if k != "name"}
+        labels = get_clusterer(clusterer["name"]).build(own, reduced, seed).fit_predict(reduced)
         return silhouette_objective(space, labels, seed=seed, sample_bound=np.inf).value
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=make_sampler(seed))
-    for point in starting_points(clusterers):
+    for point in starting_points(clusterers, params):
         study.enqueue_trial(point)
-    start = time.perf_counter()
     study.optimize(objective, n_trials=n_trials, catch=(Exception,))
     return time.perf_counter() - start, study.best_value
 
 
-def selector_search(dataset: str, encoder: str, n_trials: int, seed: int, workdir: Path):
-    from selector.jobs.tune import tune_job
-
-    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{workdir / 'mlflow.db'}"
+def tune_process(dataset: str, encoder: str, n_trials: int, seed: int, workers: int, folder: Path) -> tuple[float, dict]:
+    """`tune` as a new process in ``folder`` (its ./mlflow.db and journal), the cache in ``folder/cache``;
+    returns its wall seconds and where the time went."""
+    folder.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "SELECTOR_JOURNAL")}
+    env["SELECTOR_CACHE_DIR"] = str(folder / "cache")
+    command = [sys.executable, str(ROOT / "entrypoints" / "tune.py"), "--dataset", dataset, "--encoder", encoder,
+               "--n_trials", str(n_trials), "--seed", str(seed), "--objective", "silhouette",
+               "--study_name", STUDY, "--workers", str(workers)]
     start = time.perf_counter()
-    # The naive loop maximises the silhouette; so does this study, for a like-for-like comparison.
-    result = tune_job(dataset=dataset, encoder=encoder, n_trials=n_trials, seed=seed,
-                      storage=str(workdir / "journal.log"), objective="silhouette",
-                      workers=1)  # one process, like the loop
+    done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
-    return seconds, result, profile(result, seconds)
+    if done.returncode:
+        raise SystemExit(f"tune failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return seconds, profile(folder, seconds)
 
 
-def profile(result, wall: float) -> dict:
-    """Where the study's wall time went: the trials' stages, the rest of each trial (sampling and
-    MLflow logging), and what happens outside trials (set-up, evaluation space, reports)."""
-    trials = [t for t in result.study.trials if t.duration is not None]
+def profile(folder: Path, wall: float) -> dict:
+    """Where a `tune` process's wall time went, from its journal and its parent run: the trials'
+    stages (summed over workers), the trials' window, and what lies outside it."""
+    import mlflow
+    import optuna
+
+    from selector.study import resolve_storage
+
+    study = optuna.load_study(study_name=STUDY, storage=resolve_storage(str(folder / "optuna_journal.log")))
+    trials = [t for t in study.trials if t.datetime_start and t.datetime_complete]
+    window = (max(t.datetime_complete for t in trials) - min(t.datetime_start for t in trials)).total_seconds()
+    client = mlflow.MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+    parent = client.get_run(study.user_attrs["mlflow_parent_run_id"]) if "mlflow_parent_run_id" in study.user_attrs \
+        else client.search_runs([client.get_experiment_by_name("Default").experiment_id],
+                                "tags.optuna_study_name = 'bench' and attributes.run_name LIKE 'tune-%'")[0]
+    metrics = parent.data.metrics
+    reductions = folder / "cache" / "reductions"
     stages = {name: sum(t.user_attrs.get(name, 0.0) for t in trials)
               for name in ("reduce_seconds", "cluster_seconds", "score_seconds")}
-    in_trials = sum(t.duration.total_seconds() for t in trials)
-    return {"evaluation space (once)": result.work["eval_space_seconds"], **stages,
-            "trial overhead (sampler, MLflow logging)": in_trials - sum(stages.values()),
-            "outside trials (set-up, reports; includes evaluation space)": wall - in_trials, "wall": wall}
+    return {"best": float(study.best_trial.user_attrs.get("silhouette_umap", study.best_value)),
+            # every process's, from the shared cache: evaluation space and report map included
+            "fits": f"{len(list(reductions.glob('*.npy')))} ({len(list(reductions.glob('*.knn.npz')))} kNN graphs)",
+            "where": {"evaluation space (once)": metrics.get("eval_space_seconds", float("nan")),
+                      **{f"{k} (summed over workers)": v for k, v in stages.items()},
+                      "trials' window (first start to last end)": window,
+                      "outside the window (imports, set-up, evaluation space, report)": wall - window,
+                      "wall": wall}}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="digits")
-    parser.add_argument("--encoder", default="raw")
-    parser.add_argument("--n_trials", type=int, default=100)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--repeats", type=int, default=3, help="`tune` runs, each from empty caches")
-    parser.add_argument("--naive_repeats", type=int, default=1, help="naive runs (0 = none; ~20 min each)")
-    parser.add_argument("--skip_naive", action="store_true", help="same as --naive_repeats 0")
+    parser.add_argument("--dataset", default="digits-vectors",
+                        help="digits-vectors (default: 1,797 × 64, encoder none) or any `tune` data set")
+    parser.add_argument("--encoder", default="none")
+    parser.add_argument("--n_trials", type=int, default=30)
+    parser.add_argument("--seeds", default="0", help="comma list: each seed is one study of each kind")
+    parser.add_argument("--workers", type=int, default=0, help="`tune`'s workers (0 = its default, the cores)")
+    parser.add_argument("--repeats", type=int, default=1, help="`tune` processes per seed, each in a fresh folder")
+    parser.add_argument("--naive_repeats", type=int, default=1, help="naive loops per seed (0 = none)")
     args = parser.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
 
     from selector.clustering import CLUSTERERS
     from selector.data import load_dataset
     from selector.embedding import embed
 
-    naive_repeats = 0 if args.skip_naive else args.naive_repeats
+    tuned: dict[int, list] = {seed: [] for seed in seeds}
+    naive: dict[int, list] = {seed: [] for seed in seeds}
     with tempfile.TemporaryDirectory() as tmp:
-        vectors = embed(load_dataset(args.dataset), args.encoder, progress=False).vectors  # user's cache, warm
-        # Compile numba's UMAP code outside both timings (it is cached on disk after the first run).
-        from selector.reduction import build_reducer
-        build_reducer({"name": "umap", "n_components": 2, "n_neighbors": 5, "min_dist": 0.1}, 100, 0).fit_transform(vectors[:100])
+        dataset = args.dataset
+        if dataset == "digits-vectors":
+            from sklearn.datasets import load_digits
 
-        tuned = []
-        for repeat in range(args.repeats):
-            workdir = Path(tmp) / f"tune-{repeat}"
-            os.environ["SELECTOR_CACHE_DIR"] = str(workdir / "cache")  # empty reduction cache for `tune`
-            embed(load_dataset(args.dataset), args.encoder, progress=False)
-            seconds, result, where = selector_search(args.dataset, args.encoder, args.n_trials, args.seed, workdir)
-            tuned.append((seconds, result, where))
-            print(f"tune run {repeat + 1}: {seconds:.0f} s, best {result.metrics['best_silhouette_umap']:.4f}", flush=True)
-        naive = []
-        for repeat in range(naive_repeats):
-            naive.append(naive_search(vectors, list(CLUSTERERS), args.n_trials, args.seed))
-            print(f"naive run {repeat + 1}: {naive[-1][0]:.0f} s, best {naive[-1][1]:.4f}", flush=True)
+            digits = load_digits()
+            dataset = str(Path(tmp) / "digits.npz")
+            np.savez(dataset, X=digits.data.astype(np.float32), y=digits.target)
+        data = load_dataset(dataset)
+        for seed in seeds:
+            for repeat in range(args.repeats):
+                folder = Path(tmp) / f"tune-{seed}-{repeat}"
+                if args.encoder != "none":  # embeddings are not what is measured: computed before
+                    os.environ["SELECTOR_CACHE_DIR"] = str(folder / "cache")
+                    embed(data, args.encoder, progress=False)
+                seconds, found = tune_process(dataset, args.encoder, args.n_trials, seed, args.workers, folder)
+                tuned[seed].append((seconds, found))
+                print(f"seed {seed}: tune run {repeat + 1}: {seconds:.1f} s, best {found['best']:.4f}", flush=True)
+        vectors = embed(data, args.encoder, progress=False).vectors
+        # numba compiles UMAP's functions on their first call: outside the naive loop's timing, as
+        # `tune` finds them compiled on disk (selector.compiled) after its first run on a machine.
+        plain_reducer({"name": "umap", "n_components": 2, "n_neighbors": 5, "min_dist": 0.1}, 0) \
+            .fit_transform(vectors[:200])
+        for seed in seeds:
+            for repeat in range(args.naive_repeats):
+                naive[seed].append(naive_search(vectors, list(CLUSTERERS), args.n_trials, seed))
+                print(f"seed {seed}: naive run {repeat + 1}: {naive[seed][-1][0]:.1f} s, best {naive[seed][-1][1]:.4f}",
+                      flush=True)
 
-    rows = []
-    if naive:
-        rows.append(("naive loop (no MLflow)", [s for s, _ in naive], [b for _, b in naive],
-                     f"{args.n_trials} evaluation spaces + every trial's own"))
-    median_run = sorted(tuned, key=lambda run: run[0])[len(tuned) // 2]
-    rows.append(("selector `tune` (nested MLflow runs, reports)", [s for s, _, _ in tuned],
-                 [r.metrics["best_silhouette_umap"] for _, r, _ in tuned],
-                 f"{median_run[1].work['reductions_fitted']} ({median_run[1].work['neighbour_graphs_built']} kNN graphs)"))
-    print(f"\n{args.dataset}/{args.encoder}, {args.n_trials} trials, seed {args.seed}, {vectors.shape[0]}×{vectors.shape[1]}")
-    print("| search | runs | wall s (median, min–max) | trials/min | best silhouette_umap | reductions fitted |")
-    print("|---|---|---|---|---|---|")
-    for name, seconds, bests, fits in rows:
-        wall = statistics.median(seconds)
-        print(f"| {name} | {len(seconds)} | {wall:.0f} ({min(seconds):.0f}–{max(seconds):.0f}) "
-              f"| {args.n_trials / wall * 60:.1f} | {statistics.median(bests):.4f} | {fits} |")
-    print("\nwhere the median `tune` run's time went (seconds):")
-    for name, value in median_run[2].items():
-        print(f"  {name:<62} {value:8.1f}")
-    if naive:
-        naive_wall, tune_wall = statistics.median(rows[0][1]), statistics.median(rows[1][1])
-        print(f"speed-up: {naive_wall / tune_wall:.1f}×; best silhouette "
-              f"{statistics.median(rows[1][2]) - statistics.median(rows[0][2]):+.4f} vs naive")
+    workers = args.workers or min(os.cpu_count() or 1, args.n_trials)
+    print(f"\n{args.dataset}/{args.encoder}, {args.n_trials} trials, {vectors.shape[0]}×{vectors.shape[1]}, seeds {args.seeds}")
+    print("| seed | naive loop s | its best silhouette | `tune` s (median) | its best silhouette | speed-up | best vs naive |")
+    print("|---|---|---|---|---|---|---|")
+    speedups, gaps = [], []
+    for seed in seeds:
+        tune_s = statistics.median(s for s, _ in tuned[seed])
+        tune_best = statistics.median(found["best"] for _, found in tuned[seed])
+        if naive[seed]:
+            naive_s = statistics.median(s for s, _ in naive[seed])
+            naive_best = statistics.median(b for _, b in naive[seed])
+            speedups.append(naive_s / tune_s)
+            gaps.append(tune_best - naive_best)
+            print(f"| {seed} | {naive_s:.1f} | {naive_best:.4f} | {tune_s:.1f} | {tune_best:.4f} | {speedups[-1]:.1f}× "
+                  f"| {gaps[-1]:+.4f} |")
+        else:
+            print(f"| {seed} | — | — | {tune_s:.1f} | {tune_best:.4f} | — | — |")
+    if speedups:
+        print(f"| median | | | | | {statistics.median(speedups):.1f}× | {statistics.median(gaps):+.4f} |")
+
+    runs = [run for seed in seeds for run in tuned[seed]]
+    median_run = sorted(runs, key=lambda run: run[0])[len(runs) // 2]
+    print(f"\n`tune`: a whole process, workers={workers}, MLflow, report; {len(runs)} runs, wall "
+          f"{statistics.median(s for s, _ in runs):.1f} s median ({min(s for s, _ in runs):.1f}–"
+          f"{max(s for s, _ in runs):.1f}); the median run fitted {median_run[1]['fits']} reductions.")
+    print("where the median `tune` run's time went (seconds):")
+    for name, value in median_run[1]["where"].items():
+        print(f"  {name:<66} {value:8.1f}")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,8 @@
 """`main` entry point: select on the data set, register the champion, and ask it about a few images."""
 
-import sys
-
 from selector import cli
 from selector.jobs.main import main_job
 
 if __name__ == "__main__":
-    sys.exit(cli.run(main_job, cli.parser(__doc__, dataset=str, encoders=str, n_trials=int, model_name=str,
+    cli.exit_process(cli.run(main_job, cli.parser(__doc__, dataset=str, encoders=str, n_trials=int, model_name=str,
                                                       objective=str, workers=int)))

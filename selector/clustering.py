@@ -75,12 +75,13 @@ def _spectral(p: dict, Z: np.ndarray, seed: int):
 
 
 def _affinity_propagation(p: dict, Z: np.ndarray, seed: int):
+    from scipy.spatial.distance import pdist
     from sklearn.cluster import AffinityPropagation
 
     # Similarities are negative squared distances; a lower preference quantile gives fewer clusters.
+    # pdist: each pair once, in float64 (a broadcast n × n × d array took 0.3 s of a 0.5 s fit).
     sample = Z[np.random.default_rng(seed).choice(len(Z), size=min(len(Z), 1000), replace=False)]
-    sq = ((sample[:, None, :] - sample[None, :, :]) ** 2).sum(-1)
-    preference = float(np.quantile(-sq[np.triu_indices(len(sample), 1)], float(p["preference_quantile"])))
+    preference = float(np.quantile(-pdist(sample, "sqeuclidean"), float(p["preference_quantile"])))
     return AffinityPropagation(damping=float(p["damping"]), preference=preference, max_iter=300,
                                convergence_iter=20, random_state=seed)
 

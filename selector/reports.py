@@ -94,6 +94,23 @@ def plot_cluster_map(points: np.ndarray, labels: np.ndarray, path: Path, title: 
     fig.savefig(path, bbox_inches="tight")
 
 
+def map_points(cache, vectors: np.ndarray, seed: int) -> np.ndarray:
+    """The report's 2-D map of every point, through the study's reduction cache (it does not depend on
+    the trials: a worker with nothing else to do computes it early)."""
+    return cache.reduce(vectors, MAP_SPACE, seed)
+
+
+def prepare_report(ctx) -> None:
+    """What the report will need that does not depend on the trials: matplotlib and the 2-D map. A
+    worker waiting for the others' last trials calls it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot  # noqa: F401
+
+    map_points(ctx.cache, ctx.vectors, ctx.seed)
+
+
 def log_study_report(study: optuna.Study, metrics: dict, labels: np.ndarray, ctx, embedded, run_id: str, data=None,
                      work: dict | None = None) -> None:
     """Trials CSV, the plots and ``report.html``, as artifacts of the study's parent run.
@@ -116,7 +133,7 @@ def log_study_report(study: optuna.Study, metrics: dict, labels: np.ndarray, ctx
         has_importances = plot_importances(study, objective, out / "param_importances.png")
         if "ami" in table.columns:
             plot_objective_vs_ami(table, metrics.get("spearman_objective_ami"), objective, out / "objective_vs_ami.png")
-        points = ctx.cache.reduce(ctx.vectors, MAP_SPACE, ctx.seed)
+        points = map_points(ctx.cache, ctx.vectors, ctx.seed)
         plot_cluster_map(points, labels, out / "cluster_map.png",
                          f"best trial {best.number}: {best.params['clusterer']}, {objective} {best.value:.3f}")
         plt.close("all")

@@ -10,7 +10,6 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-import mlflow
 import numpy as np
 import optuna
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
@@ -74,8 +73,10 @@ class SearchContext:
     objective: str = DEFAULT_OBJECTIVE
     worker_run_id: str = ""
     compare: tuple[str, ...] = ()
-    eval_space: EvalSpace = field(init=False)
-    eval_space_seconds: float = field(init=False)
+    # The evaluation space is built (or read from the cache) when first asked for: a worker that joins
+    # a study fits its first pipeline while another process is still building it.
+    eval_space_seconds: float = field(init=False, default=0.0)
+    _eval_space: EvalSpace | None = field(init=False, default=None, repr=False)
     # The best trial this worker scored (number, value, reduced points, fitted model): the report and
     # the study's ``clusters.csv`` need them, and refitting costs a whole trial.
     best_seen: tuple[int, float, np.ndarray, ClusterModel] | None = field(init=False, default=None)
@@ -84,9 +85,14 @@ class SearchContext:
         get_objective(self.objective)
         for name in self.compare:
             get_objective(name)
-        start = time.perf_counter()
-        self.eval_space = build_eval_space(self.vectors, self.cache, self.seed)
-        self.eval_space_seconds = time.perf_counter() - start
+
+    @property
+    def eval_space(self) -> EvalSpace:
+        if self._eval_space is None:
+            start = time.perf_counter()
+            self._eval_space = build_eval_space(self.vectors, self.cache, self.seed)
+            self.eval_space_seconds = time.perf_counter() - start
+        return self._eval_space
 
 
 def score_trial(ctx: SearchContext, labels: np.ndarray) -> tuple[float, dict, dict]:

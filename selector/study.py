@@ -207,12 +207,6 @@ def default_workers(n_trials: int) -> int:
     return max(1, min(available_cores(), int(n_trials)))
 
 
-def worker_shares(n_trials: int, workers: int) -> list[int]:
-    """``n_trials`` split over ``workers`` as evenly as whole trials allow (earlier workers take one more)."""
-    base, extra = divmod(int(n_trials), int(workers))
-    return [base + (1 if i < extra else 0) for i in range(int(workers))]
-
-
 def check_workers(workers: int, n_trials: int, storage: str) -> int:
     """``workers`` resolved (0 = ``default_workers``) and checked against the storage: several processes
     need a journal file or a server database (SQLite locks the whole file for every write)."""
@@ -223,6 +217,18 @@ def check_workers(workers: int, n_trials: int, storage: str) -> int:
         raise ValueError(f"`workers`={resolved} needs a storage several processes can share: a journal file "
                          f"(storage=\"\" or a path) or a server database (postgresql://…); got {storage!r}.")
     return resolved
+
+
+def create_tracking_store(storage: str) -> None:
+    """The tracking store's tables (MLflow's own migration on a new store), created under the set-up
+    lock: two processes migrating one new SQLite store together crash inside MLflow."""
+    with study_lock(storage):
+        _create_tracking_store()
+
+
+def _create_tracking_store() -> None:
+    tracking.configure_tracking()
+    retry.client().search_experiments(max_results=1)
 
 
 class StudySession:
@@ -244,8 +250,7 @@ class StudySession:
     def __enter__(self) -> "StudySession":
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar and the summary say it
         with study_lock(self.storage):  # workers starting together create tables and the study once
-            tracking.configure_tracking()
-            retry.client().search_experiments(max_results=1)  # creates a new store's tables
+            _create_tracking_store()
             self.study = open_study(self.name, self.storage, self.seed, self.identity)
         self._run = mlflow.start_run(run_name=self.run_name, nested=mlflow.active_run() is not None)
         try:
@@ -288,10 +293,6 @@ class StudySession:
             self.study.optimize(objective, n_trials=int(n_trials), timeout=float(timeout) or None,
                                 catch=(Exception,), show_progress_bar=True)
 
-    def worker_processes(self, command: list[str], n_trials: int, workers: int) -> "WorkerProcesses":
-        """``workers`` processes running ``n_trials`` on this study (see ``WorkerProcesses``)."""
-        return WorkerProcesses(self.study, command, n_trials, workers)
-
     def finish(self, summary: Callable[[], tuple[dict, dict]], work: dict,
                then: Callable[[dict], None] | None = None) -> tuple[dict, dict]:
         """``work`` (what this worker computed) on its run; the study's summary — ``summary()``, the
@@ -326,62 +327,3 @@ class StudySession:
                 logger.warning("the study's parent run %s is not in this tracking store; this run takes over", known)
         self.study.set_user_attr(PARENT_ATTR, self.run_id)
         return self.run_id
-
-
-class WorkerProcesses:
-    """Worker processes on one study, as a context manager: entering starts them — ``command + [index,
-    share]`` runs one worker's share (``worker_shares``) — so the caller can do set-up work they wait
-    for (the evaluation space) while they import; ``wait`` shows one progress bar of the study's
-    finished trials until they exit and raises, with the end of its log, for a worker that failed.
-    Leaving early (an error, Ctrl-C) terminates them."""
-
-    FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
-
-    def __init__(self, study: optuna.Study, command: list[str], n_trials: int, workers: int):
-        self.study, self.command, self.n_trials, self.workers = study, command, int(n_trials), int(workers)
-
-    def __enter__(self) -> "WorkerProcesses":
-        import subprocess
-        import tempfile
-
-        self._logs = tempfile.TemporaryDirectory(prefix="selector-workers-")
-        # A worker must not resume this process's run (`mlflow run` exports it): it logs trial runs
-        # only. Each gets its share of the cores for BLAS, OpenMP and numba, or they oversubscribe them.
-        threads = str(max(1, available_cores() // self.workers))
-        env = {k: v for k, v in os.environ.items() if k != "MLFLOW_RUN_ID"}
-        env.update({name: threads for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                                                "NUMBA_NUM_THREADS")})
-        self._start = self._done()
-        self.processes = []
-        for index, share in enumerate(worker_shares(self.n_trials, self.workers)):
-            log = open(Path(self._logs.name) / f"worker{index}.log", "w")
-            self.processes.append((subprocess.Popen([*self.command, str(index), str(share)], env=env, stdout=log,
-                                                    stderr=subprocess.STDOUT), log))
-        return self
-
-    def _done(self) -> int:
-        return len(self.study.get_trials(deepcopy=False, states=self.FINISHED))
-
-    def wait(self) -> None:
-        import time
-
-        from tqdm.auto import tqdm
-
-        with tqdm(total=self.n_trials, desc=f"{self.workers} workers", unit="trial") as bar:
-            while any(process.poll() is None for process, _ in self.processes):
-                time.sleep(0.5)
-                bar.update(self._done() - self._start - bar.n)
-            bar.update(self._done() - self._start - bar.n)
-        failed = [f"worker {index} exited with {process.returncode}:\n"
-                  + (Path(self._logs.name) / f"worker{index}.log").read_text()[-2000:]
-                  for index, (process, _) in enumerate(self.processes) if process.returncode]
-        if failed:
-            raise RuntimeError("\n".join(failed))
-
-    def __exit__(self, kind, value, traceback) -> None:
-        for process, log in self.processes:
-            if process.poll() is None:
-                process.terminate()
-                process.wait(timeout=30)
-            log.close()
-        self._logs.cleanup()

@@ -238,22 +238,31 @@ def test_a_stale_trial_is_failed_its_run_killed_and_it_is_retried(tmp_path, wait
 
 
 @pytest.mark.slow
-def test_two_worker_processes_run_one_study_under_one_parent_run(blob_file):
-    result = tune_job(dataset=str(blob_file), encoder="none", n_trials=8, clusterers=FAST, seed=5, workers=2,
-                      study_name="two-workers")
+def test_two_worker_processes_run_one_study_under_one_parent_run(tmp_path, monkeypatch):
+    """The calling process and one child take trials from one count: exactly ``n_trials``, each once,
+    some in each process (trials of ~0.5 s: the child is ready after a few seconds of imports)."""
+    monkeypatch.chdir(tmp_path)
+    X, y = make_blobs(n_samples=1500, centers=4, n_features=20, random_state=3)
+    np.savez(tmp_path / "blobs.npz", X=X, y=y)
+    target = 16
+    result = tune_job(dataset=str(tmp_path / "blobs.npz"), encoder="none", n_trials=target, clusterers=FAST, seed=5,
+                      workers=2, study_name="two-workers")
     trials = result.study.trials
-    assert len(trials) == 8 and sorted(t.number for t in trials) == list(range(8))
+    assert len(trials) == target and sorted(t.number for t in trials) == list(range(target))
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
     spans = [(t.datetime_start, t.datetime_complete) for t in trials]
     assert any(a[0] < b[1] and b[0] < a[1] for i, a in enumerate(spans) for b in spans[i + 1:])  # side by side
+    # The calling process marks its trials with its run; a child has no run of its own.
+    here = [t.number for t in trials if t.user_attrs.get("worker_run_id") == result.parent_run_id]
+    assert 0 < len(here) < target, here
     children = child_runs(result.parent_run_id)
-    assert len(children) == 8 and set(children["status"]) == {"FINISHED"}
-    assert sorted(children["tags.optuna_trial_number"].astype(int)) == list(range(8))
+    assert len(children) == target and set(children["status"]) == {"FINISHED"}
+    assert sorted(children["tags.optuna_trial_number"].astype(int)) == list(range(target))
     study_runs = mlflow.search_runs(search_all_experiments=True,
                                     filter_string="tags.optuna_study_name = 'two-workers'")
     assert set(study_runs["run_id"]) - set(children["run_id"]) == {result.parent_run_id}  # no run per worker
     parent = mlflow.get_run(result.parent_run_id)
-    assert parent.data.metrics["n_trials_complete"] == 8 and parent.data.params["workers"] == "2"
+    assert parent.data.metrics["n_trials_complete"] == target and parent.data.params["workers"] == "2"
 
 
 @pytest.mark.slow

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,8 +74,9 @@ def tune_job(dataset: str = "digits", encoder: str = "raw", checkpoint: str = ""
     ``compare`` (a comma list, or "all") names other objectives scored beside it, for benchmarks.
     """
     from selector import reports, search
-    from selector.objective import eval_space_params
+    from selector.objective import build_eval_space, eval_space_params
     from selector.study import StudySession, check_workers, default_journal
+    from selector.workers import WorkerPool
 
     started = time.perf_counter()
     request = check_tune_request(dataset, encoder, checkpoint, n_trials, timeout, clusterers, storage, objective,
@@ -89,40 +88,45 @@ def tune_job(dataset: str = "digits", encoder: str = "raw", checkpoint: str = ""
                 "objective": request.objective}
     study_name = study_name or f"{request.data.name}-{encoder}-{request.objective}-{embedded.key[:8]}"
     starts = search.starting_points(request.clusterers, eval_space_params(embedded.vectors))
-    with StudySession(study_name, storage, seed, identity, starts, run_name=f"tune-{study_name}") as session:
-        tracking.log_batch(params={"dataset": dataset, "encoder": encoder, "checkpoint": checkpoint,
-                                   "n_trials": n_trials, "seed": seed, "clusterers": ",".join(request.clusterers),
-                                   "storage": storage, "study_name": study_name,
-                                   "objective": request.objective, "workers": workers},
-                           tags={"optuna_study_name": study_name, "study_parent_run_id": session.parent_run_id,
-                                 "objective": request.objective})
-        base = {"dataset": dataset, "encoder": encoder}
+    job = {"dataset": dataset, "encoder": encoder, "checkpoint": checkpoint, "timeout": float(timeout),
+           "seed": int(seed), "study_name": study_name, "storage": storage, "clusterers": request.clusterers,
+           "objective": request.objective, "compare": list(request.compare)}
+    # The other workers start now and import while this process sets the study up; the first of them
+    # creates the tracking store's tables meanwhile, and this one builds the evaluation space.
+    pool = WorkerPool([sys.executable, "-m", "selector.jobs.tune"], n_trials, workers, job) if workers > 1 else None
+    with pool or contextlib.nullcontext():
+        cache = reduction_cache(embedded)
+        eval_space_started = time.perf_counter()
+        build_eval_space(embedded.vectors, cache, int(seed))  # cached: the trials' context reads it back
+        eval_space_seconds = time.perf_counter() - eval_space_started
+        with StudySession(study_name, storage, seed, identity, starts, run_name=f"tune-{study_name}") as session, \
+                pool.guard() if pool else contextlib.nullcontext():
+            tracking.log_batch(params={"dataset": dataset, "encoder": encoder, "checkpoint": checkpoint,
+                                       "n_trials": n_trials, "seed": seed, "clusterers": ",".join(request.clusterers),
+                                       "storage": storage, "study_name": study_name,
+                                       "objective": request.objective, "workers": workers},
+                               tags={"optuna_study_name": study_name, "study_parent_run_id": session.parent_run_id,
+                                     "objective": request.objective})
+            if pool:
+                pool.publish({"experiment_id": session.experiment_id, "parent_run_id": session.parent_run_id})
+            ctx = search_context(request, embedded, {"dataset": dataset, "encoder": encoder}, int(seed),
+                                 session.experiment_id, session.parent_run_id, session.run_id, cache=cache)
+            if pool:
+                pool.run(session.study, lambda trial: search.objective(trial, ctx), timeout,
+                         while_waiting=lambda: reports.prepare_report(ctx))
+            else:
+                session.optimize(lambda trial: search.objective(trial, ctx), n_trials, timeout)
+            work = {"embed_seconds": 0.0 if embedded.cache_hit else embedded.seconds,  # computed, not found cached
+                    "eval_space_seconds": eval_space_seconds, "reductions_fitted": ctx.cache.fits,
+                    "neighbour_graphs_built": ctx.cache.graph_builds}
+            def report(metrics: dict) -> None:
+                if metrics["n_trials_complete"]:
+                    work["worker_wall_seconds"] = time.perf_counter() - started
+                    log_report(session, metrics, ctx, embedded, request.data, work)
 
-        def context():  # builds the evaluation space; workers wait for its cache file, then read it
-            return search_context(request, embedded, base, int(seed), session.experiment_id, session.parent_run_id,
-                                  session.run_id)
-
-        if workers == 1:
-            ctx = context()
-            session.optimize(lambda trial: search.objective(trial, ctx), n_trials, timeout)
-        else:
-            spec_file = worker_spec(dataset, encoder, checkpoint, timeout, seed, study_name, storage, request, session)
-            with spec_file as spec:
-                command = [sys.executable, "-m", "selector.jobs.tune", spec]
-                with session.worker_processes(command, n_trials, workers) as processes:
-                    ctx = context()  # while the workers import
-                    processes.wait()
-        work = {"embed_seconds": 0.0 if embedded.cache_hit else embedded.seconds,  # computed, not found cached
-                "eval_space_seconds": ctx.eval_space_seconds, "reductions_fitted": ctx.cache.fits,
-                "neighbour_graphs_built": ctx.cache.graph_builds}
-        def report(metrics: dict) -> None:
-            if metrics["n_trials_complete"]:
-                work["worker_wall_seconds"] = time.perf_counter() - started
-                log_report(session, metrics, ctx, embedded, request.data, work)
-
-        metrics, _ = session.finish(lambda: summarize_study(session.study, ctx), work, then=report)
-        print(reports.terminal_summary(study_name, metrics, session.parent_run_id, session.experiment_id,
-                                       request.objective))
+            metrics, _ = session.finish(lambda: summarize_study(session.study, ctx), work, then=report)
+            print(reports.terminal_summary(study_name, metrics, session.parent_run_id, session.experiment_id,
+                                           request.objective))
     return TuneResult(study=session.study, parent_run_id=session.parent_run_id, metrics=metrics, work=work)
 
 
@@ -139,54 +143,64 @@ def embed_for_tuning(data: Dataset, encoder: str, checkpoint: str):
     return embedded
 
 
-def search_context(request: TuneRequest, embedded, base_params: dict, seed: int, experiment_id: str,
-                   parent_run_id: str, worker_run_id: str = ""):
-    """What every trial of this worker shares: the vectors, the study's cache and evaluation space."""
+def reduction_cache(embedded):
+    """The study's reductions, in memory and in the user's cache folder (shared by its workers)."""
     from selector.embedding import cache_dir
     from selector.reduction import ReductionCache
+
+    return ReductionCache(cache_dir().parent / "reductions", embedded.key)
+
+
+def search_context(request: TuneRequest, embedded, base_params: dict, seed: int, experiment_id: str,
+                   parent_run_id: str, worker_run_id: str = "", cache=None):
+    """What every trial of this worker shares: the vectors, the study's cache and evaluation space."""
     from selector.search import SearchContext
 
     return SearchContext(vectors=embedded.vectors, labels=embedded.labels, clusterers=request.clusterers, seed=seed,
-                         cache=ReductionCache(cache_dir().parent / "reductions", embedded.key),
-                         base_params=base_params, experiment_id=experiment_id, parent_run_id=parent_run_id,
-                         worker_run_id=worker_run_id, objective=request.objective, compare=request.compare)
+                         cache=cache or reduction_cache(embedded), base_params=base_params,
+                         experiment_id=experiment_id, parent_run_id=parent_run_id, worker_run_id=worker_run_id,
+                         objective=request.objective, compare=request.compare)
 
 
-@contextlib.contextmanager
-def worker_spec(dataset: str, encoder: str, checkpoint: str, timeout: float, seed: int, study_name: str,
-                storage: str, request: TuneRequest, session):
-    """A file holding what a worker process needs to join this study (``run_worker`` reads it)."""
-    spec = {"dataset": dataset, "encoder": encoder, "checkpoint": checkpoint, "timeout": float(timeout),
-            "seed": int(seed), "study_name": study_name, "storage": storage, "clusterers": request.clusterers,
-            "objective": request.objective, "compare": list(request.compare),
-            "experiment_id": session.experiment_id, "parent_run_id": session.parent_run_id}
-    with tempfile.TemporaryDirectory(prefix="selector-tune-") as folder:
-        path = Path(folder) / "worker.json"
-        path.write_text(json.dumps(spec))
-        yield str(path)
-
-
-def run_worker(spec_path: str, index: int, n_trials: int) -> None:
-    """One of ``tune``'s worker processes: ``n_trials`` trials on the study the parent set up, each
-    logged under its parent run. No run of its own and no progress bar: the parent shows the study's."""
+def run_worker(folder: str, index: int) -> None:
+    """One of ``tune``'s child worker processes (``selector.workers``): it waits for the study the
+    calling process sets up, then takes trials until the command's are all taken, each logged under
+    the study's parent run. No run of its own and no progress bar: the calling process shows the study's."""
     import optuna
 
-    from selector import search
-    from selector.study import make_sampler, optuna_experimental, resolve_storage
+    from selector import reports, search
+    from selector.study import create_tracking_store, make_sampler, resolve_storage
+    from selector.workers import TICKETS_FILE, Tickets, read_job, take_trials, wait_for_spec
 
-    spec = json.loads(Path(spec_path).read_text())
+    job = read_job(Path(folder))
+    # The first child works ahead while the calling process builds the evaluation space and the study.
+    if index == 1:
+        ahead(lambda: create_tracking_store(job["storage"]), "creating the tracking store")
+    request = TuneRequest(load_dataset(job["dataset"]), job["clusterers"], job["objective"], tuple(job["compare"]))
+    embedded = embed_for_tuning(request.data, job["encoder"], job["checkpoint"])  # the calling process's cache file
+    cache = reduction_cache(embedded)
+    if index == 1:
+        ahead(lambda: reports.map_points(cache, embedded.vectors, job["seed"]), "the report's map")
     tracking.configure_tracking()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    request = TuneRequest(load_dataset(spec["dataset"]), spec["clusterers"], spec["objective"], tuple(spec["compare"]))
-    embedded = embed_for_tuning(request.data, spec["encoder"], spec["checkpoint"])  # the parent's cache file
+    spec = wait_for_spec(Path(folder))
     # Its own random stream: workers with one seed would draw the same trials.
-    study = optuna.load_study(study_name=spec["study_name"], storage=resolve_storage(spec["storage"]),
-                              sampler=make_sampler(spec["seed"], worker=f"{spec['parent_run_id']}/{index}"))
-    ctx = search_context(request, embedded, {"dataset": spec["dataset"], "encoder": spec["encoder"]}, spec["seed"],
-                         spec["experiment_id"], spec["parent_run_id"])
-    with optuna_experimental("fail_stale_trials", "heartbeat"):
-        study.optimize(lambda trial: search.objective(trial, ctx), n_trials=int(n_trials),
-                       timeout=spec["timeout"] or None, catch=(Exception,))
+    study = optuna.load_study(study_name=job["study_name"], storage=resolve_storage(job["storage"]),
+                              sampler=make_sampler(job["seed"], worker=f"{spec['parent_run_id']}/{index}"))
+    # The evaluation space is read when the first trial is scored.
+    ctx = search_context(request, embedded, {"dataset": job["dataset"], "encoder": job["encoder"]}, job["seed"],
+                         spec["experiment_id"], spec["parent_run_id"], cache=cache)
+    take_trials(study, lambda trial: search.objective(trial, ctx), Tickets(Path(folder) / TICKETS_FILE),
+                job["timeout"])
+
+
+def ahead(work, what: str) -> None:
+    """Work a child does before it is needed, which the process that needs it would otherwise do: a
+    failure here is only logged (that process meets it again, and reports it)."""
+    try:
+        work()
+    except Exception as exc:
+        logger.warning("%s ahead of time failed: %s: %s", what, type(exc).__name__, exc)
 
 
 def summarize_study(study, ctx) -> tuple[dict, dict]:
@@ -219,12 +233,13 @@ def log_report(session, metrics: dict, ctx, embedded, data: Dataset, work: dict)
         tracking.log_batch(tags={"report_error": f"{type(exc).__name__}: {exc}"}, run_id=session.parent_run_id)
 
 
-if __name__ == "__main__":  # a worker process started by tune_job (see StudySession.optimize_in_processes)
+if __name__ == "__main__":  # a child worker process started by tune_job (``selector.workers.WorkerPool``)
     from selector import cli
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     cli.stop_on_sigterm()
     try:
-        run_worker(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
+        run_worker(sys.argv[1], int(sys.argv[2]))
     except KeyboardInterrupt:
-        sys.exit(130)
+        cli.exit_process(130)
+    cli.exit_process(0)
