@@ -248,7 +248,9 @@ CLUSTERERS: Registry[ClustererSpec] = Registry("clusterer", reserved=("all",))  
 register_clusterer = CLUSTERERS.add
 
 
-register_clusterer(ClustererSpec("kmeans", _kmeans, _suggest_kmeans, OwnPredict()))
+# Convergence notices say nothing a user can act on: the trial's score says how the fit went.
+register_clusterer(ClustererSpec("kmeans", _kmeans, _suggest_kmeans, OwnPredict(),
+                                 known_warnings=("Number of distinct clusters .* found smaller than n_clusters",)))
 # n² / 2 float64 distances: 10,000 points → 0.4 GB.
 register_clusterer(ClustererSpec("agglomerative", _agglomerative, _suggest_agglomerative, NearestVote(), 10_000))
 # Linear memory, but its tree searches degrade towards n² in many dimensions (no reducer):
@@ -264,8 +266,9 @@ register_clusterer(ClustererSpec("spectral", _spectral, _suggest_spectral, Neare
 # Three dense n × n float64 matrices and up to 300 passes over them: ~9 s a fit at 2,000 points
 # on one core (bench_scale), so it fits 1,000 and places the rest.
 register_clusterer(ClustererSpec("affinity_propagation", _affinity_propagation, _suggest_affinity_propagation,
-                                 NearestVote(), 1_000))
-register_clusterer(ClustererSpec("gmm", _gmm, _suggest_gmm, OwnPredict()))
+                                 NearestVote(), 1_000, known_warnings=("Affinity propagation did not converge",)))
+register_clusterer(ClustererSpec("gmm", _gmm, _suggest_gmm, OwnPredict(),
+                                 known_warnings=("Best performing initialization did not converge",)))
 
 
 def get_clusterer(name: str) -> ClustererSpec:
