@@ -107,15 +107,9 @@ def tune_job(dataset: str = "digits", encoder: str = "raw", checkpoint: str = ""
                                        "objective": request.objective, "workers": workers},
                                tags={"optuna_study_name": study_name, "study_parent_run_id": session.parent_run_id,
                                      "objective": request.objective})
-            if pool:
-                pool.publish({"experiment_id": session.experiment_id, "parent_run_id": session.parent_run_id})
             ctx = search_context(request, embedded, {"dataset": dataset, "encoder": encoder}, int(seed),
                                  session.experiment_id, session.parent_run_id, session.run_id, cache=cache)
-            if pool:
-                pool.run(session.study, lambda trial: search.objective(trial, ctx), timeout,
-                         while_waiting=lambda: reports.prepare_report(ctx))
-            else:
-                session.optimize(lambda trial: search.objective(trial, ctx), n_trials, timeout)
+            run_trials(session, ctx, pool, n_trials, timeout)
             work = {"embed_seconds": 0.0 if embedded.cache_hit else embedded.seconds,  # computed, not found cached
                     "eval_space_seconds": eval_space_seconds, "reductions_fitted": ctx.cache.fits,
                     "neighbour_graphs_built": ctx.cache.graph_builds}
@@ -128,6 +122,21 @@ def tune_job(dataset: str = "digits", encoder: str = "raw", checkpoint: str = ""
             print(reports.terminal_summary(study_name, metrics, session.parent_run_id, session.experiment_id,
                                            request.objective))
     return TuneResult(study=session.study, parent_run_id=session.parent_run_id, metrics=metrics, work=work)
+
+
+def run_trials(session, ctx, pool, n_trials: int, timeout: float) -> None:
+    """The study's ``n_trials``: all in this process, or taken with the pool's children once they are
+    told which study and parent run to join."""
+    from selector import reports, search
+
+    def objective(trial):
+        return search.objective(trial, ctx)
+
+    if pool is None:
+        session.optimize(objective, n_trials, timeout)
+        return
+    pool.publish({"experiment_id": session.experiment_id, "parent_run_id": session.parent_run_id})
+    pool.run(session.study, objective, timeout, while_waiting=lambda: reports.prepare_report(ctx))
 
 
 def embed_for_tuning(data: Dataset, encoder: str, checkpoint: str):
