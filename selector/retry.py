@@ -68,7 +68,8 @@ class RetryingClient:
 def client(*args, **kwargs) -> RetryingClient:
     import mlflow
 
-    return RetryingClient(mlflow.tracking.MlflowClient(*args, **kwargs))
+    # Making the client opens the store (a database store connects and checks its schema): retried too.
+    return RetryingClient(call(mlflow.tracking.MlflowClient, *args, what="MLflow's tracking store", **kwargs))
 
 
 def retrying_rdb_storage(*args, **kwargs):
@@ -77,7 +78,8 @@ def retrying_rdb_storage(*args, **kwargs):
     reached the database before its connection broke is not applied twice: the retry that finds the
     trial already finished counts as done."""
     engine_kwargs = {"pool_pre_ping": True, **kwargs.pop("engine_kwargs", {})}
-    return _retrying_rdb_class()(*args, engine_kwargs=engine_kwargs, **kwargs)
+    # Making it connects (tables, version check): a worker that joins during a restart waits too.
+    return call(_retrying_rdb_class(), *args, what="Optuna's storage", engine_kwargs=engine_kwargs, **kwargs)
 
 
 @functools.lru_cache(maxsize=1)

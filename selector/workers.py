@@ -157,7 +157,7 @@ class WorkerPool:
                 refresh()
             refresh()
         failed = [f"worker {index} exited with {process.returncode}:\n"
-                  + (self.folder / f"worker{index}.log").read_text()[-2000:]
+                  + (self.folder / f"worker{index}.log").read_text()[-8000:]
                   for index, (process, _) in enumerate(self.processes, start=1) if process.returncode]
         if failed:
             raise RuntimeError("\n".join(failed))
