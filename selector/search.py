@@ -75,7 +75,6 @@ class SearchContext:
     compare: tuple[str, ...] = ()
     # The evaluation space is built (or read from the cache) when first asked for: a worker that joins
     # a study fits its first pipeline while another process is still building it.
-    eval_space_seconds: float = field(init=False, default=0.0)
     _eval_space: EvalSpace | None = field(init=False, default=None, repr=False)
     # The best trial this worker scored (number, value, reduced points, fitted model): the report and
     # the study's ``clusters.csv`` need them, and refitting costs a whole trial.
@@ -89,9 +88,7 @@ class SearchContext:
     @property
     def eval_space(self) -> EvalSpace:
         if self._eval_space is None:
-            start = time.perf_counter()
             self._eval_space = build_eval_space(self.vectors, self.cache, self.seed)
-            self.eval_space_seconds = time.perf_counter() - start
         return self._eval_space
 
 
