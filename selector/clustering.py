@@ -74,14 +74,24 @@ def _spectral(p: dict, Z: np.ndarray, seed: int):
                               assign_labels="cluster_qr", random_state=seed)
 
 
+def _squared_distances(points: np.ndarray, rows: int = 50) -> np.ndarray:
+    """All pairwise squared distances, ``rows`` at a time: the same arithmetic, so the same numbers, as
+    one n × n × d broadcast, without its memory traffic (0.4 s → 0.04 s for 1,000 points in 50 dims). A
+    float64 ``pdist`` was as fast but moved the preference in the last float32 digit, which changed the
+    labels of 1 fit in 54 — and the objective was chosen on these numbers."""
+    out = np.empty((len(points), len(points)), dtype=np.result_type(points.dtype, np.float32))
+    for start in range(0, len(points), rows):
+        out[start:start + rows] = ((points[start:start + rows, None, :] - points[None, :, :]) ** 2).sum(-1)
+    return out
+
+
 def _affinity_propagation(p: dict, Z: np.ndarray, seed: int):
-    from scipy.spatial.distance import pdist
     from sklearn.cluster import AffinityPropagation
 
     # Similarities are negative squared distances; a lower preference quantile gives fewer clusters.
-    # pdist: each pair once, in float64 (a broadcast n × n × d array took 0.3 s of a 0.5 s fit).
     sample = Z[np.random.default_rng(seed).choice(len(Z), size=min(len(Z), 1000), replace=False)]
-    preference = float(np.quantile(-pdist(sample, "sqeuclidean"), float(p["preference_quantile"])))
+    sq = _squared_distances(sample)
+    preference = float(np.quantile(-sq[np.triu_indices(len(sample), 1)], float(p["preference_quantile"])))
     return AffinityPropagation(damping=float(p["damping"]), preference=preference, max_iter=300,
                                convergence_iter=20, random_state=seed)
 
