@@ -113,15 +113,13 @@ def profile(folder: Path, wall: float) -> dict:
     import mlflow
     import optuna
 
-    from selector.study import resolve_storage
+    from selector.study import PARENT_ATTR, resolve_storage
 
     study = optuna.load_study(study_name=STUDY, storage=resolve_storage(str(folder / "optuna_journal.log")))
     trials = [t for t in study.trials if t.datetime_start and t.datetime_complete]
     window = (max(t.datetime_complete for t in trials) - min(t.datetime_start for t in trials)).total_seconds()
     client = mlflow.MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
-    parent = client.get_run(study.user_attrs["mlflow_parent_run_id"]) if "mlflow_parent_run_id" in study.user_attrs \
-        else client.search_runs([client.get_experiment_by_name("Default").experiment_id],
-                                "tags.optuna_study_name = 'bench' and attributes.run_name LIKE 'tune-%'")[0]
+    parent = client.get_run(study.user_attrs[PARENT_ATTR])
     metrics = parent.data.metrics
     reductions = folder / "cache" / "reductions"
     stages = {name: sum(t.user_attrs.get(name, 0.0) for t in trials)

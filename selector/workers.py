@@ -23,6 +23,7 @@ from typing import Callable
 
 import optuna
 
+from selector.files import write_atomic
 from selector.machine import available_cores
 
 logger = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ class WorkerPool:
         self._folder = tempfile.TemporaryDirectory(prefix="selector-workers-")
         self.folder = Path(self._folder.name)
         self.tickets = Tickets(self.folder / TICKETS_FILE, self.n_trials)
-        _write_whole(self.folder / JOB_FILE, self.job)
+        _write_json(self.folder / JOB_FILE, self.job)
         # A child must not resume this process's run (`mlflow run` exports it): it logs trial runs only.
         env = {k: v for k, v in os.environ.items() if k != "MLFLOW_RUN_ID"}
         env.update({name: str(self.threads) for name in THREAD_VARIABLES})
@@ -123,7 +124,7 @@ class WorkerPool:
 
     def publish(self, spec: dict) -> None:
         """What the children need to join the study (``wait_for_spec`` reads it)."""
-        _write_whole(self.folder / SPEC_FILE, spec)
+        _write_json(self.folder / SPEC_FILE, spec)
 
     @contextlib.contextmanager
     def guard(self):
@@ -177,14 +178,13 @@ class WorkerPool:
         self._folder.cleanup()
 
 
+def _write_json(path: Path, content: dict) -> None:
+    """Whole or not at all: a child polling for the file never reads half of it."""
+    write_atomic(path, lambda handle: handle.write(json.dumps(content).encode()))
+
+
 def _finished(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=FINISHED))
-
-
-def _write_whole(path: Path, content: dict) -> None:
-    partial = path.with_name(f"{path.name}.partial")
-    partial.write_text(json.dumps(content))
-    partial.rename(path)
 
 
 def read_job(folder: Path) -> dict:
