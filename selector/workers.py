@@ -1,10 +1,12 @@
 """Several processes of one command on one study: the calling process and ``workers − 1`` children.
 
-The children start as soon as the data are embedded, so their imports overlap the caller's set-up:
-they are given the job at once (``JOB_FILE``: data, encoder, storage, objective…), the first of them
-creates the tracking store's tables while the caller builds the evaluation space, and they wait for
-``WorkerPool.publish`` to say which study and parent run to join. Then every process, the caller included, takes trials one at a time from one
-counter (``Tickets``) until the command's ``n_trials`` are taken: a process whose trials run fast
+The children start first, before the caller checks the request, so that their imports overlap the
+caller's checks, embedding and set-up; nothing is written until they are told. They are told twice:
+``JOB_FILE`` once the request is checked and the data embedded (``WorkerPool.assign``: data, encoder,
+storage, objective…; the first child then creates the tracking store's tables while the caller builds
+the evaluation space), and ``SPEC_FILE`` once the study and its parent run exist
+(``WorkerPool.publish``). Then every process, the caller included, takes trials one at a time from
+one counter (``Tickets``) until the command's ``n_trials`` are taken: a process whose trials run fast
 takes more, so none idles while another still has a queue, and the study gets exactly ``n_trials``.
 """
 
@@ -28,7 +30,7 @@ from selector.machine import available_cores
 
 logger = logging.getLogger(__name__)
 
-JOB_FILE = "job.json"  # what is known before the study exists
+JOB_FILE = "job.json"  # the checked request, once the data are embedded
 SPEC_FILE = "study.json"  # the study's MLflow experiment and parent run, once they exist
 TICKETS_FILE = "tickets"
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
@@ -97,21 +99,20 @@ def cores_share(threads: int):
 class WorkerPool:
     """The calling process and ``workers − 1`` child processes on one study, as a context manager.
 
-    Entering writes ``job`` for the children and starts them (``command + [folder, index]``);
-    ``publish(spec)`` tells them what to join; ``run(study, objective)`` takes this process's trials under one progress bar for the
-    whole study, then waits for the children and raises, with the end of its log, for a child that
-    failed. ``guard()`` around the work between them stops the children if it raises; leaving the
+    Entering starts the children (``command + [folder, index]``); ``assign(job)`` gives them the
+    checked request, ``publish(spec)`` the study to join; ``run(study, objective)`` takes this
+    process's trials under one progress bar for the whole study, then waits for the children and
+    raises, with the end of its log, for a child that failed. ``guard()`` around the work between them stops the children if it raises; leaving the
     pool always does."""
 
-    def __init__(self, command: list[str], n_trials: int, workers: int, job: dict):
-        self.command, self.n_trials, self.workers, self.job = command, int(n_trials), int(workers), job
+    def __init__(self, command: list[str], n_trials: int, workers: int):
+        self.command, self.n_trials, self.workers = command, int(n_trials), int(workers)
         self.threads = max(1, available_cores() // self.workers)
 
     def __enter__(self) -> "WorkerPool":
         self._folder = tempfile.TemporaryDirectory(prefix="selector-workers-")
         self.folder = Path(self._folder.name)
         self.tickets = Tickets(self.folder / TICKETS_FILE, self.n_trials)
-        _write_json(self.folder / JOB_FILE, self.job)
         # A child must not resume this process's run (`mlflow run` exports it): it logs trial runs only.
         env = {k: v for k, v in os.environ.items() if k != "MLFLOW_RUN_ID"}
         env.update({name: str(self.threads) for name in THREAD_VARIABLES})
@@ -122,8 +123,12 @@ class WorkerPool:
                                                     stdout=log, stderr=subprocess.STDOUT), log))
         return self
 
+    def assign(self, job: dict) -> None:
+        """The checked request, for the children (``wait_for(folder, JOB_FILE)`` reads it)."""
+        _write_json(self.folder / JOB_FILE, job)
+
     def publish(self, spec: dict) -> None:
-        """What the children need to join the study (``wait_for_spec`` reads it)."""
+        """What the children need to join the study (``wait_for(folder, SPEC_FILE)`` reads it)."""
         _write_json(self.folder / SPEC_FILE, spec)
 
     @contextlib.contextmanager
@@ -187,14 +192,11 @@ def _finished(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=FINISHED))
 
 
-def read_job(folder: Path) -> dict:
-    return json.loads((Path(folder) / JOB_FILE).read_text())
-
-
-def wait_for_spec(folder: Path, poll: float = 0.05) -> dict:
-    """A child's wait for ``publish``; it gives up (exit 1) when the calling process is gone."""
+def wait_for(folder: Path, name: str, poll: float = 0.05) -> dict:
+    """A child's wait for the calling process to write ``name`` (``assign``, ``publish``); it gives
+    up (exit 1) when the calling process is gone."""
     parent = os.getppid()
-    path = Path(folder) / SPEC_FILE
+    path = Path(folder) / name
     while not path.is_file():
         if os.getppid() != parent or not Path(folder).is_dir():
             sys.exit(1)

@@ -1,6 +1,10 @@
 """The pieces ``tune``'s worker processes share (``selector.workers``)."""
 
 import multiprocessing
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numba
 import pytest
@@ -40,3 +44,30 @@ def test_a_cores_share_limits_numba_and_gives_the_threads_back():
     with cores_share(1):
         assert numba.get_num_threads() == 1
     assert numba.get_num_threads() == before
+
+
+@pytest.mark.slow
+def test_a_refused_request_stops_the_workers_it_started_and_writes_nothing(tmp_path, project_root):
+    """The children start before the request is checked (to import meanwhile): a refused request must
+    still end at once with its one line, no tracking store or journal written, no child left behind."""
+    work, scratch = tmp_path / "work", tmp_path / "tmp"
+    work.mkdir()
+    scratch.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "SELECTOR_JOURNAL")}
+    env.update(TMPDIR=str(scratch), SELECTOR_CACHE_DIR=str(tmp_path / "cache"))  # the pool's folder goes in TMPDIR
+    done = subprocess.run([sys.executable, str(project_root / "entrypoints" / "tune.py"), "--dataset", "no-such-set",
+                           "--workers", "2", "--n_trials", "4"], cwd=work, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "no-such-set" in done.stderr
+    assert list(work.iterdir()) == []  # no mlflow.db, no journal
+    assert list(scratch.iterdir()) == []  # the pool's folder is gone
+    left = [p for p in Path("/proc").glob("[0-9]*") if str(scratch) in _cmdline(p)]
+    assert not left, "a worker outlived the command"
+
+
+def _cmdline(process: Path) -> str:
+    try:
+        return (process / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:  # it ended while we looked
+        return ""

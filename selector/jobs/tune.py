@@ -79,22 +79,25 @@ def tune_job(dataset: str = "digits", encoder: str = "raw", checkpoint: str = ""
     from selector.workers import WorkerPool
 
     started = time.perf_counter()
-    request = check_tune_request(dataset, encoder, checkpoint, n_trials, timeout, clusterers, storage, objective,
-                                 compare)
     workers = check_workers(workers, n_trials, storage)
     storage = storage or default_journal()  # beside the tracking store: the study and its runs stay together
-    embedded = embed_for_tuning(request.data, encoder, checkpoint)
-    identity = {"dataset": request.data.name, "encoder": encoder, "embedding_key": embedded.key,
-                "objective": request.objective}
-    study_name = study_name or f"{request.data.name}-{encoder}-{request.objective}-{embedded.key[:8]}"
-    starts = search.starting_points(request.clusterers, eval_space_params(embedded.vectors))
-    job = {"dataset": dataset, "encoder": encoder, "checkpoint": checkpoint, "timeout": float(timeout),
-           "seed": int(seed), "study_name": study_name, "storage": storage, "clusterers": request.clusterers,
-           "objective": request.objective, "compare": list(request.compare)}
-    # The other workers start now and import while this process sets the study up; the first of them
-    # creates the tracking store's tables meanwhile, and this one builds the evaluation space.
-    pool = WorkerPool([sys.executable, "-m", "selector.jobs.tune"], n_trials, workers, job) if workers > 1 else None
+    # The other workers start first and import while this process checks the request and embeds; once
+    # they have the job, the first of them creates the tracking store's tables while this process
+    # builds the evaluation space.
+    pool = WorkerPool([sys.executable, "-m", "selector.jobs.tune"], n_trials, workers) if workers > 1 else None
     with pool or contextlib.nullcontext():
+        request = check_tune_request(dataset, encoder, checkpoint, n_trials, timeout, clusterers, storage, objective,
+                                     compare)
+        embedded = embed_for_tuning(request.data, encoder, checkpoint)
+        identity = {"dataset": request.data.name, "encoder": encoder, "embedding_key": embedded.key,
+                    "objective": request.objective}
+        study_name = study_name or f"{request.data.name}-{encoder}-{request.objective}-{embedded.key[:8]}"
+        starts = search.starting_points(request.clusterers, eval_space_params(embedded.vectors))
+        if pool:
+            pool.assign({"dataset": dataset, "encoder": encoder, "checkpoint": checkpoint, "timeout": float(timeout),
+                         "seed": int(seed), "study_name": study_name, "storage": storage,
+                         "clusterers": request.clusterers, "objective": request.objective,
+                         "compare": list(request.compare)})
         cache = reduction_cache(embedded)
         eval_space_started = time.perf_counter()
         build_eval_space(embedded.vectors, cache, int(seed))  # cached: the trials' context reads it back
@@ -175,16 +178,21 @@ def run_worker(folder: str, index: int) -> None:
     """One of ``tune``'s child worker processes (``selector.workers``): it waits for the study the
     calling process sets up, then takes trials until the command's are all taken, each logged under
     the study's parent run. No run of its own and no progress bar: the calling process shows the study's."""
+    from selector.study import create_tracking_store
+    from selector.workers import JOB_FILE, SPEC_FILE, TICKETS_FILE, Tickets, take_trials, wait_for
+
+    folder = Path(folder)
+    job = wait_for(folder, JOB_FILE)
+    # The first child works ahead while the calling process builds the evaluation space and sets the
+    # study up: the tracking store first (it needs MLflow only), then, once its own imports are done,
+    # the report's map.
+    if index == 1:
+        ahead(lambda: create_tracking_store(job["storage"]), "creating the tracking store")
     import optuna
 
     from selector import reports, search
-    from selector.study import create_tracking_store, make_sampler, resolve_storage
-    from selector.workers import TICKETS_FILE, Tickets, read_job, take_trials, wait_for_spec
+    from selector.study import make_sampler, resolve_storage
 
-    job = read_job(Path(folder))
-    # The first child works ahead while the calling process builds the evaluation space and the study.
-    if index == 1:
-        ahead(lambda: create_tracking_store(job["storage"]), "creating the tracking store")
     request = TuneRequest(load_dataset(job["dataset"]), job["clusterers"], job["objective"], tuple(job["compare"]))
     embedded = embed_for_tuning(request.data, job["encoder"], job["checkpoint"])  # the calling process's cache file
     cache = reduction_cache(embedded)
@@ -192,14 +200,14 @@ def run_worker(folder: str, index: int) -> None:
         ahead(lambda: reports.map_points(cache, embedded.vectors, job["seed"]), "the report's map")
     tracking.configure_tracking()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    spec = wait_for_spec(Path(folder))
+    spec = wait_for(folder, SPEC_FILE)
     # Its own random stream: workers with one seed would draw the same trials.
     study = optuna.load_study(study_name=job["study_name"], storage=resolve_storage(job["storage"]),
                               sampler=make_sampler(job["seed"], worker=f"{spec['parent_run_id']}/{index}"))
     # The evaluation space is read when the first trial is scored.
     ctx = search_context(request, embedded, {"dataset": job["dataset"], "encoder": job["encoder"]}, job["seed"],
                          spec["experiment_id"], spec["parent_run_id"], cache=cache)
-    take_trials(study, lambda trial: search.objective(trial, ctx), Tickets(Path(folder) / TICKETS_FILE),
+    take_trials(study, lambda trial: search.objective(trial, ctx), Tickets(folder / TICKETS_FILE),
                 job["timeout"])
 
 
