@@ -178,7 +178,7 @@ def run_worker(folder: str, index: int) -> None:
     """One of ``tune``'s child worker processes (``selector.workers``): it waits for the study the
     calling process sets up, then takes trials until the command's are all taken, each logged under
     the study's parent run. No run of its own and no progress bar: the calling process shows the study's."""
-    from selector.study import create_tracking_store
+    from selector.study import create_tracking_store, make_sampler, resolve_storage
     from selector.workers import JOB_FILE, SPEC_FILE, TICKETS_FILE, Tickets, take_trials, wait_for
 
     folder = Path(folder)
@@ -190,8 +190,7 @@ def run_worker(folder: str, index: int) -> None:
         ahead(lambda: create_tracking_store(job["storage"]), "creating the tracking store")
     import optuna
 
-    from selector import reports, search
-    from selector.study import make_sampler, resolve_storage
+    from selector import reports, search  # the heavy imports, after the store the calling process waits for
 
     request = TuneRequest(load_dataset(job["dataset"]), job["clusterers"], job["objective"], tuple(job["compare"]))
     embedded = embed_for_tuning(request.data, job["encoder"], job["checkpoint"])  # the calling process's cache file
