@@ -52,6 +52,16 @@ def plain_reducer(params: dict, seed: int):
     return make_pipeline(make_scaler(params.get("scaling", "none")), own)
 
 
+def plain_clusterer(estimator):
+    """The trial's clusterer as a plain script has it: scikit-learn's affinity propagation, not
+    selector's compiled copy of it (same parameters, same labels)."""
+    from sklearn.cluster import AffinityPropagation
+
+    from selector.propagation import AffinityPropagation as Compiled
+
+    return AffinityPropagation(**estimator.get_params()) if isinstance(estimator, Compiled) else estimator
+
+
 def naive_search(vectors: np.ndarray, clusterers: list[str], n_trials: int, seed: int) -> tuple[float, float]:
     """A plain Optuna loop: umap-learn's UMAP with its defaults (500 epochs below 10,000 points, its own
     neighbour search), scikit-learn's and hdbscan's clusterers fitted on every point, the evaluation
@@ -79,7 +89,7 @@ def naive_search(vectors: np.ndarray, clusterers: list[str], n_trials: int, seed
         clusterer = suggest_clusterer(trial, n, clusterers)
         reduced = plain_reducer(reducer, seed).fit_transform(vectors)
         own = {k: v for k, v in clusterer.items() if k != "name"}
-        labels = get_clusterer(clusterer["name"]).build(own, reduced, seed).fit_predict(reduced)
+        labels = plain_clusterer(get_clusterer(clusterer["name"]).build(own, reduced, seed)).fit_predict(reduced)
         return silhouette_objective(space, labels, seed=seed, sample_bound=np.inf).value
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)

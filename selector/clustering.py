@@ -62,8 +62,10 @@ def _agglomerative(p: dict, Z: np.ndarray, seed: int):
 def _hdbscan(p: dict, Z: np.ndarray, seed: int):
     import hdbscan
 
+    # No prediction data at fit time (about a third of a fit): a trial that fits every point never
+    # places one; ``ApproximatePredict`` generates it the first time it places points.
     return hdbscan.HDBSCAN(min_cluster_size=int(p["min_cluster_size"]), min_samples=int(p["min_samples"]),
-                           cluster_selection_method=p["cluster_selection_method"], prediction_data=True)
+                           cluster_selection_method=p["cluster_selection_method"], prediction_data=False)
 
 
 def _spectral(p: dict, Z: np.ndarray, seed: int):
@@ -86,7 +88,7 @@ def _squared_distances(points: np.ndarray, rows: int = 50) -> np.ndarray:
 
 
 def _affinity_propagation(p: dict, Z: np.ndarray, seed: int):
-    from sklearn.cluster import AffinityPropagation
+    from selector.propagation import AffinityPropagation  # scikit-learn's, its message passing compiled
 
     # Similarities are negative squared distances; a lower preference quantile gives fewer clusters.
     sample = Z[np.random.default_rng(seed).choice(len(Z), size=min(len(Z), 1000), replace=False)]
@@ -189,6 +191,10 @@ class ApproximatePredict(Placement):
     def place(self, Z):
         import hdbscan
 
+        try:
+            self.estimator_.prediction_data_
+        except AttributeError:  # the same data ``prediction_data=True`` computes during the fit
+            self.estimator_.generate_prediction_data()
         labels, strengths = hdbscan.approximate_predict(self.estimator_, Z)
         return labels.astype(np.int64), np.clip(np.nan_to_num(strengths), 0.0, 1.0)
 
@@ -273,8 +279,8 @@ register_clusterer(ClustererSpec("hdbscan", _hdbscan, _suggest_hdbscan, Approxim
 # A disconnected kNN graph makes scikit-learn warn; such a trial is scored like any other.
 register_clusterer(ClustererSpec("spectral", _spectral, _suggest_spectral, NearestVote(), 10_000,
                                  known_warnings=("Graph is not fully connected",)))
-# Three dense n × n float64 matrices and up to 300 passes over them: ~9 s a fit at 2,000 points
-# on one core (bench_scale), so it fits 1,000 and places the rest.
+# Three dense n × n float64 matrices and up to 300 rounds over them (scikit-learn's took ~9 s a fit at
+# 2,000 points on one core, bench_scale), so it fits 1,000 and places the rest.
 register_clusterer(ClustererSpec("affinity_propagation", _affinity_propagation, _suggest_affinity_propagation,
                                  NearestVote(), 1_000, known_warnings=("Affinity propagation did not converge",)))
 register_clusterer(ClustererSpec("gmm", _gmm, _suggest_gmm, OwnPredict(),

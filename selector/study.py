@@ -222,6 +222,7 @@ def check_workers(workers: int, n_trials: int, storage: str) -> int:
 def create_tracking_store(storage: str) -> None:
     """The tracking store's tables (MLflow's own migration on a new store), created under the set-up
     lock: two processes migrating one new SQLite store together crash inside MLflow."""
+    tracking.import_store_code()
     with study_lock(storage):
         _create_tracking_store()
 
@@ -249,6 +250,7 @@ class StudySession:
 
     def __enter__(self) -> "StudySession":
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar and the summary say it
+        tracking.import_store_code()  # while another worker may hold the lock
         with study_lock(self.storage):  # workers starting together create tables and the study once
             _create_tracking_store()
             self.study = open_study(self.name, self.storage, self.seed, self.identity)

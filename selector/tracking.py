@@ -26,6 +26,18 @@ def configure_tracking() -> str:
     return mlflow.get_tracking_uri()
 
 
+def import_store_code() -> None:
+    """Import what opening a database tracking store imports (MLflow's SQLAlchemy store and alembic,
+    ~0.5–0.8 s) — outside the set-up lock, which the first worker holds while it creates the store:
+    each process then holds the lock for the database work alone, and imports while it waits."""
+    import importlib
+
+    scheme = configure_tracking().split(":", 1)[0].split("+", 1)[0]
+    if scheme in ("sqlite", "postgresql", "mysql", "mssql"):
+        for module in ("alembic.command", "mlflow.store.tracking.sqlalchemy_store"):
+            importlib.import_module(module)
+
+
 def mask_url(text: str) -> str:
     """Hide the password of any ``scheme://user:password@host`` URL inside ``text``."""
     return _PASSWORD_IN_URL.sub(lambda m: f"{m['scheme']}{m['user']}:***@", str(text))

@@ -189,3 +189,20 @@ def test_a_model_pickled_before_placements_were_objects_loads_and_predicts_the_s
         np.testing.assert_array_equal(ours, theirs)
     with pytest.raises(RuntimeError, match="format 99"):
         ClusterModel.__new__(ClusterModel).__setstate__({**old, "format_": 99})
+
+
+def test_hdbscan_computes_its_prediction_data_when_it_first_places_points(train):
+    """Not during the fit (a trial that fits every point never places one), and then the same data and
+    the same placements as HDBSCAN's own ``prediction_data=True``."""
+    import hdbscan
+
+    model = ClusterModel({"name": "hdbscan", **GOOD["hdbscan"]}, seed=0).fit(train[0])
+    with pytest.raises(AttributeError):
+        model.estimator_.prediction_data_
+    X_new, _ = blobs(60, seed=7)
+    labels, strengths = model.predict(X_new)
+    reference = hdbscan.HDBSCAN(**GOOD["hdbscan"], prediction_data=True).fit(train[0])
+    expected = hdbscan.approximate_predict(reference, X_new)
+    np.testing.assert_array_equal(labels, expected[0])
+    np.testing.assert_array_equal(strengths, np.clip(np.nan_to_num(expected[1]), 0.0, 1.0))
+    assert model.estimator_.prediction_data_ is not None

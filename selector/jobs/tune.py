@@ -73,19 +73,20 @@ def tune_job(dataset: str = "digits", encoder: str = "raw", checkpoint: str = ""
     on this machine run the ``n_trials`` (0 = its cores, at most one per trial; 1 = this process);
     ``compare`` (a comma list, or "all") names other objectives scored beside it, for benchmarks.
     """
-    from selector import reports, search
-    from selector.objective import build_eval_space, eval_space_params
     from selector.study import StudySession, check_workers, default_journal
     from selector.workers import WorkerPool
 
     started = time.perf_counter()
     workers = check_workers(workers, n_trials, storage)
     storage = storage or default_journal()  # beside the tracking store: the study and its runs stay together
-    # The other workers start first and import while this process checks the request and embeds; once
-    # they have the job, the first of them creates the tracking store's tables while this process
-    # builds the evaluation space.
+    # The other workers start first and import while this process imports, checks the request and
+    # embeds; once they have the job, the first of them creates the tracking store's tables while this
+    # process builds the evaluation space.
     pool = WorkerPool([sys.executable, "-m", "selector.jobs.tune"], n_trials, workers) if workers > 1 else None
     with pool or contextlib.nullcontext():
+        from selector import reports, search  # scikit-learn, umap-learn: ~0.8 s the children spend importing too
+        from selector.objective import build_eval_space, eval_space_params
+
         request = check_tune_request(dataset, encoder, checkpoint, n_trials, timeout, clusterers, storage, objective,
                                      compare)
         embedded = embed_for_tuning(request.data, encoder, checkpoint)
