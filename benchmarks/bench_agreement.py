@@ -17,9 +17,15 @@ umap-learn's own ``transform`` (the same start, then refining epochs), over ``--
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import report  # noqa: E402
 
 UMAP = {"name": "umap", "scaling": "none", "n_components": 10, "n_neighbors": 30, "min_dist": 0.0,
         "metric": "euclidean"}
@@ -103,4 +109,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    report.run(main, "bench_agreement: " + __doc__.strip().splitlines()[0])

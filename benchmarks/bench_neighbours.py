@@ -9,9 +9,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import report  # noqa: E402
 
 
 def mixture(n: int, dim: int, seed: int) -> np.ndarray:
@@ -86,4 +92,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    report.run(main, "bench_neighbours: " + __doc__.strip().splitlines()[0])

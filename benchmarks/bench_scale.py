@@ -23,6 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import report  # noqa: E402
+
 
 def mixture(n: int, dim: int, components: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Gaussian clusters of unequal size and spread, with labels (reported, never used to choose)."""
@@ -110,4 +114,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    report.run(main, "bench_scale: " + __doc__.strip().splitlines()[0])

@@ -29,6 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import report  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 STUDY = "bench"
 
@@ -230,4 +234,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    report.run(main, "bench_search: " + __doc__.strip().splitlines()[0])

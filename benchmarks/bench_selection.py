@@ -38,34 +38,19 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import candidates  # noqa: E402
+import real  # noqa: E402
+import report  # noqa: E402
 import suite  # noqa: E402
 from selector.encoders import get_encoder  # noqa: E402
 
 ENCODERS = ("raw", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
+ALL_SETS = tuple(suite.BUILDERS) + tuple(real.SETS)
+GROUPS = {"generated": tuple(suite.BUILDERS), "real": tuple(real.SETS), "real-dev": real.REAL_DEV,
+          "real-held-out": real.REAL_HELD_OUT, "dev": suite.DEV, "held-out": suite.HELD_OUT, "fresh": suite.FRESH}
 
 
-def _register_variants() -> None:
-    """Variants compared here only (the registry takes objectives from anywhere): modularity at lower
-    resolutions, and modularity weighted by a second, coarser-leaning score. Each trades modularity's
-    habit of chopping one large continuous cluster against the silhouette's of merging classes."""
-    from selector.objective import OBJECTIVES, ObjectiveSpec, Score, get_objective, graph_modularity, register_objective
-
-    def coverage_weighted(space, labels, seed) -> Score:
-        one = get_objective("modularity").score(space, labels, seed)
-        half_ = graph_modularity(0.0)(space, labels, seed)  # γ = 0: the share of graph weight inside clusters
-        if one.degenerate:
-            return one
-        return Score(one.value * half_.value, one.n_clusters, one.noise_fraction, parts=one.parts)
-
-    variants = [ObjectiveSpec(f"modularity@{g}", graph_modularity(g), f"modularity at resolution {g}")
-                for g in (0.5, 0.75)]
-    variants += [ObjectiveSpec("modularity×coverage", coverage_weighted, "modularity × intra-cluster weight share")]
-    for spec in variants:
-        if spec.name not in OBJECTIVES:
-            register_objective(spec)
-
-
-_register_variants()
+candidates.register()
 
 # A case whose best trial of all has an AMI below this has no classes to find (raw pixels of shapes in
 # random colours): "chosen < half the oracle" there is noise, so it is counted apart, not as a collapse.
@@ -94,7 +79,29 @@ def markdown(frame: pd.DataFrame) -> str:
 
 
 def half(name: str) -> str:
+    if name in real.SETS:
+        return "real-dev" if name in real.REAL_DEV else "real-held-out"
     return "dev" if name in suite.DEV else "held-out" if name in suite.HELD_OUT else "fresh"
+
+
+def build(name: str):
+    return real.build(name) if name in real.SETS else suite.build(name)
+
+
+def parse_sets(text: str) -> list[str]:
+    """Set names and group names (``real``, ``real-dev``, ``generated``, ``dev``, …); real sets whose
+    folders are missing are dropped, each with a line saying which repository to fetch."""
+    names: list[str] = []
+    for token in (t.strip() for t in text.split(",") if t.strip()):
+        for name in GROUPS.get(token, (token,)):
+            if name not in ALL_SETS:
+                raise SystemExit(f"unknown set {name!r}; valid: {', '.join(ALL_SETS)} or {', '.join(GROUPS)}")
+            if name not in names:
+                names.append(name)
+    found, messages = real.available([n for n in names if n in real.SETS])
+    for message in messages:
+        print(message, file=sys.stderr)
+    return [n for n in names if n not in real.SETS or n in found]
 
 
 # --------------------------------------------------------------------------- phase 1: paired pools
@@ -110,15 +117,16 @@ def pool(task: tuple[str, str, int, int, str]) -> dict:
     from selector.objective import OBJECTIVES, validation_metrics
     from selector.reduction import ReductionCache, suggest_reducer
 
-    name, encoder, seed, n_trials, out = task
+    name, encoder, seed, n_trials, out, objectives = task
+    objectives = objectives or list(OBJECTIVES)
     path = Path(out) / f"pool-{name}-{encoder}-{seed}-{n_trials}.json"
     stored = json.loads(path.read_text()) if path.is_file() else None
-    if stored and stored["trials"] and all("labels" in t and set(OBJECTIVES) <= set(t["scores"])
+    if stored and stored["trials"] and all("labels" in t and set(objectives) <= set(t["scores"])
                                            for t in stored["trials"]):
         return stored
     warnings.filterwarnings("ignore")
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    data = suite.build(name)
+    data = build(name)
     embedded = embed(data, encoder, progress=False)
     X, y = embedded.vectors, embedded.labels
     names = list(CLUSTERERS)
@@ -131,10 +139,10 @@ def pool(task: tuple[str, str, int, int, str]) -> dict:
 
     def score(record: dict, labels: np.ndarray) -> dict:
         record["labels"] = labels.astype(int).tolist()
-        for objective, spec in OBJECTIVES.items():
+        for objective in objectives:
             if objective not in record["scores"]:
                 begin = time.perf_counter()
-                record["scores"][objective] = spec.score(ctx.eval_space, labels, seed).value
+                record["scores"][objective] = OBJECTIVES[objective].score(ctx.eval_space, labels, seed).value
                 record["seconds"][objective] = time.perf_counter() - begin
         return record
 
@@ -234,6 +242,8 @@ def paired_encoder_choice(pools: list[dict], objectives: list[str]) -> pd.DataFr
                          "right": picked[1]["encoder"] == oracles[0][1], "picked_ami": picked[0]["ami"],
                          "best_chosen_ami": max(c[0]["ami"] for c in chosen)})
     frame = pd.DataFrame(rows)
+    if frame.empty:
+        return pd.DataFrame({"note": ["one encoder per set: nothing to choose between"]})
     clear = frame[frame["clear_lead"]]
     table = frame.groupby(["half", "objective"]).agg(cases=("right", "size"), right=("right", "sum"),
                                                       ami_lost=("picked_ami", "mean"))
@@ -244,15 +254,43 @@ def paired_encoder_choice(pools: list[dict], objectives: list[str]) -> pd.DataFr
     return table.fillna(0).reset_index()
 
 
+def layer_choice(pools: list[dict], objective: str) -> pd.DataFrame:
+    """Per (image set, seed) over its (encoder, layer) pairs: the pair ``select``'s rule picks (highest
+    chosen objective value), the best pair (highest chosen AMI) and the best final-layer pair; the best
+    pair's lead over the final layers and the pick's loss against the best pair."""
+    from selector.encoders import split_layer
+
+    by_case: dict = {}
+    for p in pools:
+        if p["trials"] and get_encoder(p["encoder"]).takes == "images" and p["encoder"] != "raw":
+            by_case.setdefault((p["set"], p["seed"]), []).append((p["encoder"], choose(p["trials"], objective)))
+    rows = []
+    for (name, seed), pairs in sorted(by_case.items()):
+        final = [(e, t) for e, t in pairs if split_layer(e)[1] == 0]
+        if len(pairs) < 2 or not final:
+            continue
+        picked = max(pairs, key=lambda c: c[1]["scores"][objective])
+        best = max(pairs, key=lambda c: c[1]["ami"])
+        best_final = max(final, key=lambda c: c[1]["ami"])
+        rows.append({"half": half(name), "set": name, "seed": seed, "pairs": len(pairs), "best_pair": best[0],
+                     "best_ami": best[1]["ami"], "best_final_layer": best_final[0], "final_ami": best_final[1]["ami"],
+                     "lead_over_final": best[1]["ami"] - best_final[1]["ami"], "picked": picked[0],
+                     "picked_ami": picked[1]["ami"], "loss": best[1]["ami"] - picked[1]["ami"]})
+    return pd.DataFrame(rows)
+
+
 def summary(rows: pd.DataFrame) -> pd.DataFrame:
     """Per objective and half, over (set, encoder) medians across seeds."""
+    rows = rows.assign(k2=(rows["chosen_k"] == 2) & (rows["true_k"] >= 6))
     per_case = rows.groupby(["half", "objective", "set", "encoder"]).median(numeric_only=True).reset_index()
+    per_case["k2"] = rows.groupby(["half", "objective", "set", "encoder"])["k2"].sum().to_numpy()
     per_case["hopeless"] = per_case["oracle_ami"] < HOPELESS
     per_case["collapse"] = (per_case["chosen_ami"] < 0.5 * per_case["oracle_ami"]) & ~per_case["hopeless"]
     per_case["k_ratio"] = per_case["chosen_k"] / per_case["true_k"]
     table = per_case.groupby(["half", "objective"]).agg(
         cases=("regret", "size"), hopeless=("hopeless", "sum"), mean_regret=("regret", "mean"),
-        worst_regret=("regret", "max"), collapses=("collapse", "sum"), mean_chosen_ami=("chosen_ami", "mean"),
+        worst_regret=("regret", "max"), collapses=("collapse", "sum"), k2_runs=("k2", "sum"),
+        mean_chosen_ami=("chosen_ami", "mean"),
         mean_paper_recipe_ami=("paper_recipe_ami", "mean"), median_k_ratio=("k_ratio", "median"),
         cost_share=("cost_share", "median"))
     return table.reset_index()
@@ -272,7 +310,7 @@ def study(task: tuple[str, str, int, int, str, str]) -> dict:
 
     # The suite's sets join the built-in data sets in this process, so `tune` loads them by name and
     # finds the embeddings that the paired phase (or an earlier run) cached for the same content.
-    BUILTIN_DATASETS.update({n: (lambda n=n: suite.build(n)) for n in suite.BUILDERS if n not in BUILTIN_DATASETS})
+    BUILTIN_DATASETS.update({n: (lambda n=n: build(n)) for n in ALL_SETS if n not in BUILTIN_DATASETS})
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp}/mlflow.db"
         os.chdir(tmp)
@@ -285,7 +323,7 @@ def study(task: tuple[str, str, int, int, str, str]) -> dict:
         trials = [t for t in result.study.trials if t.state.name == "COMPLETE"]
         best = result.study.best_trial
         record = {"set": name, "encoder": encoder, "seed": seed, "objective": objective, "wall_seconds": wall,
-                  "true_k": int(len(np.unique(suite.build(name).labels))), "chosen_k": best.user_attrs.get("n_clusters"),
+                  "true_k": int(len(np.unique(build(name).labels))), "chosen_k": best.user_attrs.get("n_clusters"),
                   "objective_seconds": float(sum(t.user_attrs.get("objective_seconds", 0.0) for t in trials)),
                   **{k: result.metrics.get(k) for k in ("best_objective_value", "best_ami", "oracle_ami",
                                                         "selection_regret", "paper_recipe_ami")}}
@@ -314,7 +352,8 @@ def encoder_choice(records: pd.DataFrame) -> pd.DataFrame:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--phase", choices=("paired", "studies"), default="paired")
-    parser.add_argument("--sets", default=",".join(suite.BUILDERS))
+    parser.add_argument("--sets", default="generated,real",
+                        help="set names or groups: generated, real, real-dev, real-held-out, dev, held-out, fresh")
     parser.add_argument("--encoders", default=",".join(ENCODERS))
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--n_trials", type=int, default=30)
@@ -322,26 +361,49 @@ def main() -> None:
     parser.add_argument("--objectives", default="", help="paired: the objectives to compare (default: all)")
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--out", default=str(Path.home() / ".cache" / "selector" / "bench_selection"))
+    parser.add_argument("--name", default="", help="the results file docs/benchmarks/<name>.md (default: from the "
+                                                   "phase and objective)")
     args = parser.parse_args()
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    pairs = combos(args.sets.split(","), args.encoders.split(","))
+    pairs = combos(parse_sets(args.sets), args.encoders.split(","))
     seeds = [int(s) for s in args.seeds.split(",")]
     pd.set_option("display.width", 200)
     pd.set_option("display.max_rows", 500)
+    out: list[str] = []
+
+    def say(text: str = "") -> None:
+        print(text)
+        out.append(text)
 
     if args.phase == "paired":
         from selector.objective import OBJECTIVES
 
-        tasks = [(n, e, s, args.n_trials, args.out) for n, e in pairs for s in seeds]
+        objectives = args.objectives.split(",") if args.objectives else list(OBJECTIVES)
+        tasks = [(n, e, s, args.n_trials, args.out, objectives) for n, e in pairs for s in seeds]
         with ProcessPoolExecutor(args.jobs) as pool_:
             pools = list(pool_.map(pool, tasks))
-        objectives = args.objectives.split(",") if args.objectives else list(OBJECTIVES)
         rows = paired_rows(pools, objectives)
         rows.to_csv(Path(args.out) / "paired.csv", index=False)
-        print(markdown(summary(rows)))
-        print(markdown(case_table(rows)))
-        print("\nselect's rule (the encoder with the highest objective value) on the pools:")
-        print(markdown(paired_encoder_choice(pools, objectives)))
+        say(f"Pools of {args.n_trials} trials (the study's starting points, then a seeded random sampler), every "
+            f"objective choosing its best from the same trials; seeds {args.seeds}; medians over seeds per case, "
+            "then means over cases. *k2 runs*: runs (case × seed) choosing k = 2 where the truth has ≥ 6 classes.\n")
+        say(markdown(summary(rows)))
+        say("\n## Per case: chosen AMI (chosen k), medians over seeds\n")
+        say(markdown(case_table(rows)))
+        say("\n## select's rule (the encoder with the highest objective value) on the pools\n")
+        say(markdown(paired_encoder_choice(pools, objectives)))
+        if any("@" in e for e in args.encoders.split(",")):
+            from selector.objective import DEFAULT_OBJECTIVE
+
+            layers = layer_choice(pools, DEFAULT_OBJECTIVE)
+            say(f"\n## Layers: (encoder, layer) pairs chosen by select's rule with `{DEFAULT_OBJECTIVE}`\n")
+            say(markdown(layers))
+            led = layers[layers["lead_over_final"] >= 0.05]
+            say(f"\nA pair leads the final layers by ≥ 0.05 AMI in {len(led)} of {len(layers)} (set, seed) cases; "
+                f"there the pick is within 0.05 of the best pair in {int((led['loss'] <= 0.05).sum())}; "
+                f"over all cases the pick loses {layers['loss'].mean():.3f} AMI on average "
+                f"(median {layers['loss'].median():.3f}).")
+        report.write(args.name or "bench_selection-paired", "bench_selection: paired pools", "\n".join(out))
         return
 
     from selector.objective import DEFAULT_OBJECTIVE
@@ -351,27 +413,47 @@ def main() -> None:
     with ProcessPoolExecutor(args.jobs) as pool_:
         records = pd.DataFrame(list(pool_.map(study, tasks)))
     records.to_csv(Path(args.out) / f"studies-{objective}.csv", index=False)
-    records["share"] = records["objective_seconds"] / records["wall_seconds"]
+    say(f"Whole `tune` studies (TPE following `{objective}`), {args.n_trials} trials, seeds {args.seeds}; medians "
+        "over seeds per case. *k2 runs*: runs choosing k = 2 where the truth has ≥ 6 classes.\n")
+    say(markdown(studies_case_table(records)))
+    say()
+    say(markdown(studies_summary(records)))
+    choice = encoder_choice(records)
+    if len(choice):
+        say("\n## select's rule: the encoder (or layer) with the highest objective value\n")
+        say(markdown(choice))
+        clear = choice[choice["clear_lead"]]
+        say(f"\nencoder choice: right in {int(clear['right'].sum())} of {len(clear)} cases with a clear (≥ 0.05) "
+            f"oracle lead; in all cases {int(choice['right'].sum())} of {len(choice)}")
+    report.write(args.name or f"bench_selection-studies-{objective}", f"bench_selection: whole studies, {objective}",
+                 "\n".join(out))
+
+
+def _per_case(records: pd.DataFrame) -> pd.DataFrame:
+    records = records.assign(share=records["objective_seconds"] / records["wall_seconds"],
+                             k2=(records["chosen_k"] == 2) & (records["true_k"] >= 6))
     per_case = records.groupby(["set", "encoder"]).median(numeric_only=True).reset_index()
+    per_case["k2_runs"] = records.groupby(["set", "encoder"])["k2"].sum().to_numpy()
     per_case["half"] = per_case["set"].map(half)
     per_case["hopeless"] = per_case["oracle_ami"] < HOPELESS
     per_case["collapse"] = (per_case["best_ami"] < 0.5 * per_case["oracle_ami"]) & ~per_case["hopeless"]
-    print(f"objective {objective}, {args.n_trials} trials, seeds {args.seeds} (medians over seeds)")
-    print(markdown(per_case[["half", "set", "encoder", "best_ami", "oracle_ami", "selection_regret", "chosen_k",
-                             "true_k", "paper_recipe_ami", "share", "wall_seconds"]].sort_values(["half", "set"])))
-    table = per_case.groupby("half").agg(cases=("selection_regret", "size"), hopeless=("hopeless", "sum"),
-                                         mean_regret=("selection_regret", "mean"),
-                                         worst_regret=("selection_regret", "max"), collapses=("collapse", "sum"),
-                                         mean_chosen_ami=("best_ami", "mean"),
-                                         mean_paper_recipe_ami=("paper_recipe_ami", "mean"),
-                                         median_share=("share", "median"))
-    print(markdown(table.reset_index()))
-    choice = encoder_choice(records)
-    if len(choice):
-        print(markdown(choice))
-        clear = choice[choice["clear_lead"]]
-        print(f"encoder choice: right in {int(clear['right'].sum())} of {len(clear)} cases with a clear (≥ 0.05) "
-              f"oracle lead; in all cases {int(choice['right'].sum())} of {len(choice)}")
+    return per_case
+
+
+def studies_case_table(records: pd.DataFrame) -> pd.DataFrame:
+    return _per_case(records)[["half", "set", "encoder", "best_ami", "oracle_ami", "selection_regret", "chosen_k",
+                               "true_k", "k2_runs", "paper_recipe_ami", "share", "wall_seconds"]].sort_values(
+        ["half", "set", "encoder"])
+
+
+def studies_summary(records: pd.DataFrame) -> pd.DataFrame:
+    per_case = _per_case(records)
+    return per_case.groupby("half").agg(cases=("selection_regret", "size"), hopeless=("hopeless", "sum"),
+                                        mean_regret=("selection_regret", "mean"),
+                                        worst_regret=("selection_regret", "max"), collapses=("collapse", "sum"),
+                                        k2_runs=("k2_runs", "sum"), mean_chosen_ami=("best_ami", "mean"),
+                                        mean_paper_recipe_ami=("paper_recipe_ami", "mean"),
+                                        median_share=("share", "median")).reset_index()
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import urllib.request
 
 import numpy as np
 from stack import free_port  # benchmarks/stack.py, beside this script
+import report  # benchmarks/report.py, beside this script
 
 
 def encoded_images(dataset: str, n: int) -> list[str]:
@@ -93,4 +94,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    report.run(main, "bench_serve: " + __doc__.strip().splitlines()[0])

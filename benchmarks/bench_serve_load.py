@@ -26,6 +26,7 @@ import urllib.request
 from pathlib import Path
 
 from stack import free_port  # benchmarks/stack.py, beside this script
+import report  # benchmarks/report.py, beside this script
 
 
 def tree_rss_mib(pid: int) -> float:
@@ -168,4 +169,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    report.run(main, "bench_serve_load: " + __doc__.strip().splitlines()[0])

@@ -23,6 +23,7 @@ import tempfile
 from pathlib import Path
 
 from stack import run_stack  # benchmarks/stack.py, beside this script
+import report  # benchmarks/report.py, beside this script
 
 
 def main() -> None:
@@ -107,4 +108,4 @@ def local(args) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    report.run(main, "bench_workers: " + __doc__.strip().splitlines()[0])

@@ -5,4 +5,4 @@ from selector.jobs.main import main_job
 
 if __name__ == "__main__":
     cli.exit_process(cli.run(main_job, cli.parser(__doc__, dataset=str, encoders=str, n_trials=int, model_name=str,
-                                                      objective=str, workers=int)))
+                                                      objective=str, workers=int, labels=str)))

@@ -4,4 +4,5 @@ from selector import cli
 from selector.jobs.register import register_job
 
 if __name__ == "__main__":
-    cli.exit_process(cli.run(register_job, cli.parser(__doc__, study_run_id=str, model_name=str, alias=str, force=bool)))
+    cli.exit_process(cli.run(register_job, cli.parser(__doc__, study_run_id=str, model_name=str, alias=str, force=bool,
+                                                    trial=str)))

@@ -6,4 +6,4 @@ from selector.jobs.tune import tune_job
 if __name__ == "__main__":
     cli.exit_process(cli.run(tune_job, cli.parser(
         __doc__, dataset=str, encoder=str, checkpoint=str, n_trials=int, timeout=float, seed=int,
-        clusterers=str, study_name=str, storage=str, objective=str, workers=int)))
+        clusterers=str, study_name=str, storage=str, objective=str, workers=int, labels=str)))

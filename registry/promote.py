@@ -19,6 +19,7 @@ from mlflow.types import ColSpec, Schema
 
 import registry
 import selector
+from selector import retry
 from selector.objective import LEGACY_OBJECTIVE
 
 logger = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ def register_and_promote(model_uri: str, model_name: str, alias: str, tags: dict
     The alias is moved in one call (``set_registered_model_alias`` re-points it), so the model is
     never without a champion in between.
     """
-    client = mlflow.tracking.MlflowClient()
+    client = retry.client()
     # Registering, tagging, reading the holder and moving the alias as one step: two registers at
     # once cannot both read the old holder, and the second one compares against the first.
     with promotion_lock():

@@ -17,7 +17,27 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
+# Formats Pillow only identifies (stubs needing a handler of the user's), or decodes through an
+# outside program (Ghostscript), are not taken for images.
+_NOT_DECODED = frozenset({"BUFR", "GRIB", "HDF5", "WMF", "EPS", "MPEG"})
+
+
+def _image_suffixes() -> frozenset[str]:
+    """Every file suffix Pillow (and any plugin registered with it, e.g. pillow-heif) can decode."""
+    from PIL import Image
+
+    try:  # HEIC/HEIF photos (phones), when the optional plugin is installed
+        from pillow_heif import register_heif_opener
+
+        register_heif_opener()
+    except ImportError:
+        pass
+    Image.init()
+    return frozenset(ext for ext, fmt in Image.registered_extensions().items()
+                     if fmt in Image.OPEN and fmt not in _NOT_DECODED)
+
+
+IMAGE_SUFFIXES = _image_suffixes()
 VECTOR_SUFFIXES = frozenset({".npy", ".npz", ".csv", ".parquet"})
 LABEL_COLUMN = "label"
 ID_COLUMN = "id"
@@ -73,14 +93,15 @@ def decode_image(data: bytes, source: str = "image", max_pixels: int = MAX_IMAGE
     """Decode PNG/JPEG/... bytes to ``uint8`` (H×W for grey, H×W×3 otherwise); an image of more than
     ``max_pixels`` pixels raises ``ImageDecodeError`` naming the limit."""
     import io
-    import warnings
 
     from PIL import Image, UnidentifiedImageError
 
+    from selector.quiet import known_noise
+
     Image.MAX_IMAGE_PIXELS = max_pixels
     try:
-        with warnings.catch_warnings():  # PIL warns between 1× and 2× its limit; here that is refused below
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        # PIL warns between 1× and 2× its limit; here such an image is refused below, naming the limit
+        with known_noise("", category=Image.DecompressionBombWarning):
             image = Image.open(io.BytesIO(data))
         with image:
             width, height = image.size
@@ -164,7 +185,8 @@ def load_image_folder(root: Path) -> Dataset:
     if not paths:
         raise ValueError(
             f"dataset folder {str(root)!r} holds no image files "
-            f"(looked recursively for {', '.join(sorted(IMAGE_SUFFIXES))})."
+            f"(looked recursively for the {len(IMAGE_SUFFIXES)} suffixes Pillow decodes, e.g. .png, .jpg, .pgm, "
+            ".tif, .webp)."
         )
     readable, modes, digest = [], set(), hashlib.sha256()
     for path in paths:
@@ -281,8 +303,64 @@ def load_vector_file(path: Path) -> Dataset:
 BUILTIN_DATASETS: dict[str, Callable[[], Dataset]] = {"digits": load_digits_dataset}
 
 
-def load_dataset(spec: str | Path) -> Dataset:
-    """Resolve a data set name or path: a built-in name, an image folder, or a vector file."""
+LABELS_HELP = ("`labels` is 'auto' (image sub-folders, or a 'label' column), 'none', or a CSV file with columns "
+               "'id' and 'label'")
+
+
+def check_labels(labels: str) -> str:
+    """``labels`` checked before anything is read: ``auto``, ``none`` or an existing CSV file."""
+    text = str(labels).strip()
+    if text.lower() in ("auto", "none"):
+        return text.lower()
+    if not text.lower().endswith(".csv") or not Path(text).expanduser().is_file():
+        raise ValueError(f"{LABELS_HELP}; got {labels!r}" + ("" if text.lower().endswith(".csv")
+                                                             else " (not a .csv file)") + ".")
+    return text
+
+
+def with_labels(dataset: Dataset, labels: str = "auto") -> Dataset:
+    """``dataset`` validated against the labels asked for: its own (``auto``), none at all (``none``:
+    a photo library sorted by year is not labelled by year), or those of a CSV of ``id,label`` whose
+    ids are the data set's (a file's path under the folder, or a vector file's row id)."""
+    import dataclasses
+
+    import pandas as pd
+
+    choice = check_labels(labels)
+    if choice == "auto":
+        return dataset
+    if choice == "none":
+        return dataclasses.replace(dataset, labels=None, info={**dataset.info, "labels": "none"})
+    table = pd.read_csv(Path(choice).expanduser(), dtype={ID_COLUMN: str})
+    if not {ID_COLUMN, LABEL_COLUMN} <= set(table.columns):
+        raise ValueError(f"labels file {choice!r} needs columns {ID_COLUMN!r} and {LABEL_COLUMN!r}; "
+                         f"got {list(map(str, table.columns))}.")
+    if table[ID_COLUMN].duplicated().any():
+        twice = table.loc[table[ID_COLUMN].duplicated(), ID_COLUMN].iloc[0]
+        raise ValueError(f"labels file {choice!r} gives id {twice!r} more than one label.")
+    by_id = dict(zip(table[ID_COLUMN], table[LABEL_COLUMN]))
+    ids = [str(i) for i in dataset.ids]
+    unlabelled = [i for i in ids if i not in by_id]
+    if unlabelled:
+        raise ValueError(f"labels file {choice!r} has no label for {len(unlabelled)} of the {len(ids)} points of "
+                         f"{dataset.name!r} (e.g. {unlabelled[0]!r}; ids are file paths under the folder, or a vector "
+                         "file's 'id' column / row numbers).")
+    unknown = len(set(by_id) - set(ids))
+    if unknown:
+        logger.warning("labels file %s names %d id(s) that are not in %s; they are ignored", choice, unknown,
+                       dataset.name)
+    return dataclasses.replace(dataset, labels=np.array([by_id[i] for i in ids]),
+                               info={**dataset.info, "labels": choice})
+
+
+def load_dataset(spec: str | Path, labels: str = "auto") -> Dataset:
+    """Resolve a data set name or path — a built-in name, an image folder, or a vector file — with the
+    labels asked for (``with_labels``: ``auto``, ``none`` or a CSV of ``id,label``)."""
+    check_labels(labels)
+    return with_labels(_load(spec), labels)
+
+
+def _load(spec: str | Path) -> Dataset:
     text = str(spec).strip()
     if text in BUILTIN_DATASETS:
         return BUILTIN_DATASETS[text]()

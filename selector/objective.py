@@ -61,6 +61,7 @@ class EvalSpace:
     graph: "object"  # scipy.sparse.csr_matrix, symmetric, weights in (0, 1]
     graph_points: np.ndarray | None = None  # indices the graph's rows are; None = every point
     params: dict = field(default_factory=lambda: dict(EVAL_SPACE))
+    vectors: np.ndarray | None = None  # the embedded vectors, scaled as the space was built from them
 
 
 def build_eval_space(vectors: np.ndarray, cache, seed: int) -> EvalSpace:
@@ -68,9 +69,10 @@ def build_eval_space(vectors: np.ndarray, cache, seed: int) -> EvalSpace:
     its fuzzy graph rebuilt from the cached neighbour graph (UMAP's ``fuzzy_simplicial_set`` on the
     same neighbours UMAP was fitted with; milliseconds). Above UMAP's fitting bound both describe
     its seeded sample and the other points are placed; the graph then covers the sample only."""
-    import warnings
-
+    from numba.core.errors import NumbaWarning
     from umap.umap_ import fuzzy_simplicial_set
+
+    from selector.quiet import known_noise
 
     from selector.compiled import cache_umap_compilation
 
@@ -84,11 +86,10 @@ def build_eval_space(vectors: np.ndarray, cache, seed: int) -> EvalSpace:
     points = scaled if sample is None else scaled[sample]
     k = min(params["n_neighbors"], len(points) - 1)
     idx, dist = cache.neighbour_graph(points, params["scaling"], params["metric"], seed)
-    with warnings.catch_warnings():  # numba's first-call notices
-        warnings.simplefilter("ignore")
+    with known_noise("", category=NumbaWarning):  # numba's notices while it first compiles UMAP's graph code
         graph, _, _ = fuzzy_simplicial_set(points, k, np.random.RandomState(seed), params["metric"],
                                            knn_indices=idx[:, :k].copy(), knn_dists=dist[:, :k].copy())
-    return EvalSpace(coords=coords, graph=graph.tocsr(), graph_points=sample, params=params)
+    return EvalSpace(coords=coords, graph=graph.tocsr(), graph_points=sample, params=params, vectors=scaled)
 
 
 @dataclass
@@ -130,15 +131,16 @@ def _clustered_sample(space: np.ndarray, labels: np.ndarray, clustered: np.ndarr
 
 
 def silhouette_objective(space: np.ndarray, labels: np.ndarray, seed: int = 0,
-                         sample_bound: int = SAMPLE_BOUND) -> Score:
-    """Silhouette of the clustered points in ``space`` × the clustered fraction; −1 when degenerate."""
+                         sample_bound: int | None = None) -> Score:
+    """Silhouette of the clustered points in ``space`` × the clustered fraction; −1 when degenerate.
+    Above ``sample_bound`` (default ``SAMPLE_BOUND``) clustered points it is taken on a stratified sample."""
     from sklearn.metrics import silhouette_score
 
     labels = np.asarray(labels)
     clustered, n_clusters, noise_fraction, reason = _shape(labels)
     if reason:
         return Score(WORST, n_clusters, noise_fraction, degenerate=reason)
-    points, kept, sampled = _clustered_sample(space, labels, clustered, seed, sample_bound)
+    points, kept, sampled = _clustered_sample(space, labels, clustered, seed, sample_bound or SAMPLE_BOUND)
     silhouette = float(silhouette_score(points, kept))
     value = silhouette * (1.0 - noise_fraction)
     return Score(value, n_clusters, noise_fraction, parts={"silhouette_clustered": silhouette, "silhouette_umap": value},

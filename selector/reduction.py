@@ -15,7 +15,6 @@ import hashlib
 import io
 import json
 import logging
-import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from selector.files import read_verified, unreadable, write_cache
 from selector.names import Registry
+from selector.quiet import known_noise
 from selector.neighbours import nearest_fitted, nearest_neighbours, place_by_neighbours
 from selector.sampling import fit_and_place, outside, seeded_sample
 
@@ -184,9 +184,8 @@ class GraphUMAP(BaseEstimator, TransformerMixin):
         model = _umap(params, len(X), self.random_state)
         idx, dist = knn if knn is not None else nearest_neighbours(X, _graph_k(len(X)), self.metric, self.random_state)
         k = model.n_neighbors
-        with warnings.catch_warnings():  # "transform will not be available": new points are placed here
-            warnings.filterwarnings("ignore", message=".*knn_search_index.*")
-            warnings.filterwarnings("ignore", message=".*transform will not be available.*")
+        # "transform will not be available": new points are placed here, not by umap-learn
+        with known_noise(".*knn_search_index.*", ".*transform will not be available.*"):
             # Copies: UMAP marks disconnected neighbours in place.
             model.set_params(precomputed_knn=(idx[:, :k].copy(), dist[:, :k].copy(), None))
             self.embedding_ = np.asarray(model.fit_transform(X), dtype=np.float32)

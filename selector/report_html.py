@@ -23,6 +23,8 @@ img.plot { max-width: 48%; margin: .3em; border: 1px solid #eee; }
 figure.thumb { display: inline-block; margin: 2px; } figure.thumb img { width: 56px; height: 56px;
   image-rendering: pixelated; border: 1px solid #ccc; }
 .note { color: #666; font-size: .9em; }
+.alternatives { display: grid; grid-template-columns: repeat(auto-fit, minmax(260px, 1fr)); gap: .8em; }
+.alternative { border: 1px solid #e4e4e4; padding: .4em; min-width: 0; } .alternative h3 { margin: .2em 0; }
 """
 
 

@@ -63,11 +63,11 @@ def plot_history(table: pd.DataFrame, objective: str, path: Path) -> None:
 
 
 def plot_importances(study: optuna.Study, objective: str, path: Path) -> bool:
-    import warnings
+    from selector.quiet import known_noise
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "few trials per regime" is expected early in a study
+        # Optuna's notices about few trials per parameter are expected early in a study.
+        with known_noise("", category=UserWarning), known_noise("", category=optuna.exceptions.ExperimentalWarning):
             importances = optuna.importance.get_param_importances(study)
     except (RuntimeError, ValueError) as exc:  # too few trials, or one value everywhere
         logger.debug("no parameter importances: %s", exc)
@@ -112,16 +112,19 @@ def prepare_report(ctx) -> None:
 
 
 def log_study_report(study: optuna.Study, metrics: dict, labels: np.ndarray, ctx, embedded, run_id: str, data=None,
-                     work: dict | None = None) -> None:
-    """Trials CSV, the plots and ``report.html``, as artifacts of the study's parent run.
+                     work: dict | None = None, others: dict | None = None) -> None:
+    """Trials CSV, ``alternatives.csv``, the plots and ``report.html``, as artifacts of the study's parent run.
 
-    ``metrics`` is the study's summary and ``labels`` its best trial's clustering; ``ctx`` (the
-    study's ``SearchContext``) gives the objective's name and the cache the 2-D map is reduced through.
+    ``metrics`` is the study's summary and ``labels`` its best trial's clustering; ``others`` the
+    clusterings of its alternatives (trial number → labels); ``ctx`` (the study's ``SearchContext``)
+    gives the objective's name and the cache the 2-D map is reduced through.
     """
+    from selector import alternatives as alt
+
     import matplotlib.pyplot as plt
     import mlflow
 
-    client = mlflow.tracking.MlflowClient()
+    client = retry.client()
     table = trials_table(study)
     best = study.best_trial
     objective = ctx.objective
@@ -129,6 +132,8 @@ def log_study_report(study: optuna.Study, metrics: dict, labels: np.ndarray, ctx
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         table.to_csv(out / "trials.csv", index=False)
+        found = alt.alternatives(study)
+        alt.table(found).to_csv(out / ALTERNATIVES_FILE, index=False)
         plot_history(table, objective, out / "optimization_history.png")
         has_importances = plot_importances(study, objective, out / "param_importances.png")
         if "ami" in table.columns:
@@ -138,12 +143,15 @@ def log_study_report(study: optuna.Study, metrics: dict, labels: np.ndarray, ctx
                          f"best trial {best.number}: {best.params['clusterer']}, {objective} {best.value:.3f}")
         plt.close("all")
         page = study_page(study, table, metrics, labels, out, embedded, data, work or {}, paper, has_importances,
-                          objective)
+                          objective, alternatives_section(found, labels, others or {}, embedded, data))
         (out / "report.html").write_text(page, encoding="utf-8")
         client.log_artifacts(run_id, str(out))
 
 
 CLUSTERS_FILE = "clusters.csv"
+ALTERNATIVES_FILE = "alternatives.csv"
+ALTERNATIVE_CLUSTERS = 8  # the largest clusters shown per alternative
+ALTERNATIVE_IMAGES = 4
 
 
 def clusters_table(ids, clusters: np.ndarray, confidence: np.ndarray, truth: np.ndarray | None = None) -> pd.DataFrame:
@@ -162,32 +170,68 @@ def log_clusters(table: pd.DataFrame, run_id: str) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         table.to_csv(Path(tmp) / CLUSTERS_FILE, index=False)
-        mlflow.tracking.MlflowClient().log_artifact(run_id, str(Path(tmp) / CLUSTERS_FILE))
+        retry.client().log_artifact(run_id, str(Path(tmp) / CLUSTERS_FILE))
 
 
 GALLERY_CLUSTERS = 24  # the largest clusters shown (plus noise)
 GALLERY_IMAGES = 8  # images per cluster
 
 
-def gallery_members(labels: np.ndarray, embedded, data, seed: int = 0) -> list:
-    """A seeded sample of each cluster's images: (cluster, size, [(id, image), …]), largest first."""
+def gallery_members(labels: np.ndarray, embedded, data, seed: int = 0, clusters: int = GALLERY_CLUSTERS,
+                    images: int = GALLERY_IMAGES) -> list:
+    """A seeded sample of the largest ``clusters`` clusters' images (``images`` each, noise last):
+    (cluster, size, [(id, image), …]), largest first."""
     position = {item_id: i for i, item_id in enumerate(data.ids)}
     rng = np.random.default_rng(seed)
-    clusters, sizes = np.unique(labels, return_counts=True)
-    order = [c for c in clusters[np.argsort(-sizes, kind="stable")] if c != -1][:GALLERY_CLUSTERS]
-    if -1 in clusters:
+    found, sizes = np.unique(labels, return_counts=True)
+    order = [c for c in found[np.argsort(-sizes, kind="stable")] if c != -1][:clusters]
+    if -1 in found:
         order.append(-1)
     members = []
     for cluster in order:
         where = np.flatnonzero(labels == cluster)
-        picks = np.sort(rng.choice(where, size=min(GALLERY_IMAGES, len(where)), replace=False))
+        picks = np.sort(rng.choice(where, size=min(images, len(where)), replace=False))
         members.append((int(cluster), len(where),
                         [(str(embedded.ids[i]), data.images[position[embedded.ids[i]]]) for i in picks]))
     return members
 
 
+def alternatives_section(found: list, labels: np.ndarray, others: dict, embedded, data) -> str:
+    """The choice and the best trial of each other resolution side by side: score, gap, agreement with
+    the choice, AMI when labels exist, and a gallery of each one's largest clusters."""
+    from sklearn.metrics import adjusted_rand_score
+
+    from selector import report_html as h
+
+    if len(found) < 2:
+        return h.section("alternatives", "Alternatives", "<p>No trial reached another resolution (a number of "
+                         f"clusters {1.5:g}× or more from the choice's): the choice stands alone.</p>")
+    columns = []
+    for rank, alternative in enumerate(found):
+        trial = alternative.trial
+        own = labels if rank == 0 else others.get(trial.number)
+        facts = {"k": alternative.k, "clusterer": trial.params.get("clusterer"), "objective": trial.value,
+                 "below the choice": f"{100 * alternative.gap:.1f} %"}
+        if own is not None and rank:
+            facts["agreement with the choice (ARI)"] = float(adjusted_rand_score(labels, own))
+        if "ami" in trial.user_attrs:
+            facts["AMI (validation only)"] = trial.user_attrs["ami"]
+        body = h.pairs(facts)
+        if own is not None and data is not None and data.kind == "images":
+            body += h.gallery(gallery_members(own, embedded, data, clusters=ALTERNATIVE_CLUSTERS,
+                                              images=ALTERNATIVE_IMAGES))
+        title = f"trial {trial.number}" + (" — the choice" if rank == 0 else "")
+        columns.append(f'<div class="alternative" data-trial="{trial.number}"><h3>{h.escape(title)}</h3>{body}</div>')
+    note = ("<p>The best trial of each distinct resolution (numbers of clusters 1.5× apart or more), best first. "
+            "<code>clusters.csv</code> is the choice's; register another with <code>register -P trial=N</code>. "
+            f"Listed in <code>{ALTERNATIVES_FILE}</code>.</p>")
+    return h.section("alternatives", "Alternatives a person might pick", note +
+                     f'<div class="alternatives">{"".join(columns)}</div>')
+
+
 def study_page(study, table: pd.DataFrame, metrics: dict, labels: np.ndarray, out: Path, embedded, data,
-               work: dict, paper: dict, has_importances: bool, objective: str = LEGACY_OBJECTIVE) -> str:
+               work: dict, paper: dict, has_importances: bool, objective: str = LEGACY_OBJECTIVE,
+               alternatives: str = "") -> str:
     from selector import report_html as h
 
     best = study.best_trial
@@ -218,6 +262,8 @@ def study_page(study, table: pd.DataFrame, metrics: dict, labels: np.ndarray, ou
     if data is not None and data.kind == "images":
         sections.append(h.section("gallery", "Images per cluster (a seeded sample)",
                                   h.gallery(gallery_members(labels, embedded, data))))
+    if alternatives:
+        sections.append(alternatives)
     if paper:
         comparison = pd.DataFrame([
             {"pipeline": "label-free winner (this study)", "uses labels": "no", "k": scores.get("n_clusters"),
@@ -269,11 +315,31 @@ def ui_address(experiment_id: str, run_id: str) -> str:
 
 
 def terminal_summary(study_name: str, metrics: dict, parent_run_id: str, experiment_id: str = "0",
-                     objective: str = "") -> str:
-    shown = ["best_objective_value", "best_silhouette_umap", "best_ami", "oracle_ami", "selection_regret",
-             "spearman_objective_ami", "paper_recipe_ami", "n_trials_complete", "n_trials_failed", "n_trials_declined"]
+                     objective: str = "", study: optuna.Study | None = None) -> str:
+    shown = ["best_objective_value", "best_silhouette_umap", "choice_margin", "best_ami", "oracle_ami",
+             "selection_regret", "spearman_objective_ami", "paper_recipe_ami", "n_trials_complete", "n_trials_failed",
+             "n_trials_declined"]
     lines = [f"study {study_name!r}" + (f" (objective {objective})" if objective else "")]
     lines += [f"  {name:<24} {metrics[name]:.4f}" if isinstance(metrics[name], float) else
               f"  {name:<24} {metrics[name]}" for name in shown if name in metrics]
+    lines += close_call(study) if study is not None else []
     lines.append(f"  parent run {parent_run_id}: {ui_address(experiment_id, parent_run_id)}")
     return "\n".join(lines)
+
+
+def close_call(study: optuna.Study) -> list[str]:
+    """A line for each alternative that scores within ``CLOSE`` of the choice: a person may prefer it."""
+    from selector.alternatives import CLOSE, alternatives
+
+    found = alternatives(study)
+    if not found:
+        return []
+    lines = []
+    chosen = found[0]
+    for alt in found[1:]:
+        if alt.gap <= CLOSE:
+            lines.append(f"  close call: trial {alt.trial.number} (k={alt.k}, {alt.trial.params.get('clusterer')}) "
+                         f"scores {alt.trial.value:.4f}, {100 * alt.gap:.1f} % below the choice (trial "
+                         f"{chosen.trial.number}, k={chosen.k}); alternatives.csv lists it, "
+                         f"`register -P trial={alt.trial.number}` registers it")
+    return lines

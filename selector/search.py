@@ -98,10 +98,12 @@ def score_trial(ctx: SearchContext, labels: np.ndarray) -> tuple[float, dict, di
     start = time.perf_counter()
     score = get_objective(ctx.objective).score(ctx.eval_space, labels, ctx.seed)
     objective_seconds = time.perf_counter() - start
-    # The seed paper's silhouette, always logged for reference: among the objective's parts when it
-    # computed it, else computed here.
-    reference = {} if "silhouette_umap" in score.parts else \
-        silhouette_objective(ctx.eval_space.coords, labels, seed=ctx.seed).parts
+    # The seed paper's silhouette, logged on every trial for reference (−1 when the labels are
+    # degenerate, as it scores them): among the objective's parts when it computed it, else here.
+    reference = {}
+    if "silhouette_umap" not in score.parts:
+        seed_paper = silhouette_objective(ctx.eval_space.coords, labels, seed=ctx.seed)
+        reference = {**seed_paper.parts, "silhouette_umap": seed_paper.value}
     metrics = {"objective_value": score.value, "n_clusters": score.n_clusters, "noise_fraction": score.noise_fraction,
                "objective_seconds": objective_seconds, **reference, **score.parts}
     for name in ctx.compare:

@@ -23,6 +23,7 @@ import numpy as np
 import optuna
 
 from selector import retry, tracking
+from selector.alternatives import alternatives, choice_margin
 from selector.machine import available_cores
 from selector.objective import LEGACY_OBJECTIVE
 from selector.retry import retrying_rdb_storage
@@ -182,6 +183,11 @@ def summarize(study: optuna.Study) -> tuple[dict, dict]:
     if not complete:
         return metrics, tags
     best = study.best_trial
+    found = alternatives(study)
+    margin = choice_margin(found)
+    if margin is not None:
+        metrics["choice_margin"] = margin
+    metrics["n_alternatives"] = max(0, len(found) - 1)
     tags["objective"] = study.user_attrs.get("objective", LEGACY_OBJECTIVE)
     metrics["best_objective_value"] = best.value
     metrics["best_silhouette_umap"] = best.user_attrs.get("silhouette_umap", best.value)
@@ -254,7 +260,7 @@ class StudySession:
         with study_lock(self.storage):  # workers starting together create tables and the study once
             _create_tracking_store()
             self.study = open_study(self.name, self.storage, self.seed, self.identity)
-        self._run = mlflow.start_run(run_name=self.run_name, nested=mlflow.active_run() is not None)
+        self._run = retry.call(mlflow.start_run, run_name=self.run_name, nested=mlflow.active_run() is not None)
         try:
             with study_lock(self.storage):  # one parent run and one set of starting points per study
                 self.parent_run_id = self._parent_run()
@@ -264,13 +270,13 @@ class StudySession:
                     for point in self.starting_points:
                         self.study.enqueue_trial(point, skip_if_exists=True)
         except BaseException:
-            mlflow.end_run(status="FAILED")
+            retry.call(mlflow.end_run, status="FAILED")
             raise
         return self
 
     def __exit__(self, kind, value, traceback) -> None:
         if kind is not None and issubclass(kind, KeyboardInterrupt):  # Ctrl-C or SIGTERM: stopped, not broken
-            mlflow.end_run(status="KILLED")
+            retry.call(mlflow.end_run, status="KILLED")
             return
         self._run.__exit__(kind, value, traceback)
 

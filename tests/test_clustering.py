@@ -125,27 +125,41 @@ class TestClustererConformance:
         assert self.model(name, X[:100]).fit_sample_size_ == 0
 
 
-def test_lookups_are_strict_and_list_the_valid_names():
+def test_a_clusterer_list_is_all_or_registered_names_and_all_is_reserved():
     with pytest.raises(RuntimeError, match="not fitted"):
         ClusterModel({"name": "kmeans", "n_clusters": 2}).predict(np.zeros((1, 2)))
     with pytest.raises(ValueError, match=r"unknown clusterer\(s\) \['dbscan'\]; valid: all, kmeans"):
         parse_clusterers("kmeans,dbscan")
     assert parse_clusterers("all") == list(CLUSTERERS)
-    for name in ("all", "", "dbscan", None):
-        with pytest.raises(ValueError, match="unknown clusterer .*; valid: kmeans, agglomerative"):
-            get_clusterer(name)
+    with pytest.raises(ValueError, match="unknown clusterer 'all'"):  # a word of `clusterers`, not a clusterer
+        get_clusterer("all")
+    with pytest.raises(ValueError, match="reserved"):
+        register_clusterer(ClustererSpec("all", clustering._kmeans, clustering._suggest_kmeans, OwnPredict()))
 
 
-def test_a_name_is_registered_once():
-    for name in ("kmeans", "", "all"):
-        with pytest.raises(ValueError, match="empty, reserved or already registered"):
-            register_clusterer(ClustererSpec(name, clustering._kmeans, clustering._suggest_kmeans, OwnPredict()))
-    assert list(CLUSTERERS)[0] == "kmeans" and CLUSTERERS["kmeans"].build is clustering._kmeans
+def test_k_bound_reaches_clusters_of_five_points_up_to_a_few_hundred():
+    from selector.clustering import MAX_CLUSTERS
+
+    assert max_clusters(400) == 80 and max_clusters(1797) == 359 and max_clusters(10**6) == MAX_CLUSTERS == 500
+    assert max_clusters(10) == 2 and max_clusters(3) == 2
 
 
-def test_k_bound_grows_with_n_and_stays_below_n():
-    assert max_clusters(10) == 3 and max_clusters(1797) == 42 and max_clusters(10**6) == 100
-    assert max_clusters(3) == 2
+def test_k_is_drawn_log_uniformly_so_small_k_stays_well_covered():
+    """400 faces of 40 people can get k = 40, and a third of the draws still land on k <= 10."""
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    ks = [suggest_clusterer(study.ask(), 2000, ["kmeans"])["n_clusters"] for _ in range(600)]
+    assert max(ks) > 200 and min(ks) == 2
+    assert 0.25 < np.mean(np.asarray(ks) <= 10) < 0.45  # uniform over 2…400 would give 2 %
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"name": "spectral", "n_clusters": 400, "n_neighbors": 10}, "declined above k·n"),
+    ({"name": "gmm", "n_clusters": 500, "covariance_type": "full"}, "declined above"),
+])
+def test_k_in_the_hundreds_is_declined_where_its_cost_explodes(params, message):
+    X = np.random.default_rng(0).normal(size=(6000, 40)).astype(np.float32)
+    with pytest.raises(Declined, match=message):
+        ClusterModel(params).fit(X)
 
 
 def test_a_full_covariance_mixture_in_many_dimensions_is_declined_not_attempted():

@@ -119,3 +119,56 @@ def test_npz_without_X_and_too_few_points(tmp_path, blobs):
     np.save(tmp_path / "tiny.npy", X[:3])
     with pytest.raises(ValueError, match="3 point"):
         load_dataset(tmp_path / "tiny.npy")
+
+
+def test_a_folder_of_any_format_pillow_decodes_is_a_data_set(tmp_path):
+    """PGM/PPM (scientific cameras, classic benchmarks), ICO, TIFF, … beside PNG and JPEG."""
+    from PIL import Image
+
+    from selector.data import IMAGE_SUFFIXES, load_dataset
+
+    rng = np.random.default_rng(0)
+    for label, suffix in (("grey", ".pgm"), ("colour", ".ppm"), ("icons", ".ico"), ("scans", ".tif")):
+        (tmp_path / label).mkdir()
+        for i in range(3):
+            mode = "L" if suffix == ".pgm" else "RGB"
+            array = rng.integers(0, 255, (16, 16) if mode == "L" else (16, 16, 3), dtype=np.uint8)
+            Image.fromarray(array, mode).save(tmp_path / label / f"{i}{suffix}")
+    data = load_dataset(str(tmp_path))
+    assert len(data) == 12 and sorted(set(data.labels)) == ["colour", "grey", "icons", "scans"]
+    assert data.images[0].dtype == np.uint8
+    assert {".pgm", ".ppm", ".pbm", ".ico", ".tif", ".png", ".jpg", ".webp"} <= IMAGE_SUFFIXES
+    assert not {".h5", ".eps"} & IMAGE_SUFFIXES  # identified by Pillow, not decoded by it
+
+
+class TestLabels:
+    """``labels``: the folder's sub-folders (``auto``), none at all, or a CSV the user wrote."""
+
+    def test_none_drops_the_sub_folder_names_and_auto_keeps_them(self, digit_folder):
+        assert load_dataset(str(digit_folder), "none").labels is None
+        assert sorted(set(load_dataset(str(digit_folder), "auto").labels)) == ["0", "1", "2"]
+
+    def test_a_csv_of_id_and_label_labels_every_point_by_its_id(self, digit_folder, tmp_path):
+        data = load_dataset(str(digit_folder))
+        mine = ["even" if int(i.split("/")[0]) % 2 == 0 else "odd" for i in data.ids]
+        pd.DataFrame({"id": data.ids, "label": mine}).iloc[::-1].to_csv(tmp_path / "mine.csv", index=False)
+        relabelled = load_dataset(str(digit_folder), str(tmp_path / "mine.csv"))
+        assert list(relabelled.labels) == mine and list(relabelled.ids) == list(data.ids)
+        assert relabelled.fingerprint == data.fingerprint  # the embeddings do not depend on the labels
+
+    def test_a_csv_missing_points_or_columns_is_refused_naming_the_problem(self, digit_folder, tmp_path):
+        data = load_dataset(str(digit_folder))
+        pd.DataFrame({"id": data.ids[1:], "label": 0}).to_csv(tmp_path / "short.csv", index=False)
+        with pytest.raises(ValueError, match=r"no label for 1 of the 30 points .*\(e\.g\. '0/"):
+            load_dataset(str(digit_folder), str(tmp_path / "short.csv"))
+        pd.DataFrame({"file": data.ids, "label": 0}).to_csv(tmp_path / "columns.csv", index=False)
+        with pytest.raises(ValueError, match="needs columns 'id' and 'label'"):
+            load_dataset(str(digit_folder), str(tmp_path / "columns.csv"))
+        for bad in ("sometimes", str(tmp_path / "absent.csv"), str(digit_folder)):
+            with pytest.raises(ValueError, match="`labels` is 'auto'"):
+                load_dataset(str(digit_folder), bad)
+
+    def test_vector_rows_are_labelled_by_their_row_number(self, tmp_path):
+        np.save(tmp_path / "v.npy", np.random.default_rng(0).normal(size=(6, 2)))
+        pd.DataFrame({"id": [str(i) for i in range(6)], "label": list("aabbcc")}).to_csv(tmp_path / "y.csv", index=False)
+        assert list(load_dataset(str(tmp_path / "v.npy"), str(tmp_path / "y.csv")).labels) == list("aabbcc")

@@ -100,16 +100,13 @@ class TestEncoderConformance:
         assert self.build(name, random_checkpoints).config["name"] == get_encoder(name).config(name)["name"]
 
 
-def test_lookups_are_strict_and_a_name_is_registered_once():
+def test_an_encoder_is_a_registered_name_or_a_timm_model_and_takes_images_or_vectors():
     for name in ("", "  ", None):
         with pytest.raises(ValueError, match="`encoder` must be a non-empty name"):
             get_encoder(name)
     with pytest.raises(ValueError, match=r"unknown encoder 'not_a_model'.*efficientnet_lite0.*raw.*vitb16_dino"):
         get_encoder("not_a_model")
     assert get_encoder("resnet18") is encoders.TIMM and get_encoder("raw") is ENCODERS["raw"]
-    for name in ("raw", ""):
-        with pytest.raises(ValueError, match="empty|already registered"):
-            register_encoder(EncoderSpec(name, "images", ENCODERS["raw"].build, ENCODERS["raw"].config))
     with pytest.raises(ValueError, match="`takes` must be 'images' or 'vectors'; got 'text'"):
         register_encoder(EncoderSpec("words", "text", ENCODERS["raw"].build, ENCODERS["raw"].config))
     assert "words" not in ENCODERS
@@ -237,3 +234,81 @@ def test_efficientnet_lite0_encoder_gives_pooled_features():
     assert encoder.dim == 1280 and encoder.config["name"] == "efficientnet_lite0"
     out = encoder.forward(torch.stack([encoder.preprocess(np.zeros((8, 8), np.uint8))] * 2))
     assert out.shape == (2, 1280) and np.isfinite(out).all()
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory):
+    """A randomly initialised state dict of timm's tiny ``test_efficientnet`` (no hub needed)."""
+    import timm
+
+    path = tmp_path_factory.mktemp("tiny") / "test_efficientnet.pth"
+    torch.save(timm.create_model("test_efficientnet", pretrained=False, num_classes=0).state_dict(), path)
+    return str(path)
+
+
+class TestLayers:
+    """``NAME@stageN``: an intermediate stage's pooled output, an encoder of its own (cached, served)."""
+
+    def test_a_stage_is_its_pooled_feature_map_and_one_pass_gives_every_stage(self, tiny_weights):
+        import timm
+
+        built = create_encoder("test_efficientnet@stage2", checkpoint=tiny_weights, device="cpu")
+        model = timm.create_model("test_efficientnet", pretrained=False, num_classes=0)
+        model.load_state_dict(torch.load(tiny_weights))
+        model.eval()
+        batch = torch.randn(2, 3, 64, 64)
+        with torch.inference_mode():
+            feature_map = model.forward_intermediates(batch, indices=[1], intermediates_only=True)[0]
+            final = model(batch)
+        assert built.dim == feature_map.shape[1] and built.stage == 2
+        np.testing.assert_allclose(built.forward(batch), feature_map.mean(dim=(2, 3)).numpy(), rtol=1e-6)
+        both = built.forward_stages(batch, (0, 2, 1))
+        np.testing.assert_array_equal(both[1], built.forward(batch))
+        np.testing.assert_allclose(both[0], final.numpy(), rtol=1e-5, atol=1e-6)
+        assert both[2].shape == (2, model.feature_info[0]["num_chs"])
+
+    def test_the_layer_is_part_of_the_identity_and_the_served_encoder(self, tmp_path, tiny_weights):
+        assert identity("test_efficientnet@stage3")["name"] == "test_efficientnet@stage3"
+        assert identity("test_efficientnet@stage3") != identity("test_efficientnet")
+        config, weights = serving_files(identity("test_efficientnet@stage3"), checkpoint=tiny_weights)
+        torch.save(weights, tmp_path / "w.pth")
+        served = serving_encoder(config, weights=str(tmp_path / "w.pth"), device="cpu")
+        assert served.stage == 3 and served.config["name"] == "test_efficientnet@stage3"
+
+    @pytest.mark.parametrize("name, message", [
+        ("raw@stage1", "'raw' has no layers"),
+        ("none@stage2", "'none' has no layers"),
+        ("test_efficientnet@stage99", r"has no layer stage99; its layers: stage1 … stage\d"),
+        ("test_efficientnet@block2", "a layer is written NAME@stageN"),
+        ("test_efficientnet@stage0", "a layer is written NAME@stageN"),
+        ("@stage1", "a layer is written NAME@stageN"),
+    ])
+    def test_a_layer_that_does_not_exist_is_refused_before_anything_is_built(self, name, message):
+        from selector.encoders import check_request
+
+        with pytest.raises(ValueError, match=message):
+            check_request(name)
+
+
+def test_embedding_several_layers_takes_one_pass_and_caches_each_as_if_alone(monkeypatch, tiny_weights):
+    from selector import embedding
+    from selector.data import ArrayImages, Dataset
+
+    rng = np.random.default_rng(0)
+    data = Dataset(name="tiny", fingerprint="tiny-1", ids=np.array([f"i{i}" for i in range(6)]),
+                   images=ArrayImages([rng.integers(0, 255, (24, 24, 3), dtype=np.uint8) for _ in range(6)]))
+    names = ["test_efficientnet", "test_efficientnet@stage1", "test_efficientnet@stage3"]
+    passes = []
+    original = embedding.run_stages
+    monkeypatch.setattr(embedding, "run_stages", lambda enc, images, stages, *a, **k:
+                        passes.append(stages) or original(enc, images, stages, *a, **k))
+    together = embedding.embed_many(data, names, tiny_weights, device="cpu", progress=False, num_workers=0)
+    assert passes == [(0, 1, 3)]
+    alone = [embedding.embed(data, name, tiny_weights, device="cpu", progress=False, num_workers=0,
+                             use_cache=False) for name in names]
+    assert len(passes) == 4  # each uncached embed is a pass of its own
+    for a, b in zip(together, alone):
+        np.testing.assert_allclose(a.vectors, b.vectors, rtol=1e-5, atol=1e-6)
+        assert a.key == b.key
+    again = embedding.embed_many(data, names, tiny_weights, device="cpu", progress=False)
+    assert len(passes) == 4 and all(e.cache_hit for e in again)

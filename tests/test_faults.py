@@ -128,46 +128,71 @@ def test_a_stopped_tune_leaves_nothing_running_and_the_study_resumes(stop, blobs
 
 # --------------------------------------------------------------------------- two registers at once
 REGISTER = textwrap.dedent("""
-    import sys, time
+    import contextlib, fcntl, pathlib, sys, time
     import mlflow
     from registry import promote
 
-    uri, score, pause = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
-    read = mlflow.tracking.MlflowClient.get_model_version_by_alias
+    uri, score, role, folder, lock = sys.argv[1], float(sys.argv[2]), sys.argv[3], pathlib.Path(sys.argv[4]), sys.argv[5]
+    if lock == "off":
+        promote.promotion_lock = contextlib.nullcontext
 
-    def slow_read(self, *args, **kwargs):  # widen the window between reading the holder and moving the alias
-        try:
-            return read(self, *args, **kwargs)
-        finally:
-            time.sleep(pause)
+    def wait(*names, seconds=240):  # a barrier: poll for the other process's file, with a deadline
+        deadline = time.monotonic() + seconds
+        while not any((folder / name).exists() for name in names):
+            assert time.monotonic() < deadline, f"timed out waiting for {names}"
+            time.sleep(0.05)
 
-    mlflow.tracking.MlflowClient.get_model_version_by_alias = slow_read
-    result = promote.register_and_promote(uri, "raced", "champion",
+    if role == "worse":  # reads the (empty) holder, then holds on until the better one is done or blocked
+        read = mlflow.tracking.MlflowClient.get_model_version_by_alias
+
+        def read_then_hold(self, *args, **kwargs):
+            try:
+                return read(self, *args, **kwargs)
+            finally:
+                (folder / "worse-read").touch()
+                wait("better-done", "better-blocked")
+
+        mlflow.tracking.MlflowClient.get_model_version_by_alias = read_then_hold
+    else:
+        wait("worse-read")
+        with open(mlflow.get_tracking_uri()[len("sqlite:///"):] + ".promote.lock", "a") as handle:
+            try:  # is the worse one holding the promotion lock?
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(handle, fcntl.LOCK_UN)
+            except BlockingIOError:
+                (folder / "better-blocked").touch()
+    result = promote.register_and_promote(uri, f"raced-{lock}", "champion",
                                           {"dataset": "d", "objective": "o", "objective_value": score})
+    if role == "better":
+        (folder / "better-done").touch()
     print("VERSION", result.version, result.promoted, flush=True)
 """)
 
 
 @pytest.mark.slow
-def test_two_registers_at_once_leave_the_alias_on_the_better_version(tmp_path):
+@pytest.mark.parametrize("lock, holder_score", [("on", 0.9), ("off", 0.2)])
+def test_two_registers_at_once_leave_the_alias_on_the_better_version(tmp_path, lock, holder_score):
+    """The worse version reads the empty holder first and holds on, between reading the holder and
+    moving the alias, until the better one is done or blocked (barrier files, not sleeps). With the
+    promotion lock the better one is blocked, then compares against the worse one and wins; with the
+    lock off (the second case, to show the test can fail) it finishes first and the worse one moves the
+    alias last, over it."""
     class Constant(mlflow.pyfunc.PythonModel):
         def predict(self, context, model_input: pd.DataFrame, params=None):
             return model_input
 
     with mlflow.start_run():
         uri = mlflow.pyfunc.log_model(name="model", python_model=Constant()).model_uri
-    # The worse one reads the (empty) holder first and moves the alias last, unless promotions are serialised.
-    better = subprocess.Popen([sys.executable, "-c", REGISTER, uri, "0.9", "0.5"], cwd=PROJECT,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    worse = subprocess.Popen([sys.executable, "-c", REGISTER, uri, "0.2", "3"], cwd=PROJECT,
+    worse = subprocess.Popen([sys.executable, "-c", REGISTER, uri, "0.2", "worse", str(tmp_path), lock], cwd=PROJECT,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    better = subprocess.Popen([sys.executable, "-c", REGISTER, uri, "0.9", "better", str(tmp_path), lock],
+                              cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     outputs = [p.communicate(timeout=300) for p in (better, worse)]
     assert [better.returncode, worse.returncode] == [0, 0], [o[1][-2000:] for o in outputs]
     client = mlflow.tracking.MlflowClient()
-    versions = client.search_model_versions("name = 'raced'")
-    assert len(versions) == 2
-    holder = client.get_model_version_by_alias("raced", "champion")
-    assert float(holder.tags["objective_value"]) == 0.9
+    assert len(client.search_model_versions(f"name = 'raced-{lock}'")) == 2
+    holder = client.get_model_version_by_alias(f"raced-{lock}", "champion")
+    assert float(holder.tags["objective_value"]) == holder_score
 
 
 # --------------------------------------------------------------------------- a study and its tracking store

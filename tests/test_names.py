@@ -24,3 +24,34 @@ def test_names_are_registered_once_and_lookups_are_strict():
     for name in ("c", "", "  ", None):
         with pytest.raises(ValueError, match=r"unknown thing .*; valid: a, b\."):
             things.find(name)
+
+
+def _registries():
+    from selector import clustering
+    from selector.clustering import CLUSTERERS, ClustererSpec, OwnPredict
+    from selector.encoders import ENCODERS, EncoderSpec
+    from selector.objective import OBJECTIVES, ObjectiveSpec
+    from selector.reduction import REDUCERS, ReducerSpec
+
+    return {
+        "clusterer": (CLUSTERERS, lambda name: ClustererSpec(name, clustering._kmeans, clustering._suggest_kmeans,
+                                                             OwnPredict())),
+        "reducer": (REDUCERS, lambda name: ReducerSpec(name, REDUCERS["pca"].build, REDUCERS["pca"].suggest)),
+        "objective": (OBJECTIVES, lambda name: ObjectiveSpec(name, lambda *a: None, "")),
+        "encoder": (ENCODERS, lambda name: EncoderSpec(name, "images", ENCODERS["raw"].build, ENCODERS["raw"].config)),
+    }
+
+
+@pytest.mark.parametrize("kind", ["clusterer", "reducer", "objective", "encoder"])
+def test_every_stage_registry_refuses_a_second_name_and_lists_the_valid_ones(kind):
+    """One check over the stages' real registries (each is a ``Registry``): a name is registered once,
+    and an unknown or empty name is answered with every valid one."""
+    registry, make = _registries()[kind]
+    before = dict(registry)
+    for name in (next(iter(registry)), ""):
+        with pytest.raises(ValueError, match="is empty, reserved or already registered"):
+            registry.add(make(name))
+    assert dict(registry) == before
+    for name in ("no-such-name", "", None):
+        with pytest.raises(ValueError, match=rf"unknown {kind} .*; valid: {', '.join(registry)}\."):
+            registry.find(name)

@@ -55,7 +55,7 @@ def test_registered_version_has_the_contract_tags_and_the_alias(champion):
     assert float(tags["silhouette_umap"]) == pytest.approx(champion["study"].metrics["best_silhouette_umap"])
     assert tags["objective"] == "modularity_silhouette"
     assert float(tags["objective_value"]) == pytest.approx(champion["study"].metrics["best_objective_value"])
-    assert 0 <= float(tags["ami"]) <= 1
+    assert float(tags["ami"]) == pytest.approx(champion["study"].metrics["best_ami"])  # the chosen trial's AMI
     # The registered pipeline's answers for its training images, as the served model gives them.
     clusters = pd.read_csv(mlflow.artifacts.download_artifacts(run_id=version.run_id, artifact_path="clusters.csv"))
     assert list(clusters.columns) == ["id", "cluster", "confidence", "label"] and len(clusters) == 120
@@ -251,13 +251,14 @@ def test_select_ranks_encoders_by_the_objective_not_by_the_silhouette(digit_pngs
               "efficientnet_lite0": {"best_objective_value": 0.70, "best_silhouette_umap": 0.95}}
     asked = {}
 
-    def fake_tune(dataset, encoder, n_trials, objective, workers):
+    def fake_tune(dataset, encoder, n_trials, objective, workers, labels):
         asked.setdefault("objectives", set()).add(objective)
         best = SimpleNamespace(params={"clusterer": "kmeans"}, user_attrs={"n_clusters": 3})
         return SimpleNamespace(study=SimpleNamespace(best_trial=best), parent_run_id=f"run-{encoder}",
                                metrics=scores[encoder])
 
     monkeypatch.setattr(workflow, "tune_job", fake_tune)
+    monkeypatch.setattr(workflow, "embed_many", lambda data, names: None)  # nothing is tuned here
     monkeypatch.setattr(workflow, "register_job", lambda run_id, model_name: SimpleNamespace(
         version="1", promoted=True, registered=run_id))
     board, registration = workflow.select_job(dataset=str(digit_pngs), encoders="efficientnet_lite0,raw",
@@ -320,3 +321,40 @@ def test_mlflow_run_predict_writes_a_row_per_image(champion, digit_pngs, tmp_pat
     table = pd.read_csv(output)
     assert len(table) == 120 and list(table.columns) == ["id", "cluster", "confidence", "label"]
     assert "120 points" in done.stdout
+
+
+@pytest.mark.slow
+def test_an_alternative_of_a_study_is_listed_shown_registered_and_served(tmp_path, monkeypatch):
+    """Two groups of two blobs: k = 2 and k = 4 both make sense. The study lists the best trial of each
+    resolution (``alternatives.csv``, the report's section, ``choice_margin``), and ``register -P
+    trial=N`` registers one that is not the choice; its served answers have that trial's clusters."""
+    from sklearn.datasets import make_blobs
+
+    from selector.alternatives import alternatives
+
+    monkeypatch.chdir(tmp_path)
+    centres = [[0, 0], [0, 6], [40, 0], [40, 6]]
+    X, y = make_blobs(n_samples=400, centers=centres, cluster_std=1.0, random_state=0)
+    pd.DataFrame(X, columns=["a", "b"]).assign(label=y).to_csv(tmp_path / "groups.csv", index=False)
+    study = tune_job(workers=1, dataset=str(tmp_path / "groups.csv"), encoder="none", n_trials=14, clusterers="kmeans")
+    found = alternatives(study.study)
+    assert len(found) >= 2 and study.metrics["choice_margin"] == pytest.approx(found[1].gap)
+    listed = pd.read_csv(mlflow.artifacts.download_artifacts(run_id=study.parent_run_id,
+                                                             artifact_path="alternatives.csv"))
+    assert list(listed["trial"]) == [a.trial.number for a in found] and listed["chosen"].tolist()[0]
+    page = (tmp_path / "report.html")
+    page.write_text(open(mlflow.artifacts.download_artifacts(run_id=study.parent_run_id,
+                                                             artifact_path="report.html")).read())
+    assert 'id="alternatives"' in page.read_text() and f'data-trial="{found[1].trial.number}"' in page.read_text()
+
+    other = found[1]
+    registration = register_job(study.parent_run_id, model_name="alternative-test", trial=str(other.trial.number))
+    version = mlflow.tracking.MlflowClient().get_model_version("alternative-test", registration.version)
+    assert version.tags["trial"] == str(other.trial.number)
+    model = mlflow.pyfunc.load_model(f"models:/alternative-test/{registration.version}")
+    answer = model.predict(pd.DataFrame(X, columns=["a", "b"]))
+    assert answer["cluster"].nunique() == other.k
+    with pytest.raises(ValueError, match="no finished, scored trial number 999"):
+        register_job(study.parent_run_id, model_name="alternative-test", trial="999")
+    with pytest.raises(ValueError, match="`trial` must be a trial number"):
+        register_job(study.parent_run_id, model_name="alternative-test", trial="best")

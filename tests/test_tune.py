@@ -37,7 +37,11 @@ def child_runs(parent_run_id):
 def test_tune_logs_a_parent_run_and_one_nested_run_per_trial(blob_file):
     result = tune_job(workers=1, dataset=str(blob_file), encoder="none", n_trials=6, clusterers=FAST, seed=1)
     parent = mlflow.get_run(result.parent_run_id)
-    assert parent.data.tags["optuna_study_name"] == result.study.study_name == f"blobs-none-modularity_silhouette-{parent.data.tags['optuna_study_name'][-8:]}"
+    from selector.data import load_dataset
+    from selector.embedding import embed
+
+    key = embed(load_dataset(str(blob_file)), "none").key  # the data's content and the encoder's identity
+    assert parent.data.tags["optuna_study_name"] == result.study.study_name == f"blobs-none-modularity_silhouette-{key[:8]}"
     metrics = parent.data.metrics
     assert metrics["n_trials_complete"] == 6 and metrics["best_silhouette_umap"] > 0.5
     assert parent.data.tags["objective"] == "modularity_silhouette" and metrics["best_objective_value"] > 0.5

@@ -71,3 +71,59 @@ def _cmdline(process: Path) -> str:
         return (process / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:  # it ended while we looked
         return ""
+
+
+# A child of ``WorkerPool`` for the tests below: it joins the study named in the spec (a journal file)
+# and takes trials of ~0.2 s from the command's counter, within the command's timeout — or fails at once.
+CHILD = r"""
+import sys, time
+import optuna
+from selector.workers import SPEC_FILE, TICKETS_FILE, Tickets, take_trials, wait_for
+
+folder = sys.argv[-2]
+spec = wait_for(folder, SPEC_FILE)
+if spec.get("fail"):
+    print("the child's data set could not be read", flush=True)
+    sys.exit(3)
+storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(spec["journal"]))
+study = optuna.load_study(study_name="pool", storage=storage)
+take_trials(study, lambda t: time.sleep(0.2) or t.suggest_float("x", 0, 1), Tickets(f"{folder}/{TICKETS_FILE}"),
+            spec["timeout"])
+"""
+
+
+def _pool_study(tmp_path):
+    import optuna
+
+    journal = str(tmp_path / "journal.log")
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(journal))
+    return optuna.create_study(study_name="pool", storage=storage), journal
+
+
+def test_a_child_that_fails_fails_the_command_with_the_end_of_its_log(tmp_path):
+    from selector.workers import WorkerPool
+
+    study, journal = _pool_study(tmp_path)
+    with WorkerPool([sys.executable, "-c", CHILD], n_trials=4, workers=2) as pool:
+        pool.publish({"journal": journal, "timeout": 0, "fail": True})
+        with pytest.raises(RuntimeError, match=r"worker 1 exited with 3:\n.*could not be read"):
+            pool.run(study, lambda t: t.suggest_float("x", 0, 1))
+    assert len(study.trials) == 4  # the calling process finished the command's trials first
+
+
+def test_a_timeout_ends_every_worker_near_it_and_no_trial_is_left_running(tmp_path):
+    import time
+
+    import optuna
+
+    from selector.workers import WorkerPool
+
+    study, journal = _pool_study(tmp_path)
+    started = time.monotonic()
+    with WorkerPool([sys.executable, "-c", CHILD], n_trials=500, workers=2) as pool:
+        pool.publish({"journal": journal, "timeout": 3.0})
+        pool.run(study, lambda t: time.sleep(0.2) or t.suggest_float("x", 0, 1), timeout=3.0)
+    elapsed = time.monotonic() - started
+    states = [t.state for t in study.trials]
+    assert 0 < len(states) < 500 and all(s == optuna.trial.TrialState.COMPLETE for s in states)
+    assert elapsed < 3.0 + 15  # the timeout, the child's start-up and one last trial: not 500 × 0.2 s

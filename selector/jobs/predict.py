@@ -7,7 +7,7 @@ from pathlib import Path
 
 import mlflow
 
-from selector import tracking
+from selector import retry, tracking
 from selector.data import load_dataset
 
 
@@ -32,14 +32,14 @@ def predict_job(model_uri: str = "models:/digits-clusters@champion", dataset: st
     table.to_csv(target, index=False)
     refused = int((table["error"] != "").sum()) if "error" in table.columns else 0
     clustered = table["cluster"] != -1
-    with mlflow.start_run(run_name=f"predict-{data.name}", nested=mlflow.active_run() is not None) as run:
+    with retry.call(mlflow.start_run, run_name=f"predict-{data.name}", nested=mlflow.active_run() is not None) as run:
         tracking.log_batch(params={"model_uri": model_uri, "dataset": dataset, "output": str(target),
                                    "batch_size": batch_size},
                            metrics={"n_points": len(table), "n_refused": refused,
                                     "n_clusters": table.loc[clustered, "cluster"].nunique(),
                                     "noise_fraction": float(1 - clustered.mean()), "predict_seconds": seconds,
                                     "points_per_second": len(table) / max(seconds, 1e-9)})
-        mlflow.log_artifact(str(target))
+        retry.call(mlflow.log_artifact, str(target))
     print(f"{model_uri}: {len(table)} points of {data.name} in {seconds:.1f} s → {target} "
           f"({table.loc[clustered, 'cluster'].nunique()} clusters, {int((~clustered).sum())} noise"
           + (f", {refused} refused" if refused else "") + f"); run {run.info.run_id}")

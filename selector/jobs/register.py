@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import mlflow
 
-from selector import reports, tracking
+from selector import reports, retry, tracking
 from selector.data import load_dataset
 from selector.embedding import embed
 from selector.encoders import serving_files
@@ -18,12 +19,15 @@ logger = logging.getLogger(__name__)
 EXAMPLE_ROWS = 2
 
 
-def _study_runs(study_run_id: str):
-    client = mlflow.tracking.MlflowClient()
+def _study_runs(study_run_id: str, trial: str = ""):
+    """The study's parent run and the trial run to register: its choice, or trial number ``trial``."""
+    client = retry.client()
     try:
         parent = client.get_run(study_run_id)
     except mlflow.exceptions.MlflowException:
         raise ValueError(f"`study_run_id` {study_run_id!r} is not a run in {mlflow.get_tracking_uri()}.") from None
+    if str(trial).strip():
+        return parent, _trial_run(client, parent, str(trial).strip())
     best_id = parent.data.tags.get("best_trial_run_id")
     if not best_id:
         raise ValueError(f"run {study_run_id!r} is not a study's parent run with a complete trial "
@@ -37,21 +41,39 @@ def _study_runs(study_run_id: str):
     return parent, best
 
 
+def _trial_run(client, parent, trial: str):
+    """The finished nested run of trial number ``trial`` under the study's parent run."""
+    if not trial.isdigit():
+        raise ValueError(f"`trial` must be a trial number (an int >= 0, as in alternatives.csv) or empty for the "
+                         f"study's choice; got {trial!r}.")
+    runs = client.search_runs([parent.info.experiment_id], max_results=5,
+                              filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}' and "
+                                            f"tags.optuna_trial_number = '{int(trial)}' and "
+                                            "attributes.status = 'FINISHED'")
+    scored = [run for run in runs if "objective_value" in run.data.metrics or "silhouette_umap" in run.data.metrics]
+    if not scored:
+        raise ValueError(f"study run {parent.info.run_id!r} has no finished, scored trial number {int(trial)} "
+                         "(alternatives.csv, beside the study's report, lists the ones worth registering).")
+    return scored[0]
+
+
 def register_job(study_run_id: str, model_name: str = "digits-clusters", alias: str = "champion",
-                 force: bool = False):
-    """Refit a study's best pipeline on the full data, log it as a pyfunc model, register, promote."""
+                 force: bool = False, trial: str = ""):
+    """Refit a study's chosen pipeline — or trial number ``trial``, one of its alternatives — on the
+    full data, log it as a pyfunc model, register it, and move ``alias`` only if it is better."""
     from registry.promote import log_pipeline_model, register_and_promote
     from selector.search import pipeline_params
 
     if not str(model_name).strip() or not str(alias).strip():
         raise ValueError(f"`model_name` and `alias` must be non-empty; got {model_name!r}, {alias!r}.")
     tracking.configure_tracking()
-    parent, best = _study_runs(study_run_id)
+    parent, best = _study_runs(study_run_id, trial)
     study_params = parent.data.params
     dataset, encoder = study_params["dataset"], study_params["encoder"]
     checkpoint = study_params.get("checkpoint", "").strip("'")  # `mlflow run` logs an empty value as ''
     seed = int(study_params.get("seed", 0))
-    data = load_dataset(dataset)
+    labels = study_params.get("labels", "auto").strip("'") or "auto"  # what the study validated against
+    data = load_dataset(dataset, labels if labels in ("auto", "none") or Path(labels).is_file() else "auto")
     embedded = embed(data, encoder, checkpoint=checkpoint)
     reducer, clusterer = pipeline_params(best.data.params)
     pipeline = FittedPipeline(reducer, clusterer, seed=seed).fit(embedded.vectors)
@@ -66,16 +88,18 @@ def register_job(study_run_id: str, model_name: str = "digits-clusters", alias: 
     # Studies made before objectives were named optimised silhouette_umap and logged nothing else.
     objective = parent.data.tags.get("objective", LEGACY_OBJECTIVE)
     objective_value = scores.get("objective_value", scores["silhouette_umap"])
-    with mlflow.start_run(run_name=f"register-{model_name}", nested=mlflow.active_run() is not None):
+    with retry.call(mlflow.start_run, run_name=f"register-{model_name}", nested=mlflow.active_run() is not None):
         info = log_pipeline_model(pipeline, config, weights, example)
         tags = {"dataset": dataset, "encoder": encoder, "objective": objective, "objective_value": objective_value,
                 "silhouette_umap": scores["silhouette_umap"], "study_run_id": study_run_id, "ami": scores.get("ami"),
-                "clusterer": clusterer["name"], "reducer": reducer["name"]}
+                "clusterer": clusterer["name"], "reducer": reducer["name"],
+                "trial": best.data.tags.get("optuna_trial_number")}
         result = register_and_promote(info.model_uri, model_name, alias, tags, force=force)
         reports.log_clusters(reports.clusters_table(embedded.ids, assigned, confidence, embedded.labels),
                              mlflow.active_run().info.run_id)
         tracking.log_batch(
-            params={"study_run_id": study_run_id, "model_name": model_name, "alias": alias, "force": force},
+            params={"study_run_id": study_run_id, "model_name": model_name, "alias": alias, "force": force,
+                    "trial": best.data.tags.get("optuna_trial_number")},
             metrics={"train_agreement": agreement, "objective_value": objective_value,
                      "silhouette_umap": scores["silhouette_umap"], "ami": scores.get("ami"),
                      "n_clusters": int(len(set(pipeline.labels_) - {-1}))},

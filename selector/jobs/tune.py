@@ -42,7 +42,7 @@ class TuneRequest:
 
 
 def check_tune_request(dataset: str, encoder: str, checkpoint: str, n_trials: int, timeout: float,
-                       clusterers: str, storage: str, objective: str, compare: str) -> TuneRequest:
+                       clusterers: str, storage: str, objective: str, compare: str, labels: str = "auto") -> TuneRequest:
     from selector.clustering import parse_clusterers
     from selector.objective import OBJECTIVES, get_objective
     from selector.search import MIN_TUNE_POINTS
@@ -56,7 +56,7 @@ def check_tune_request(dataset: str, encoder: str, checkpoint: str, n_trials: in
     compared = tuple(OBJECTIVES) if str(compare).strip() == "all" else \
         tuple(get_objective(n).name for n in str(compare).split(",") if n.strip())
     tracking.warn_if_password_logged("storage", storage)
-    data = load_dataset(dataset)
+    data = load_dataset(dataset, labels)
     check_embed_request(data, encoder, checkpoint)
     if len(data) < MIN_TUNE_POINTS:
         raise ValueError(f"dataset {dataset!r} has {len(data)} points; clustering needs at least {MIN_TUNE_POINTS}.")
@@ -66,12 +66,13 @@ def check_tune_request(dataset: str, encoder: str, checkpoint: str, n_trials: in
 def tune_job(dataset: str = "digits", encoder: str = "raw", checkpoint: str = "", n_trials: int = 30,
              timeout: float = 0.0, seed: int = 0, clusterers: str = "all", study_name: str = "",
              storage: str = "", objective: str = DEFAULT_OBJECTIVE, workers: int = 0,
-             compare: str = "") -> TuneResult:
+             compare: str = "", labels: str = "auto") -> TuneResult:
     """One Optuna study for one (data set, encoder): a parent MLflow run and a nested run per trial.
 
     ``objective`` is the registered label-free objective the study maximises; ``workers`` processes
     on this machine run the ``n_trials`` (0 = its cores, at most one per trial; 1 = this process);
-    ``compare`` (a comma list, or "all") names other objectives scored beside it, for benchmarks.
+    ``labels`` (``auto``, ``none`` or a CSV of ``id,label``) are what AMI is reported against — never
+    what chooses; ``compare`` (a comma list, or "all") names other objectives scored beside it, for benchmarks.
     """
     from selector.study import StudySession, check_workers, default_journal
     from selector.workers import WorkerPool
@@ -88,14 +89,15 @@ def tune_job(dataset: str = "digits", encoder: str = "raw", checkpoint: str = ""
         from selector.objective import build_eval_space, eval_space_params
 
         request = check_tune_request(dataset, encoder, checkpoint, n_trials, timeout, clusterers, storage, objective,
-                                     compare)
+                                     compare, labels)
         embedded = embed_for_tuning(request.data, encoder, checkpoint)
         identity = {"dataset": request.data.name, "encoder": encoder, "embedding_key": embedded.key,
                     "objective": request.objective}
         study_name = study_name or f"{request.data.name}-{encoder}-{request.objective}-{embedded.key[:8]}"
         starts = search.starting_points(request.clusterers, eval_space_params(embedded.vectors))
         if pool:
-            pool.assign({"dataset": dataset, "encoder": encoder, "checkpoint": checkpoint, "timeout": float(timeout),
+            pool.assign({"dataset": dataset, "labels": labels, "encoder": encoder, "checkpoint": checkpoint,
+                         "timeout": float(timeout),
                          "seed": int(seed), "study_name": study_name, "storage": storage,
                          "clusterers": request.clusterers, "objective": request.objective,
                          "compare": list(request.compare)})
@@ -108,7 +110,7 @@ def tune_job(dataset: str = "digits", encoder: str = "raw", checkpoint: str = ""
             tracking.log_batch(params={"dataset": dataset, "encoder": encoder, "checkpoint": checkpoint,
                                        "n_trials": n_trials, "seed": seed, "clusterers": ",".join(request.clusterers),
                                        "storage": storage, "study_name": study_name,
-                                       "objective": request.objective, "workers": workers},
+                                       "objective": request.objective, "workers": workers, "labels": labels},
                                tags={"optuna_study_name": study_name, "study_parent_run_id": session.parent_run_id,
                                      "objective": request.objective})
             ctx = search_context(request, embedded, {"dataset": dataset, "encoder": encoder}, int(seed),
@@ -124,7 +126,7 @@ def tune_job(dataset: str = "digits", encoder: str = "raw", checkpoint: str = ""
 
             metrics, _ = session.finish(lambda: summarize_study(session.study, ctx), work, then=report)
             print(reports.terminal_summary(study_name, metrics, session.parent_run_id, session.experiment_id,
-                                           request.objective))
+                                           request.objective, study=session.study))
     return TuneResult(study=session.study, parent_run_id=session.parent_run_id, metrics=metrics, work=work)
 
 
@@ -193,7 +195,8 @@ def run_worker(folder: str, index: int) -> None:
 
     from selector import reports, search  # the heavy imports, after the store the calling process waits for
 
-    request = TuneRequest(load_dataset(job["dataset"]), job["clusterers"], job["objective"], tuple(job["compare"]))
+    request = TuneRequest(load_dataset(job["dataset"], job["labels"]), job["clusterers"], job["objective"],
+                          tuple(job["compare"]))
     embedded = embed_for_tuning(request.data, job["encoder"], job["checkpoint"])  # the calling process's cache file
     cache = reduction_cache(embedded)
     if index == 1:
@@ -233,6 +236,22 @@ def summarize_study(study, ctx) -> tuple[dict, dict]:
     return metrics, tags
 
 
+def alternative_labels(study, ctx) -> dict:
+    """The clusterings of the study's alternatives (trial number → labels), refitted through the study's
+    cache; one that fails is left out of the report, not fatal to it."""
+    from selector import search
+    from selector.alternatives import alternatives
+
+    labels = {}
+    for alternative in alternatives(study)[1:]:
+        try:
+            labels[alternative.trial.number] = search.trial_fit(ctx, alternative.trial)[1].labels_
+        except Exception as exc:
+            logger.warning("alternative trial %d could not be refitted for the report: %s: %s",
+                           alternative.trial.number, type(exc).__name__, exc)
+    return labels
+
+
 def log_report(session, metrics: dict, ctx, embedded, data: Dataset, work: dict) -> None:
     """The study's clustering (``clusters.csv``) and report on its parent run; a failure is logged as
     a tag, never fatal to the study."""
@@ -244,7 +263,7 @@ def log_report(session, metrics: dict, ctx, embedded, data: Dataset, work: dict)
         reports.log_clusters(reports.clusters_table(embedded.ids, labels, confidence, embedded.labels),
                              session.parent_run_id)
         reports.log_study_report(session.study, metrics, labels, ctx, embedded, run_id=session.parent_run_id,
-                                 data=data, work=work)
+                                 data=data, work=work, others=alternative_labels(session.study, ctx))
     except Exception as exc:
         logger.warning("the study report failed: %s: %s", type(exc).__name__, exc)
         tracking.log_batch(tags={"report_error": f"{type(exc).__name__}: {exc}"}, run_id=session.parent_run_id)

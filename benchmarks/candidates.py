@@ -1,0 +1,235 @@
+"""Label-free criteria compared by ``bench_selection`` beside the registered objectives.
+
+The objective registry takes objectives from anywhere; these are registered by the benchmark only, so
+a criterion becomes a library objective (``selector/objective.py``) after the evidence, not before.
+
+- ``subsplit``: Stadion's idea (stability difference: between-cluster minus within-cluster) with the
+  silhouette as its measure. The partition's silhouette, minus how well each cluster itself splits
+  in two (its best split along its first principal axis, scored by the silhouette, weighted by the
+  cluster's share). A merge of two classes leaves a cluster that splits well: penalised. A chop of
+  one class gives touching pieces: a low silhouette. Only the true level scores high on both.
+- ``probe``: TURTLE's generalisation idea: a linear classifier trained on half the points' candidate
+  labels in the *embedding* (not the space the clusters were found in) predicts the other half;
+  Cohen's κ (chance-corrected agreement) of its predictions, both halves swapped and averaged.
+- products with modularity, whose bias runs the other way (towards more, smaller clusters).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from selector.objective import (SAMPLE_BOUND, WORST, EvalSpace, Score, _clustered_sample, _shape, graph_modularity,
+                                silhouette_objective)
+
+MIN_SPLIT = 4  # a 2-way split needs two points a side
+
+
+def _best_axis_split(points: np.ndarray) -> np.ndarray:
+    """The best two-way split of ``points`` along their first principal axis (exact 1-D 2-means)."""
+    centred = points - points.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    t = centred @ vt[0]
+    order = np.argsort(t)
+    s = t[order]
+    n = len(s)
+    prefix, prefix_sq = np.cumsum(s), np.cumsum(s * s)
+    left = np.arange(1, n)  # points left of each cut
+    sse_left = prefix_sq[:-1] - prefix[:-1] ** 2 / left
+    right = n - left
+    sse_right = (prefix_sq[-1] - prefix_sq[:-1]) - (prefix[-1] - prefix[:-1]) ** 2 / right
+    sse = sse_left + sse_right
+    sse[(left < 2) | (right < 2)] = np.inf
+    cut = int(np.argmin(sse)) + 1
+    split = np.zeros(n, dtype=np.int64)
+    split[order[cut:]] = 1
+    return split
+
+
+def _two_group_silhouette(points: np.ndarray, split: np.ndarray) -> float:
+    """The mean silhouette of a two-way split (what ``silhouette_score`` gives), without its overhead."""
+    from scipy.spatial.distance import cdist
+
+    distances = cdist(points, points)
+    sizes = np.bincount(split, minlength=2).astype(np.float64)
+    to_group = np.stack([distances[:, split == g].sum(axis=1) for g in (0, 1)], axis=1)
+    own = to_group[np.arange(len(points)), split] / np.maximum(sizes[split] - 1, 1)
+    other = to_group[np.arange(len(points)), 1 - split] / sizes[1 - split]
+    values = (other - own) / np.maximum(np.maximum(own, other), 1e-12)
+    values[sizes[split] == 1] = 0.0  # a point alone in its group scores 0, as scikit-learn's does
+    return float(values.mean())
+
+
+def subsplit_penalty(points: np.ndarray, labels: np.ndarray) -> float:
+    """Share-weighted mean over clusters of the silhouette of each cluster's best axis split."""
+    total = 0.0
+    for cluster in np.unique(labels):
+        members = points[labels == cluster]
+        if len(members) < MIN_SPLIT:
+            continue
+        total += len(members) * _two_group_silhouette(members, _best_axis_split(members))
+    return total / len(labels)
+
+
+def subsplit(space: EvalSpace, labels: np.ndarray, seed: int) -> Score:
+    labels = np.asarray(labels)
+    clustered, n_clusters, noise_fraction, reason = _shape(labels)
+    if reason:
+        return Score(WORST, n_clusters, noise_fraction, degenerate=reason)
+    points, kept, sampled = _clustered_sample(space.coords, labels, clustered, seed, SAMPLE_BOUND)
+    from sklearn.metrics import silhouette_score
+
+    between = float(silhouette_score(points, kept))
+    within = subsplit_penalty(points, kept)
+    value = (between - within) * (1.0 - noise_fraction)
+    return Score(value, n_clusters, noise_fraction, parts={"subsplit_between": between, "subsplit_within": within},
+                 sampled=sampled, sample_size=len(kept))
+
+
+_PROJECTED: dict = {}
+
+
+def _projected(space: EvalSpace, seed: int) -> np.ndarray:
+    """The probe's features of the space's vectors (``selector.probe.probe_features``), once per space."""
+    from selector.probe import probe_features
+
+    key = (id(space), seed)
+    if key not in _PROJECTED:
+        _PROJECTED.clear()
+        _PROJECTED[key] = probe_features(space.vectors, seed)
+    return _PROJECTED[key]
+
+
+def _probe(X: np.ndarray, labels: np.ndarray, seed: int) -> tuple[float, float]:
+    """(Cohen's κ, information in nats above the shuffled baseline) of ``selector.probe``'s linear probe."""
+    from selector.probe import probe_information as library_probe
+
+    information, kappa = library_probe(X, labels, seed)
+    return kappa, information
+
+
+def probe(space: EvalSpace, labels: np.ndarray, seed: int) -> Score:
+    labels = np.asarray(labels)
+    clustered, n_clusters, noise_fraction, reason = _shape(labels)
+    if reason:
+        return Score(WORST, n_clusters, noise_fraction, degenerate=reason)
+    vectors, kept, sampled = _clustered_sample(_projected(space, seed), labels, clustered, seed, SAMPLE_BOUND)
+    kappa, information = _probe(vectors, kept, seed)
+    return Score(kappa * (1.0 - noise_fraction), n_clusters, noise_fraction,
+                 parts={"probe_kappa": kappa, "probe_information": information * (1.0 - noise_fraction)},
+                 sampled=sampled, sample_size=len(kept))
+
+
+def probe_information(space: EvalSpace, labels: np.ndarray, seed: int) -> Score:
+    """The probe's mutual information (nats, above a shuffled baseline) × the clustered fraction."""
+    score = probe(space, labels, seed)
+    if score.degenerate:
+        return score
+    return Score(score.parts["probe_information"], score.n_clusters, score.noise_fraction, parts=score.parts,
+                 sampled=score.sampled, sample_size=score.sample_size)
+
+
+def _memo(score):
+    """``score`` computed once per (space, labels, seed): the products below reuse their factors'
+    values instead of recomputing a probe or a split per product."""
+    import hashlib
+
+    memory: dict = {}
+
+    def cached(space: EvalSpace, labels: np.ndarray, seed: int) -> Score:
+        key = (id(space), hashlib.sha1(np.ascontiguousarray(labels).tobytes()).hexdigest(), seed)
+        if key not in memory:
+            if len(memory) > 64:
+                memory.clear()
+            memory[key] = score(space, labels, seed)
+        return memory[key]
+
+    return cached
+
+
+subsplit, probe = _memo(subsplit), _memo(probe)
+
+
+def _product(first, second, power: float = 1.0):
+    """``first`` × max(``second``, 0) ** ``power``; degenerate when either is."""
+    def score(space: EvalSpace, labels: np.ndarray, seed: int) -> Score:
+        a = first(space, labels, seed)
+        if a.degenerate:
+            return a
+        b = second(space, labels, seed)
+        if b.degenerate:
+            return b
+        return Score(a.value * max(b.value, 0.0) ** power, a.n_clusters, a.noise_fraction,
+                     parts={**a.parts, **b.parts}, sampled=a.sampled or b.sampled, sample_size=a.sample_size)
+
+    return score
+
+
+@_memo
+def _silhouette(space, labels, seed):
+    return silhouette_objective(space.coords, labels, seed)
+
+
+def register() -> None:
+    from selector.objective import OBJECTIVES, ObjectiveSpec, register_objective
+
+    register_stability()
+    modularity = _memo(graph_modularity(1.0))
+    variants = [
+        ObjectiveSpec("modularity@0.5", graph_modularity(0.5), "modularity at resolution 0.5"),
+        ObjectiveSpec("subsplit", subsplit, "silhouette minus the silhouette of each cluster's best split"),
+        ObjectiveSpec("probe", probe, "Cohen's κ of a linear probe on half the points, in the embedding"),
+        ObjectiveSpec("probe_information", probe_information, "the probe's mutual information above chance, nats"),
+        ObjectiveSpec("modularity×√silhouette", _product(modularity, _silhouette, 0.5), "modularity × √silhouette"),
+        ObjectiveSpec("modularity×probe", _product(modularity, probe), "modularity × probe κ"),
+        ObjectiveSpec("modularity×subsplit", _product(modularity, subsplit), "modularity × subsplit"),
+        ObjectiveSpec("probe×subsplit", _product(probe, subsplit), "probe κ × subsplit"),
+    ]
+    for spec in variants:
+        if spec.name not in OBJECTIVES:
+            register_objective(spec)
+
+
+STABILITY_ROUNDS = 3
+STABILITY_SHARE = 0.8
+
+
+def kmeans_stability(space: EvalSpace, labels: np.ndarray, seed: int) -> Score:
+    """How reproducibly k-means with the partition's k finds the partition on subsamples of the
+    evaluation coordinates: the mean ARI, over rounds, between the labels and a k-means of a seeded 80 %
+    sample. Arbitrary chops of one continuous cluster move from sample to sample; real clusters do not."""
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import adjusted_rand_score
+
+    labels = np.asarray(labels)
+    clustered, n_clusters, noise_fraction, reason = _shape(labels)
+    if reason:
+        return Score(WORST, n_clusters, noise_fraction, degenerate=reason)
+    points, kept, sampled = _clustered_sample(space.coords, labels, clustered, seed, SAMPLE_BOUND)
+    rng = np.random.default_rng(seed)
+    agreement = []
+    for round_ in range(STABILITY_ROUNDS):
+        subset = rng.choice(len(kept), size=max(n_clusters + 1, int(STABILITY_SHARE * len(kept))), replace=False)
+        found = KMeans(n_clusters=n_clusters, n_init=1, random_state=seed + round_).fit_predict(points[subset])
+        agreement.append(adjusted_rand_score(kept[subset], found))
+    value = float(np.mean(agreement))
+    return Score(value * (1.0 - noise_fraction), n_clusters, noise_fraction, parts={"kmeans_stability": value},
+                 sampled=sampled, sample_size=len(kept))
+
+
+kmeans_stability = _memo(kmeans_stability)
+
+
+def register_stability() -> None:
+    """The stability criteria and their products (kept apart: each costs k-means fits per trial)."""
+    from selector.objective import OBJECTIVES, ObjectiveSpec, register_objective
+
+    modularity = _memo(graph_modularity(1.0))
+    for spec in (ObjectiveSpec("stability", kmeans_stability, "k-means reproduces the partition on 80 % samples"),
+                 ObjectiveSpec("modularity×stability", _product(modularity, kmeans_stability),
+                               "modularity × k-means stability"),
+                 ObjectiveSpec("probe_information×stability", _product(probe_information, kmeans_stability),
+                               "probe information × k-means stability"),
+                 ObjectiveSpec("probe_information×√silhouette", _product(probe_information, _silhouette, 0.5),
+                               "probe information × √silhouette")):
+        if spec.name not in OBJECTIVES:
+            register_objective(spec)

