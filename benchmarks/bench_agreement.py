@@ -76,7 +76,7 @@ def held_out(encoder: str, fraction: float, seeds: list[int]) -> None:
 
 
 def main() -> None:
-    from registry.model import ClusterPipelineModel
+    from registry.model import MAX_IMAGE_ROWS, ClusterPipelineModel
     from registry.promote import png_base64
     from selector.data import load_dataset
     from selector.embedding import embed
@@ -101,7 +101,9 @@ def main() -> None:
     for name, (reducer, clusterer) in PIPELINES.items():
         served.pipeline = FittedPipeline(reducer, clusterer, seed=0).fit(embedded.vectors)
         start = time.perf_counter()
-        answer = served.predict(None, request)
+        # As a client must: requests of at most MAX_IMAGE_ROWS images.
+        answer = pd.concat([served.predict(None, request.iloc[i:i + MAX_IMAGE_ROWS])
+                            for i in range(0, len(request), MAX_IMAGE_ROWS)], ignore_index=True)
         seconds = time.perf_counter() - start
         agreement = float((answer["cluster"].to_numpy() == served.pipeline.labels_).mean())
         n = len(set(served.pipeline.labels_) - {-1})

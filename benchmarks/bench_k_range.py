@@ -55,17 +55,21 @@ def run(dataset: str, encoder: str, seed: int, n_trials: int, k_range: str) -> d
             result = tune_job(dataset=dataset, encoder=encoder, n_trials=n_trials, seed=seed, workers=1,
                               study_name=f"{dataset}-{encoder}-{seed}-{k_range}")
             wall = time.perf_counter() - start
+            every = result.study.trials  # read while the journal is still there
+            best = result.study.best_trial
             os.chdir(here)
     finally:
         clustering._suggest_k = original
-    trials = [t for t in result.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    tried = [t.params["clusterer.n_clusters"] for t in result.study.trials if "clusterer.n_clusters" in t.params]
-    best = result.study.best_trial
+    trials = [t for t in every if t.state == optuna.trial.TrialState.COMPLETE]
+    tried = [t.params["clusterer.n_clusters"] for t in every if "clusterer.n_clusters" in t.params]
+    scored = [t for t in trials if "ami" in t.user_attrs]
+    top = max(scored, key=lambda t: t.user_attrs["ami"]) if scored else None
     return {"set": dataset, "encoder": encoder, "seed": seed, "k_range": k_range, "wall_s": wall,
             "cluster_s": sum(t.user_attrs.get("cluster_seconds", 0.0) for t in trials),
-            "declined": sum(t.state == optuna.trial.TrialState.PRUNED for t in result.study.trials),
+            "declined": sum(t.state == optuna.trial.TrialState.PRUNED for t in every),
             "max_k_tried": max(tried) if tried else None, "chosen_k": best.user_attrs.get("n_clusters"),
-            "best_ami": result.metrics.get("best_ami"), "oracle_ami": result.metrics.get("oracle_ami")}
+            "best_ami": result.metrics.get("best_ami"), "oracle_ami": result.metrics.get("oracle_ami"),
+            "oracle_k": top.user_attrs.get("n_clusters") if top else None}
 
 
 def main() -> None:

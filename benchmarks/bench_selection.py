@@ -254,6 +254,49 @@ def paired_encoder_choice(pools: list[dict], objectives: list[str]) -> pd.DataFr
     return table.fillna(0).reset_index()
 
 
+FACTORS = ("modularity", "probe_information", "silhouette", "stability")  # stability: where the pools have it
+EXPONENTS = (0.0, 0.25, 0.5, 1.0)
+
+
+def product_grid(pools: list[dict]) -> pd.DataFrame:
+    """Every product modularity^a × probe_information^b × silhouette^c (× stability^d, where every pool
+    has it) — negative factors count as 0, a degenerate trial stays −1 — as a chooser on the same pools:
+    mean regret and k2 runs per half. Computed from the stored factor scores: it costs nothing more."""
+    import itertools
+
+    pools = [p for p in pools if p["trials"]]
+    factors_here = [f for f in FACTORS if all(f in t["scores"] for p in pools for t in p["trials"])]
+    cases = []
+    for p in pools:
+        factors = np.array([[t["scores"][f] for f in factors_here] for t in p["trials"]], dtype=float)
+        degenerate = (factors[:, 0] <= -1) | (factors[:, 2] <= -1)
+        cases.append((p, np.clip(factors, 0, None), degenerate, np.array([t["ami"] for t in p["trials"]]),
+                      np.array([t["k"] for t in p["trials"]])))
+    rows = []
+    for exponents in itertools.product(EXPONENTS, repeat=len(factors_here)):
+        if not any(exponents):
+            continue
+        picks = []
+        for p, factors, degenerate, ami, k in cases:
+            value = np.where(degenerate, -1.0, np.prod(factors ** np.array(exponents), axis=1))
+            best = int(np.argmax(value))
+            picks.append({"half": half(p["set"]), "set": p["set"], "encoder": p["encoder"], "oracle": ami.max(),
+                          "regret": ami.max() - ami[best], "k2": k[best] == 2 and p["true_k"] >= 6})
+        frame = pd.DataFrame(picks)
+        per_case = frame.groupby(["half", "set", "encoder"]).agg(regret=("regret", "median"), oracle=("oracle", "median"),
+                                                                 k2=("k2", "sum")).reset_index()
+        per_case = per_case[per_case["oracle"] >= HOPELESS]
+        row = {f"{name}^": e for name, e in zip(factors_here, exponents)}
+        for name, group in per_case.groupby("half"):
+            row[f"{name} regret"] = group["regret"].mean()
+            row[f"{name} k2"] = int(group["k2"].sum())
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    regrets = [c for c in table.columns if c.endswith("regret")]
+    table["mean regret"] = table[regrets].mean(axis=1)
+    return table.sort_values("mean regret").reset_index(drop=True)
+
+
 def layer_choice(pools: list[dict], objective: str) -> pd.DataFrame:
     """Per (image set, seed) over its (encoder, layer) pairs: the pair ``select``'s rule picks (highest
     chosen objective value), the best pair (highest chosen AMI) and the best final-layer pair; the best
@@ -349,9 +392,16 @@ def encoder_choice(records: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def cached(tasks: list[tuple]) -> list[tuple]:
+    """The pool tasks whose pool is already under their folder (``--cached_only``)."""
+    return [t for t in tasks if (Path(t[4]) / f"pool-{t[0]}-{t[1]}-{t[2]}-{t[3]}.json").is_file()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--phase", choices=("paired", "studies"), default="paired")
+    parser.add_argument("--phase", choices=("paired", "studies", "grid"), default="paired",
+                        help="paired: pools scored by every objective; grid: products of the objectives' factors "
+                             "on those pools; studies: whole tune studies")
     parser.add_argument("--sets", default="generated,real",
                         help="set names or groups: generated, real, real-dev, real-held-out, dev, held-out, fresh")
     parser.add_argument("--encoders", default=",".join(ENCODERS))
@@ -361,6 +411,8 @@ def main() -> None:
     parser.add_argument("--objectives", default="", help="paired: the objectives to compare (default: all)")
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--out", default=str(Path.home() / ".cache" / "selector" / "bench_selection"))
+    parser.add_argument("--cached_only", action="store_true",
+                        help="report the pools or studies already computed under --out, start none")
     parser.add_argument("--name", default="", help="the results file docs/benchmarks/<name>.md (default: from the "
                                                    "phase and objective)")
     args = parser.parse_args()
@@ -375,11 +427,35 @@ def main() -> None:
         print(text)
         out.append(text)
 
+    if args.phase == "grid":
+        tasks = [(n, e, s, args.n_trials, args.out, ["modularity", "probe_information", "silhouette"])
+                 for n, e in pairs for s in seeds]
+        tasks = cached(tasks) if args.cached_only else tasks
+        with ProcessPoolExecutor(args.jobs) as pool_:
+            pools = list(pool_.map(pool, tasks))
+        table = product_grid(pools)
+        say(f"Products of the factors {', '.join(FACTORS)} (exponents {', '.join(map(str, EXPONENTS))}) choosing "
+            f"from the same pools ({args.n_trials} trials, seeds {args.seeds}); mean over cases of the median "
+            "regret over seeds, per half; cases whose best trial has AMI < 0.1 left out. The 20 best by the mean "
+            "over halves, then the named objectives' rows.\n")
+        say(markdown(table.head(20)))
+        named = {"modularity": (1, 0, 0), "modularity_silhouette": (1, 0, 1), "probe_information": (0, 1, 0),
+                 "modularity_probe": (1, 0.25, 0)}
+        keys = ["modularity^", "probe_information^", "silhouette^"]
+        rows = [table[(table[keys] == pd.Series(dict(zip(keys, e)))).all(axis=1)] for e in named.values()]
+        if "stability^" in table.columns:
+            rows = [r[r["stability^"] == 0] for r in rows]
+        say("\n" + markdown(pd.concat([r.assign(objective=n) for r, n in zip(rows, named)])))
+        report.write(args.name or "bench_selection-grid", "bench_selection: products of the objectives' factors",
+                     "\n".join(out))
+        return
+
     if args.phase == "paired":
         from selector.objective import OBJECTIVES
 
         objectives = args.objectives.split(",") if args.objectives else list(OBJECTIVES)
         tasks = [(n, e, s, args.n_trials, args.out, objectives) for n, e in pairs for s in seeds]
+        tasks = cached(tasks) if args.cached_only else tasks
         with ProcessPoolExecutor(args.jobs) as pool_:
             pools = list(pool_.map(pool, tasks))
         rows = paired_rows(pools, objectives)
@@ -410,6 +486,8 @@ def main() -> None:
 
     objective = args.objective or DEFAULT_OBJECTIVE
     tasks = [(n, e, s, args.n_trials, objective, args.out) for n, e in pairs for s in seeds]
+    if args.cached_only:
+        tasks = [t for t in tasks if (Path(args.out) / f"study-{objective}-{t[0]}-{t[1]}-{t[2]}-{t[3]}.json").is_file()]
     with ProcessPoolExecutor(args.jobs) as pool_:
         records = pd.DataFrame(list(pool_.map(study, tasks)))
     records.to_csv(Path(args.out) / f"studies-{objective}.csv", index=False)

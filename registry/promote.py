@@ -114,7 +114,7 @@ def register_and_promote(model_uri: str, model_name: str, alias: str, tags: dict
 def promotion_lock():
     """Serialise promotions against one tracking store: ``flock`` on a file beside a SQLite store, a
     PostgreSQL advisory lock for a PostgreSQL store. A tracking server offers no lock (the gap is in
-    README): there two registers finishing in the same instant can still both move the alias."""
+    docs/operations.md): there two registers finishing in the same instant can still both move the alias."""
     uri = mlflow.get_tracking_uri()
     if uri.startswith("sqlite:///"):
         import fcntl

@@ -89,7 +89,8 @@ def gallery(members: list[tuple[int, int, list[tuple[str, np.ndarray]]]]) -> str
         figures = "".join(
             f'<figure class="thumb" data-cluster="{cluster}" data-id="{escape(item_id)}" title="{escape(item_id)}">'
             f'<img alt="{escape(item_id)}" src="{data_uri(thumbnail(image))}"></figure>' for item_id, image in items)
-        blocks.append(f'<div class="cluster" data-cluster="{cluster}"><h3>{name} — {size} points</h3>{figures}</div>')
+        count = f"{size} point" + ("" if size == 1 else "s")
+        blocks.append(f'<div class="cluster" data-cluster="{cluster}"><h3>{name} — {count}</h3>{figures}</div>')
     return "".join(blocks)
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
+from selector import retry
 from selector.objective import LEGACY_OBJECTIVE
 
 logger = logging.getLogger(__name__)
@@ -119,10 +120,9 @@ def log_study_report(study: optuna.Study, metrics: dict, labels: np.ndarray, ctx
     clusterings of its alternatives (trial number → labels); ``ctx`` (the study's ``SearchContext``)
     gives the objective's name and the cache the 2-D map is reduced through.
     """
-    from selector import alternatives as alt
-
     import matplotlib.pyplot as plt
-    import mlflow
+
+    from selector import alternatives as alt
 
     client = retry.client()
     table = trials_table(study)
@@ -166,8 +166,6 @@ def clusters_table(ids, clusters: np.ndarray, confidence: np.ndarray, truth: np.
 
 def log_clusters(table: pd.DataFrame, run_id: str) -> None:
     """``clusters.csv`` as an artifact of ``run_id``."""
-    import mlflow
-
     with tempfile.TemporaryDirectory() as tmp:
         table.to_csv(Path(tmp) / CLUSTERS_FILE, index=False)
         retry.client().log_artifact(run_id, str(Path(tmp) / CLUSTERS_FILE))

@@ -4,6 +4,7 @@ import inspect
 import sys
 
 import mlflow
+import numpy as np
 import pytest
 import yaml
 
@@ -64,3 +65,33 @@ def test_bad_input_exits_non_zero_with_one_clear_line_and_no_run(tmp_path, args,
     assert done.returncode == 2
     assert message in done.stderr and "Traceback" not in done.stderr
     assert runs_in_store() == before
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("suffix", [".png", ".pgm"])
+def test_the_readme_quick_start_runs_as_written_on_a_folder_of_photos(tmp_path, run_cli, project_root, suffix):
+    """README's quick start, word for word but for the folder: `select` on a folder of images in
+    sub-folders (PNG, or the PGM of scientific cameras), then `predict` with the registered champion."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    photos = tmp_path / "photos"
+    for label in (0, 1, 7):
+        (photos / f"class_{label}").mkdir(parents=True)
+        for index in np.flatnonzero(digits.target == label)[:15]:
+            image = np.round(digits.images[index] * 255 / 16).astype(np.uint8)
+            Image.fromarray(image).resize((32, 32)).save(photos / f"class_{label}" / f"{index}{suffix}")
+    env = {"SELECTOR_CACHE_DIR": str(tmp_path / "cache"), "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    done = run_cli("mlflow", "run", str(project_root), "-e", "select", "-P", f"dataset={photos}", "-P",
+                   "model_name=photos", "--env-manager", "local", cwd=tmp_path, env=env, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "winner" in done.stdout and "photos version 1" in done.stdout
+    done = run_cli("mlflow", "run", str(project_root), "-e", "predict", "-P", "model_uri=models:/photos@champion",
+                   "-P", f"dataset={photos}", "-P", f"output={tmp_path / 'photos.csv'}", "--env-manager", "local",
+                   cwd=tmp_path, env=env, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "photos.csv")
+    assert len(table) == 45 and table["id"].str.endswith(suffix).all() and table["cluster"].nunique() >= 2

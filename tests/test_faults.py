@@ -2,7 +2,7 @@
 jobs at once, and a study whose journal is shared with another tracking store.
 
 The ones with real processes are ``slow``; PostgreSQL and tracking-server restarts mid-study are in
-``tests/test_parallel.py``, beside the other PostgreSQL tests (README, "Faults")."""
+``tests/test_parallel.py``, beside the other PostgreSQL tests (docs/operations.md, "Faults")."""
 
 from __future__ import annotations
 

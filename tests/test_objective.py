@@ -62,8 +62,8 @@ def test_validation_needs_labels_and_never_feeds_the_objective(blobs):
 
 
 # --------------------------------------------------------------------------- the objective registry
-from selector.objective import (EvalSpace, OBJECTIVES, ObjectiveSpec, build_eval_space, eval_space_params,  # noqa: E402
-                                get_objective, modularity, register_objective)
+from selector.objective import (EvalSpace, OBJECTIVES, build_eval_space, eval_space_params,  # noqa: E402
+                                get_objective, modularity)
 from selector.reduction import ReductionCache  # noqa: E402
 
 
@@ -91,7 +91,7 @@ def grouped_raw():
 
     X, y = two_groups_of_five()
     graph, _, _ = fuzzy_simplicial_set(X, 30, np.random.RandomState(0), "euclidean")
-    return EvalSpace(coords=X, graph=graph.tocsr()), y
+    return EvalSpace(coords=X, graph=graph.tocsr(), vectors=X.astype(np.float32)), y
 
 
 @pytest.mark.parametrize("name", list(OBJECTIVES))
@@ -213,3 +213,34 @@ def test_the_product_does_not_chop_one_continuous_cluster_the_way_modularity_doe
     modularity_spec, product = get_objective("modularity"), get_objective("modularity_silhouette")
     assert modularity_spec.score(space, chopped, 0).value > modularity_spec.score(space, y, 0).value
     assert product.score(space, y, 0).value > product.score(space, chopped, 0).value
+
+
+def test_modularity_probe_is_modularity_times_a_root_of_the_probes_information(grouped_space):
+    from selector.objective import PROBE_WEIGHT, probe_score
+
+    space, y = grouped_space
+    score = get_objective("modularity_probe").score(space, y, 0)
+    learnt = probe_score(space, y, 0)
+    assert score.value == pytest.approx(modularity(space.graph, y) * max(learnt.value, 0) ** PROBE_WEIGHT)
+    assert {"modularity", "probe_information", "probe_kappa"} <= set(score.parts) and learnt.value > 0.5
+
+
+def test_the_classes_under_two_far_apart_groups_beat_the_two_groups_where_the_silhouette_collapses(grouped_raw):
+    """Ten classes in two far-apart groups of five: the silhouette (and its product with modularity)
+    prefers the two groups — the collapse real photos showed; modularity_probe prefers the ten."""
+    space, y = grouped_raw
+    groups = (y >= 5).astype(int)
+    chooser, silhouette = get_objective("modularity_probe"), get_objective("silhouette")
+    assert silhouette.score(space, groups, 0).value > silhouette.score(space, y, 0).value
+    assert chooser.score(space, y, 0).value > chooser.score(space, groups, 0).value
+
+
+def test_the_probe_learns_real_clusters_and_not_random_labels():
+    from selector.probe import probe_features, probe_information
+
+    X, y = make_blobs(n_samples=400, centers=6, n_features=20, random_state=1)
+    features = probe_features(X, 0)
+    real, kappa = probe_information(features, y, 0)
+    noise, noise_kappa = probe_information(features, np.random.default_rng(0).permutation(y), 0)
+    assert real > 1.5 and kappa > 0.9  # six learnable classes: close to ln 6 = 1.79 nats
+    assert abs(noise) < 0.1 and abs(noise_kappa) < 0.1  # nothing to learn: the shuffled baseline cancels it

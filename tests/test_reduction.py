@@ -4,8 +4,7 @@ import numpy as np
 import optuna
 import pytest
 
-from selector.reduction import (REDUCERS, SCALINGS, ReducerSpec, ReductionCache, build_reducer, fit_reduce, get_reducer,
-                                register_reducer, suggest_reducer)
+from selector.reduction import REDUCERS, SCALINGS, ReductionCache, build_reducer, fit_reduce, suggest_reducer
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ from mlflow.exceptions import MlflowException
 from registry.model import MAX_IMAGE_ROWS
 from registry.promote import register_and_promote
 from selector.data import MAX_IMAGE_PIXELS
+from selector.objective import DEFAULT_OBJECTIVE
 from selector.jobs.predict import predict_job
 from selector.jobs.tune import tune_job
 from selector.jobs.register import register_job
@@ -53,7 +54,7 @@ def test_registered_version_has_the_contract_tags_and_the_alias(champion):
     assert tags["dataset"].endswith("pngs0") and tags["encoder"] == "raw"
     assert tags["study_run_id"] == champion["study"].parent_run_id
     assert float(tags["silhouette_umap"]) == pytest.approx(champion["study"].metrics["best_silhouette_umap"])
-    assert tags["objective"] == "modularity_silhouette"
+    assert tags["objective"] == DEFAULT_OBJECTIVE
     assert float(tags["objective_value"]) == pytest.approx(champion["study"].metrics["best_objective_value"])
     assert float(tags["ami"]) == pytest.approx(champion["study"].metrics["best_ami"])  # the chosen trial's AMI
     # The registered pipeline's answers for its training images, as the served model gives them.
@@ -234,7 +235,7 @@ def test_select_tunes_each_encoder_logs_a_leaderboard_and_registers_the_winner(d
                                     order_by=["start_time DESC"]).iloc[0]
     artifacts = {a.path for a in mlflow.tracking.MlflowClient().list_artifacts(select_run["run_id"])}
     assert {"leaderboard.csv", "report.html"} <= artifacts
-    assert select_run["tags.objective"] == "modularity_silhouette" and board["objective"].tolist() == ["modularity_silhouette"]
+    assert select_run["tags.objective"] == DEFAULT_OBJECTIVE and board["objective"].tolist() == [DEFAULT_OBJECTIVE]
     assert select_run["metrics.best_objective_value"] == board["best_objective_value"].iloc[0]
     study = mlflow.get_run(board["study_run_id"].iloc[0])
     assert study.data.tags["mlflow.parentRunId"] == select_run["run_id"]  # studies nest under the select run
@@ -263,7 +264,7 @@ def test_select_ranks_encoders_by_the_objective_not_by_the_silhouette(digit_pngs
         version="1", promoted=True, registered=run_id))
     board, registration = workflow.select_job(dataset=str(digit_pngs), encoders="efficientnet_lite0,raw",
                                               n_trials=1, model_name="rank-test")
-    assert asked["objectives"] == {"modularity_silhouette"}
+    assert asked["objectives"] == {DEFAULT_OBJECTIVE}
     assert board["encoder"].tolist() == ["raw", "efficientnet_lite0"] and board["chosen"].tolist() == [True, False]
     assert registration.registered == "run-raw"
 

@@ -14,6 +14,7 @@ from sklearn.datasets import make_blobs
 
 from selector import clustering, study
 from selector.jobs.tune import tune_job
+from selector.objective import DEFAULT_OBJECTIVE
 from selector.search import pipeline_params
 
 FAST = "kmeans,agglomerative,hdbscan"
@@ -41,10 +42,10 @@ def test_tune_logs_a_parent_run_and_one_nested_run_per_trial(blob_file):
     from selector.embedding import embed
 
     key = embed(load_dataset(str(blob_file)), "none").key  # the data's content and the encoder's identity
-    assert parent.data.tags["optuna_study_name"] == result.study.study_name == f"blobs-none-modularity_silhouette-{key[:8]}"
+    assert parent.data.tags["optuna_study_name"] == result.study.study_name == f"blobs-none-{DEFAULT_OBJECTIVE}-{key[:8]}"
     metrics = parent.data.metrics
     assert metrics["n_trials_complete"] == 6 and metrics["best_silhouette_umap"] > 0.5
-    assert parent.data.tags["objective"] == "modularity_silhouette" and metrics["best_objective_value"] > 0.5
+    assert parent.data.tags["objective"] == DEFAULT_OBJECTIVE and metrics["best_objective_value"] > 0.5
     assert -1 <= metrics["spearman_objective_ami"] <= 1
     assert metrics["selection_regret"] == pytest.approx(metrics["oracle_ami"] - metrics["best_ami"])
     assert -1 <= metrics["spearman_silhouette_ami"] <= 1 and metrics["best_ami"] > 0.9
@@ -119,8 +120,8 @@ def test_a_study_name_holds_one_data_set(blob_file, tmp_path):
 @pytest.mark.slow
 def test_a_study_keeps_its_objective_and_another_objective_gets_its_own_study(blob_file):
     first = tune_job(workers=1, dataset=str(blob_file), encoder="none", n_trials=2, clusterers="kmeans", study_name="by-modularity")
-    assert first.study.user_attrs["objective"] == "modularity_silhouette"
-    with pytest.raises(ValueError, match="optimises objective='modularity_silhouette', not 'silhouette'.*objective=modularity_silhouette"):
+    assert first.study.user_attrs["objective"] == DEFAULT_OBJECTIVE
+    with pytest.raises(ValueError, match=f"optimises objective='{DEFAULT_OBJECTIVE}', not 'silhouette'.*objective={DEFAULT_OBJECTIVE}"):
         tune_job(workers=1, dataset=str(blob_file), encoder="none", n_trials=1, study_name="by-modularity", objective="silhouette")
     derived = tune_job(workers=1, dataset=str(blob_file), encoder="none", n_trials=2, clusterers="kmeans", objective="silhouette")
     assert derived.study.study_name != first.study.study_name and "silhouette" in derived.study.study_name

@@ -1,4 +1,4 @@
-"""The `main` job, the README's demo: select on a data set, then ask the champion about a few images."""
+"""The `main` job, README's first command: select on a data set, then ask the champion about a few images."""
 
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ def select_job(dataset: str = "digits", encoders: str = "raw,efficientnet_lite0"
     (encoder, layer) pairs compete like encoders.
 
     Each encoder's study has its own evaluation space; the objective's value, which has no units,
-    is what compares them (README, "The objective").
+    is what compares them (docs/objective.md).
     """
     objective = get_objective(objective).name
     names = [name.strip() for name in str(encoders).split(",") if name.strip()]
@@ -51,6 +51,7 @@ def select_job(dataset: str = "digits", encoders: str = "raw,efficientnet_lite0"
                          "best_objective_value": result.metrics.get("best_objective_value"),
                          "best_silhouette_umap": result.metrics.get("best_silhouette_umap"),
                          "clusterer": best.params.get("clusterer"), "n_clusters": best.user_attrs.get("n_clusters"),
+                         "choice_margin": result.metrics.get("choice_margin"),
                          "best_ami": result.metrics.get("best_ami"), "oracle_ami": result.metrics.get("oracle_ami"),
                          "selection_regret": result.metrics.get("selection_regret"),
                          "paper_recipe_ami": result.metrics.get("paper_recipe_ami"),
