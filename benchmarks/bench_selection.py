@@ -47,7 +47,8 @@ from selector.encoders import get_encoder  # noqa: E402
 ENCODERS = ("raw", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 ALL_SETS = tuple(suite.BUILDERS) + tuple(real.SETS)
 GROUPS = {"generated": tuple(suite.BUILDERS), "real": tuple(real.SETS), "real-dev": real.REAL_DEV,
-          "real-held-out": real.REAL_HELD_OUT, "dev": suite.DEV, "held-out": suite.HELD_OUT, "fresh": suite.FRESH}
+          "real-held-out": real.REAL_HELD_OUT, "real-fresh": real.REAL_FRESH, "dev": suite.DEV,
+          "held-out": suite.HELD_OUT, "fresh": suite.FRESH}
 
 
 candidates.register()
@@ -80,7 +81,7 @@ def markdown(frame: pd.DataFrame) -> str:
 
 def half(name: str) -> str:
     if name in real.SETS:
-        return "real-dev" if name in real.REAL_DEV else "real-held-out"
+        return "real-dev" if name in real.REAL_DEV else "real-held-out" if name in real.REAL_HELD_OUT else "real-fresh"
     return "dev" if name in suite.DEV else "held-out" if name in suite.HELD_OUT else "fresh"
 
 
@@ -434,13 +435,18 @@ def main() -> None:
         with ProcessPoolExecutor(args.jobs) as pool_:
             pools = list(pool_.map(pool, tasks))
         table = product_grid(pools)
-        say(f"Products of the factors {', '.join(FACTORS)} (exponents {', '.join(map(str, EXPONENTS))}) choosing "
+        factors = [c[:-1] for c in table.columns if c.endswith("^")]
+        k2 = [c for c in table.columns if c.endswith(" k2")]
+        say(f"Products of the factors {', '.join(factors)} (exponents {', '.join(map(str, EXPONENTS))}) choosing "
             f"from the same pools ({args.n_trials} trials, seeds {args.seeds}); mean over cases of the median "
-            "regret over seeds, per half; cases whose best trial has AMI < 0.1 left out. The 20 best by the mean "
-            "over halves, then the named objectives' rows.\n")
+            "regret over seeds, per half; cases whose best trial has AMI < 0.1 left out; *k2*: runs choosing k = 2 "
+            "where the truth has ≥ 6 classes. The 20 best by the mean over halves:\n")
         say(markdown(table.head(20)))
+        say("\nThe 10 best among those with no k2 run in any half:\n")
+        say(markdown(table[(table[k2] == 0).all(axis=1)].head(10)))
+        say("\nThe named objectives:")
         named = {"modularity": (1, 0, 0), "modularity_silhouette": (1, 0, 1), "probe_information": (0, 1, 0),
-                 "modularity_probe": (1, 0.25, 0)}
+                 "modularity_probe": (1, 0.25, 0), "modularity_silhouette_soft": (1, 0, 0.25)}
         keys = ["modularity^", "probe_information^", "silhouette^"]
         rows = [table[(table[keys] == pd.Series(dict(zip(keys, e)))).all(axis=1)] for e in named.values()]
         if "stability^" in table.columns:

@@ -67,13 +67,13 @@ from selector.objective import (EvalSpace, OBJECTIVES, build_eval_space, eval_sp
 from selector.reduction import ReductionCache  # noqa: E402
 
 
-def two_groups_of_five(seed=0):
+def two_groups_of_five(seed=0, spread=1.0):
     """Ten tight classes in two far-apart groups of five: the case where the silhouette picks k = 2."""
     rng = np.random.default_rng(seed)
     groups = np.array([[0.0] * 8, [40.0] * 8])
     centres = np.concatenate([g + rng.normal(0, 3, size=(5, 8)) for g in groups])
     y = np.repeat(np.arange(10), 60)
-    return centres[y] + rng.normal(0, 1.0, size=(len(y), 8)), y
+    return centres[y] + rng.normal(0, spread, size=(len(y), 8)), y
 
 
 @pytest.fixture(scope="module")
@@ -244,3 +244,29 @@ def test_the_probe_learns_real_clusters_and_not_random_labels():
     noise, noise_kappa = probe_information(features, np.random.default_rng(0).permutation(y), 0)
     assert real > 1.5 and kappa > 0.9  # six learnable classes: close to ln 6 = 1.79 nats
     assert abs(noise) < 0.1 and abs(noise_kappa) < 0.1  # nothing to learn: the shuffled baseline cancels it
+
+
+def test_the_soft_product_is_modularity_times_a_fourth_root_of_the_silhouette(grouped_space):
+    from selector.objective import SILHOUETTE_WEIGHT
+
+    space, y = grouped_space
+    score = get_objective("modularity_silhouette_soft").score(space, y, 0)
+    silhouette = silhouette_objective(space.coords, y).value
+    assert SILHOUETTE_WEIGHT == 0.25
+    assert score.value == pytest.approx(modularity(space.graph, y) * max(silhouette, 0) ** 0.25)
+    assert score.parts["silhouette_umap"] == pytest.approx(silhouette) and "modularity" in score.parts
+
+
+def test_the_soft_product_keeps_the_classes_under_far_apart_groups_where_the_plain_product_collapses():
+    """Classes as loose as real photos' (twice the spread of the grouped fixture): the plain product
+    picks the two groups; the soft one the ten classes."""
+    from umap.umap_ import fuzzy_simplicial_set
+
+    X, y = two_groups_of_five(spread=2.0)
+    X = X.astype(np.float32)
+    graph, _, _ = fuzzy_simplicial_set(X, 30, np.random.RandomState(0), "euclidean")
+    space = EvalSpace(coords=X, graph=graph.tocsr(), vectors=X)
+    groups = (y >= 5).astype(int)
+    plain, soft = get_objective("modularity_silhouette"), get_objective("modularity_silhouette_soft")
+    assert plain.score(space, groups, 0).value > plain.score(space, y, 0).value  # the collapse real photos showed
+    assert soft.score(space, y, 0).value > soft.score(space, groups, 0).value
