@@ -133,8 +133,7 @@ def pool(task: tuple[str, str, int, int, str]) -> dict:
     names = list(CLUSTERERS)
     cache = ReductionCache(None, embedded.key)
     start = time.perf_counter()
-    ctx = search.SearchContext(vectors=X, labels=None, clusterers=names, seed=seed, cache=cache, base_params={},
-                               experiment_id="", parent_run_id="")
+    ctx = search.SearchContext(vectors=X, labels=None, clusterers=names, seed=seed, cache=cache)
     ctx.eval_space  # built here, so that eval_seconds measures it
     eval_seconds = time.perf_counter() - start
 
@@ -366,11 +365,17 @@ def study(task: tuple[str, str, int, int, str, str]) -> dict:
         wall = time.perf_counter() - start
         trials = [t for t in result.study.trials if t.state.name == "COMPLETE"]
         best = result.study.best_trial
+        import mlflow
+
+        chosen = pd.read_csv(mlflow.artifacts.download_artifacts(run_id=result.parent_run_id,
+                                                                 artifact_path="clusters.csv", dst_path=tmp))
         record = {"set": name, "encoder": encoder, "seed": seed, "objective": objective, "wall_seconds": wall,
                   "true_k": int(len(np.unique(build(name).labels))), "chosen_k": best.user_attrs.get("n_clusters"),
                   "objective_seconds": float(sum(t.user_attrs.get("objective_seconds", 0.0) for t in trials)),
                   **{k: result.metrics.get(k) for k in ("best_objective_value", "best_ami", "oracle_ami",
-                                                        "selection_regret", "paper_recipe_ami")}}
+                                                        "selection_regret", "paper_recipe_ami")},
+                  # the chosen clustering, for rules that compare studies (``select``'s across encoders)
+                  "params": best.params, "labels": chosen["cluster"].astype(int).tolist()}
     path.write_text(json.dumps(record))
     return record
 
@@ -391,6 +396,58 @@ def encoder_choice(records: pd.DataFrame) -> pd.DataFrame:
                      "lead": lead, "clear_lead": lead >= 0.05,
                      "right": picked["encoder"] == group["encoder"].iloc[0]})
     return pd.DataFrame(rows)
+
+
+def cross_space_choice(records: pd.DataFrame, objective: str) -> pd.DataFrame:
+    """Per (set, seed) with several image encoders (or layers): each study's chosen clustering scored by
+    ``objective`` in every study's evaluation space. Two rules pick an encoder: ``own`` (the highest
+    value in the encoder's own space) and ``cross`` (``select``'s: the highest mean over all the spaces,
+    ``selector.objective.cross_space_values``). ``loss``: the best chosen AMI
+    among the encoders minus the picked one's; ``lead``: the best chosen AMI minus the best final
+    layer's (0 when no layer is among them)."""
+    from selector.embedding import embed
+    from selector.encoders import split_layer
+    from selector.jobs.tune import reduction_cache
+    from selector.objective import build_eval_space, cross_space_values
+
+    rows = []
+    images = records["encoder"].map(lambda name: get_encoder(name).takes == "images")
+    usable = records[images & records["labels"].map(lambda v: isinstance(v, list))] if "labels" in records else []
+    for (name, seed), group in (usable.groupby(["set", "seed"]) if len(usable) else []):
+        if len(group) < 2:
+            continue
+        data = build(name)
+        spaces = {}
+        for encoder in group["encoder"]:
+            embedded = embed(data, encoder, progress=False)
+            spaces[encoder] = build_eval_space(embedded.vectors, reduction_cache(embedded), int(seed))
+        partitions = {r["encoder"]: np.asarray(r["labels"]) for _, r in group.iterrows()}
+        if len({len(p) for p in partitions.values()} | {len(sp.coords) for sp in spaces.values()}) != 1:
+            continue  # an encoder skipped some files: the partitions do not cover the same points
+        cross = cross_space_values(spaces, partitions, objective, int(seed))
+        own = dict(zip(group["encoder"], group["best_objective_value"]))
+        ami = dict(zip(group["encoder"], group["best_ami"]))
+        final = [ami[e] for e in ami if split_layer(e)[1] == 0]
+        best = max(ami.values())
+        for rule, values in (("own", own), ("cross", cross)):
+            picked = max(values, key=values.get)
+            rows.append({"half": half(name), "set": name, "seed": seed, "rule": rule, "encoders": len(group),
+                         "picked": picked, "picked_ami": ami[picked], "best": max(ami, key=ami.get), "best_ami": best,
+                         "lead": best - max(final) if final else 0.0, "loss": best - ami[picked]})
+    return pd.DataFrame(rows)
+
+
+def cross_space_summary(choice: pd.DataFrame) -> pd.DataFrame:
+    """Per half and rule: mean and worst loss, how often the loss is over 0.05, and how often it is at
+    most 0.05 where the best pair leads the final layers by 0.05 or more."""
+    def one(group: pd.DataFrame) -> dict:
+        led = group[group["lead"] >= 0.05]
+        return ({"cases": len(group), "mean_loss": group["loss"].mean(), "worst_loss": group["loss"].max(),
+                          "losses_over_0.05": int((group["loss"] > 0.05).sum()),
+                          "led_cases": len(led), "led_within_0.05": int((led["loss"] <= 0.05).sum()),
+                          "mean_picked_ami": group["picked_ami"].mean()})
+
+    return pd.DataFrame([{"half": h, "rule": r, **one(g)} for (h, r), g in choice.groupby(["half", "rule"])])
 
 
 def cached(tasks: list[tuple]) -> list[tuple]:
@@ -509,6 +566,19 @@ def main() -> None:
         clear = choice[choice["clear_lead"]]
         say(f"\nencoder choice: right in {int(clear['right'].sum())} of {len(clear)} cases with a clear (≥ 0.05) "
             f"oracle lead; in all cases {int(choice['right'].sum())} of {len(choice)}")
+    cross = cross_space_choice(records, objective)
+    if len(cross):
+        cross.to_csv(Path(args.out) / f"choice-{args.name or objective}.csv", index=False)
+        say("\n## Picking the encoder: its own space, or every study's space\n")
+        say("Per (set, seed): `own` picks the study with the highest objective value in its own evaluation "
+            "space; `cross` scores each study's chosen clustering in every study's evaluation space and picks "
+            "the highest mean. *loss*: the best chosen AMI among the studies minus the picked one's; *led*: cases "
+            "where the best (encoder, layer) leads the best final layer by ≥ 0.05 AMI.\n")
+        say(markdown(cross_space_summary(cross)))
+        wide = cross.pivot_table(index=["half", "set", "seed", "best", "best_ami", "lead"], columns="rule",
+                                 values=["picked", "loss"], aggfunc="first")
+        wide.columns = [f"{value} ({rule})" for value, rule in wide.columns]
+        say("\n" + markdown(wide.reset_index()))
     report.write(args.name or f"bench_selection-studies-{objective}", f"bench_selection: whole studies, {objective}",
                  "\n".join(out))
 

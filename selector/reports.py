@@ -278,7 +278,7 @@ def study_page(study, table: pd.DataFrame, metrics: dict, labels: np.ndarray, ou
                   f"data set {embedded.dataset}, encoder {embedded.encoder.get('name')}, {len(labels)} points")
 
 
-def select_page(board: pd.DataFrame, dataset: str) -> str:
+def select_page(board: pd.DataFrame, dataset: str, rule: str = "cross_objective_value") -> str:
     """The encoder leaderboard of one ``select`` run, the label-free winner marked."""
     from selector import report_html as h
 
@@ -294,8 +294,10 @@ def select_page(board: pd.DataFrame, dataset: str) -> str:
         body += (f"<p id='label-check'>The label-free choice ({h.escape(winner)}) {verdict} the encoder with the "
                  f"highest AMI ({h.escape(by_ami)}).</p>")
     objective = board["objective"].iloc[0] if "objective" in board.columns else LEGACY_OBJECTIVE
-    body += (f'<p class="note">Chosen by the best {h.escape(objective)} (the objective, label-free) alone; '
-             'labels (when present) are only reported.</p>')
+    how = (f"the mean {h.escape(objective)} of each study's clustering over every study's evaluation space "
+           "(cross_objective_value)" if rule == "cross_objective_value" else
+           f"the best {h.escape(objective)} in each study's own space")
+    body += (f'<p class="note">Chosen by {how}: label-free; labels (when present) are only reported.</p>')
     return h.page(f"Encoder selection on {dataset}", [h.section("leaderboard", "Leaderboard", body)])
 
 

@@ -1,7 +1,11 @@
-"""One trial of the search over reduce→cluster pipelines, logged as a nested MLflow run.
+"""One trial of the search over reduce→cluster pipelines: a pure evaluation, watched by observers.
 
-Only the label-free objective goes back to Optuna; AMI/ARI/NMI are computed beside it for the
-record. The study around the trials (storage, set-up, parent run) is ``selector.study``'s.
+``evaluate(context, params)`` fits and scores one pipeline and returns a ``TrialResult``; it writes
+nothing anywhere. ``objective`` is what Optuna calls: it draws the parameters, evaluates them, keeps
+the results on the Optuna trial and tells the study's observers (``TrialObserver``), which is where
+MLflow comes in (``selector.tracking.TrialRuns``) — a study with no observer needs no tracking store.
+Only the label-free objective goes back to Optuna; AMI/ARI/NMI are computed beside it for the record.
+The study around the trials (storage, set-up, parent run) is ``selector.study``'s.
 """
 
 from __future__ import annotations
@@ -9,12 +13,11 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 import optuna
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
-from selector import retry, tracking
 from selector.clustering import ClusterModel, Declined, suggest_clusterer
 from selector.objective import (DEFAULT_OBJECTIVE, EVAL_SPACE, EvalSpace, build_eval_space, get_objective,
                                 silhouette_objective, validation_metrics)
@@ -67,11 +70,7 @@ class SearchContext:
     clusterers: list[str]
     seed: int
     cache: ReductionCache
-    base_params: dict
-    experiment_id: str
-    parent_run_id: str
     objective: str = DEFAULT_OBJECTIVE
-    worker_run_id: str = ""
     compare: tuple[str, ...] = ()
     # The evaluation space is built (or read from the cache) when first asked for: a worker that joins
     # a study fits its first pipeline while another process is still building it.
@@ -134,47 +133,81 @@ def trial_fit(ctx: SearchContext, trial: optuna.trial.FrozenTrial) -> tuple[np.n
     return fit_pipeline(ctx, trial.params)
 
 
-def objective(trial: optuna.Trial, ctx: SearchContext) -> float:
-    """Build one pipeline, score it label-free, log it as a nested run; returns the objective only."""
+@dataclass
+class TrialResult:
+    """What one pipeline gave: its labels and the objective's ``value``; ``metrics``: the label-free
+    scores (the objective's parts, the seed paper's silhouette), the stages' seconds and, when the
+    context has labels, AMI/ARI/NMI; ``tags``: how it was scored. ``reduced`` and ``model`` are the
+    fitted pipeline, for a caller that wants to place more points."""
+
+    params: dict
+    value: float
+    labels: np.ndarray
+    metrics: dict
+    tags: dict
+    reduced: np.ndarray = field(repr=False)
+    model: ClusterModel = field(repr=False)
+
+
+def evaluate(ctx: SearchContext, params: dict) -> TrialResult:
+    """Fit and score the pipeline of flat ``params`` (``reducer``, ``reducer.x``, ``clusterer``, …) in
+    the context's evaluation space. Pure: it writes nothing but the study's reduction cache; a
+    clusterer that refuses the request at a sane cost raises ``Declined``."""
+    timings: dict = {}
+    reduced, model = fit_pipeline(ctx, params, timings)
+    value, scores, tags = score_trial(ctx, model.labels_)
+    metrics = {**scores, "fit_seconds": timings["reduce_seconds"] + timings["cluster_seconds"], **timings,
+               "clusterer_fit_sample": model.fit_sample_size_, **validation_metrics(ctx.labels, model.labels_)}
+    return TrialResult(dict(params), value, model.labels_, metrics, tags, reduced, model)
+
+
+class TrialObserver:
+    """Sees the trials of a study as they happen; every hook does nothing unless overridden. A hook
+    that raises fails the trial (Optuna records it as FAIL and the study goes on)."""
+
+    def started(self, trial: optuna.Trial, params: dict) -> None:
+        """The trial's parameters are drawn; nothing is fitted yet."""
+
+    def finished(self, trial: optuna.Trial, result: TrialResult) -> None:
+        """The trial is scored; its metrics are already on ``trial.user_attrs``."""
+
+    def declined(self, trial: optuna.Trial, params: dict, reason: str) -> None:
+        """A clusterer refused the parameters at a sane cost: Optuna prunes the trial."""
+
+    def failed(self, trial: optuna.Trial, params: dict, error: Exception) -> None:
+        """The pipeline raised; the error goes on to Optuna."""
+
+    def interrupted(self, trial: optuna.Trial) -> None:
+        """Ctrl-C or SIGTERM during the trial."""
+
+
+def objective(trial: optuna.Trial, ctx: SearchContext, observers: Sequence[TrialObserver] = ()) -> float:
+    """What Optuna calls: draw a pipeline, evaluate it label-free, keep its metrics on the trial and
+    tell the observers; returns the objective's value only."""
     n, dim = ctx.vectors.shape
-    reducer = suggest_reducer(trial, n, dim)
-    clusterer = suggest_clusterer(trial, n, ctx.clusterers)
-    client = retry.client()
-    run = client.create_run(ctx.experiment_id, tags={
-        MLFLOW_PARENT_RUN_ID: ctx.parent_run_id, MLFLOW_RUN_NAME: f"trial-{trial.number}",
-        "optuna_trial_number": str(trial.number), "optuna_study_name": trial.study.study_name})
-    trial.set_user_attr("mlflow_run_id", run.info.run_id)
-    if ctx.worker_run_id:
-        trial.set_user_attr("worker_run_id", ctx.worker_run_id)
-    params = {**ctx.base_params, **flat_params(reducer, clusterer)}
+    params = flat_params(suggest_reducer(trial, n, dim), suggest_clusterer(trial, n, ctx.clusterers))
+    for observer in observers:
+        observer.started(trial, params)
     try:
-        timings: dict = {}
-        reduced, model = fit_pipeline(ctx, trial.params, timings)
-        objective_value, scores, tags = score_trial(ctx, model.labels_)
-        validation = validation_metrics(ctx.labels, model.labels_)
-        metrics = {**scores, "fit_seconds": timings["reduce_seconds"] + timings["cluster_seconds"], **timings,
-                   "clusterer_fit_sample": model.fit_sample_size_, **validation}
-        tracking.log_batch(params=params, metrics=metrics, tags=tags, run_id=run.info.run_id, new_run=True)
-        for key, value in {**metrics, **{k: v for k, v in tags.items() if v is not None}}.items():
+        result = evaluate(ctx, trial.params)
+        for key, value in {**result.metrics, **result.tags}.items():
             if value is not None:
                 trial.set_user_attr(key, value)
-        if ctx.best_seen is None or objective_value > ctx.best_seen[1]:
-            ctx.best_seen = (trial.number, objective_value, reduced, model)
+        for observer in observers:
+            observer.finished(trial, result)
     except Declined as exc:
         logger.debug("trial %d pruned: %s", trial.number, exc)
-        tracking.log_batch(params=params, tags={"declined": str(exc)}, run_id=run.info.run_id, new_run=True)
-        client.set_terminated(run.info.run_id, status="FINISHED")
+        for observer in observers:
+            observer.declined(trial, params, str(exc))
         raise optuna.TrialPruned(str(exc)) from exc
     except Exception as exc:
-        tracking.log_batch(params=params, tags={"error": f"{type(exc).__name__}: {exc}"}, run_id=run.info.run_id,
-                           new_run=True)
-        client.set_terminated(run.info.run_id, status="FAILED")
+        for observer in observers:
+            observer.failed(trial, params, exc)
         raise
     except BaseException:  # Ctrl-C, or SIGTERM (``cli.run`` turns it into KeyboardInterrupt): Optuna marks the trial FAIL
-        client.set_tag(run.info.run_id, "error", "interrupted (Ctrl-C or SIGTERM) during the trial")
-        client.set_terminated(run.info.run_id, status="KILLED")
+        for observer in observers:
+            observer.interrupted(trial)
         raise
-    client.set_terminated(run.info.run_id, status="FINISHED")
-    return objective_value
-
-
+    if ctx.best_seen is None or result.value > ctx.best_seen[1]:
+        ctx.best_seen = (trial.number, result.value, result.reduced, result.model)
+    return result.value

@@ -78,3 +78,55 @@ def log_batch(params: Mapping[str, Any] | None = None, metrics: Mapping[str, flo
         metrics=[Metric(k, float(v), now, step) for k, v in (metrics or {}).items() if v is not None],
         tags=[RunTag(k, _value(v)) for k, v in (tags or {}).items() if v is not None],
     )
+
+
+class TrialRuns:
+    """The study's trials as nested MLflow runs under its parent run: a ``search.TrialObserver``.
+
+    Each trial gets a run named ``trial-N`` when its parameters are drawn (its id kept on the Optuna
+    trial as ``mlflow_run_id``, which ``register`` follows), then its params (``base_params`` beside the
+    pipeline's), metrics and tags in one batch, and an end state: FINISHED (scored or declined), FAILED,
+    or KILLED when interrupted."""
+
+    def __init__(self, experiment_id: str, parent_run_id: str, base_params: Mapping[str, Any] | None = None,
+                 worker_run_id: str = ""):
+        self.experiment_id, self.parent_run_id, self.worker_run_id = experiment_id, parent_run_id, worker_run_id
+        self.base_params = dict(base_params or {})
+        self._runs: dict[int, tuple[str, dict]] = {}  # trial number → (run id, params to log)
+
+    def started(self, trial, params: dict) -> None:
+        from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+
+        run = retry.client().create_run(self.experiment_id, tags={
+            MLFLOW_PARENT_RUN_ID: self.parent_run_id, MLFLOW_RUN_NAME: f"trial-{trial.number}",
+            "optuna_trial_number": str(trial.number), "optuna_study_name": trial.study.study_name})
+        trial.set_user_attr("mlflow_run_id", run.info.run_id)
+        if self.worker_run_id:
+            trial.set_user_attr("worker_run_id", self.worker_run_id)
+        self._runs[trial.number] = (run.info.run_id, {**self.base_params, **params})
+
+    def _end(self, trial, status: str, metrics: Mapping | None = None, tags: Mapping | None = None) -> None:
+        run_id, params = self._runs.pop(trial.number)
+        log_batch(params=params, metrics=metrics, tags=tags, run_id=run_id, new_run=True)
+        retry.client().set_terminated(run_id, status=status)
+
+    def finished(self, trial, result) -> None:
+        run_id, params = self._runs[trial.number]
+        # Kept until the run is closed: a failed log goes on to ``failed``, which still needs the run.
+        log_batch(params=params, metrics=result.metrics, tags=result.tags, run_id=run_id, new_run=True)
+        self._runs.pop(trial.number)
+        retry.client().set_terminated(run_id, status="FINISHED")
+
+    def declined(self, trial, params: dict, reason: str) -> None:
+        self._end(trial, "FINISHED", tags={"declined": reason})
+
+    def failed(self, trial, params: dict, error: Exception) -> None:
+        if trial.number in self._runs:
+            self._end(trial, "FAILED", tags={"error": f"{type(error).__name__}: {error}"})
+
+    def interrupted(self, trial) -> None:
+        if trial.number in self._runs:
+            run_id, _ = self._runs.pop(trial.number)
+            client = retry.client()
+            client.set_tag(run_id, "error", "interrupted (Ctrl-C or SIGTERM) during the trial")
+            client.set_terminated(run_id, status="KILLED")

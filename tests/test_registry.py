@@ -262,11 +262,55 @@ def test_select_ranks_encoders_by_the_objective_not_by_the_silhouette(digit_pngs
     monkeypatch.setattr(workflow, "embed_many", lambda data, names: None)  # nothing is tuned here
     monkeypatch.setattr(workflow, "register_job", lambda run_id, model_name: SimpleNamespace(
         version="1", promoted=True, registered=run_id))
+    # Studies that cannot be compared in each other's spaces: each encoder's own objective value decides.
+    monkeypatch.setattr(workflow, "cross_space", lambda data, names, runs, objective: None)
     board, registration = workflow.select_job(dataset=str(digit_pngs), encoders="efficientnet_lite0,raw",
                                               n_trials=1, model_name="rank-test")
     assert asked["objectives"] == {DEFAULT_OBJECTIVE}
     assert board["encoder"].tolist() == ["raw", "efficientnet_lite0"] and board["chosen"].tolist() == [True, False]
     assert registration.registered == "run-raw"
+    assert mlflow.get_run(mlflow.last_active_run().info.run_id).data.tags["encoder_rule"] == "best_objective_value"
+
+    # Comparable studies: the mean over every study's space decides, against the own values.
+    monkeypatch.setattr(workflow, "cross_space", lambda data, names, runs, objective: {
+        "raw": 0.40, "efficientnet_lite0": 0.65})
+    board, registration = workflow.select_job(dataset=str(digit_pngs), encoders="efficientnet_lite0,raw",
+                                              n_trials=1, model_name="rank-test")
+    assert board["encoder"].tolist() == ["efficientnet_lite0", "raw"] and registration.registered == "run-efficientnet_lite0"
+    assert board["cross_objective_value"].tolist() == [0.65, 0.40]
+    assert mlflow.get_run(mlflow.last_active_run().info.run_id).data.tags["encoder_rule"] == "cross_objective_value"
+
+
+@pytest.mark.slow
+def test_select_scores_each_study_s_clustering_in_every_study_s_space(digit_pngs, tmp_path, monkeypatch):
+    """The cross-space rule on real studies: every encoder's clusters.csv is read back, aligned by id,
+    and scored in each evaluation space; the leaderboard carries the means."""
+    from selector.jobs import select as workflow
+    from selector.objective import get_objective
+
+    monkeypatch.chdir(tmp_path)
+    board, _ = workflow.select_job(workers=1, dataset=str(digit_pngs), encoders="raw,efficientnet_lite0",
+                                   n_trials=3, model_name="cross-test")
+    values = dict(zip(board["encoder"], board["cross_objective_value"]))
+    assert set(values) == {"raw", "efficientnet_lite0"} and all(-1 <= v <= 1 for v in values.values())
+    assert board["chosen"].iloc[0] and board["cross_objective_value"].is_monotonic_decreasing
+    # by hand: raw's chosen clustering in both spaces
+    from selector.data import load_dataset
+    from selector.embedding import embed
+    from selector.jobs.tune import reduction_cache
+    from selector.objective import build_eval_space
+
+    data = load_dataset(str(digit_pngs))
+    run = board.set_index("encoder").loc["raw", "study_run_id"]
+    chosen = pd.read_csv(mlflow.artifacts.download_artifacts(run_id=run, artifact_path="clusters.csv"))
+    score = get_objective(DEFAULT_OBJECTIVE).score
+    by_hand = []
+    for name in ("raw", "efficientnet_lite0"):
+        embedded = embed(data, name)
+        assert (chosen["id"].astype(str).to_numpy() == np.asarray(embedded.ids).astype(str)).all()
+        by_hand.append(score(build_eval_space(embedded.vectors, reduction_cache(embedded), 0),
+                             chosen["cluster"].to_numpy(), 0).value)
+    assert values["raw"] == pytest.approx(np.mean(by_hand))
 
 
 @pytest.fixture(scope="module")

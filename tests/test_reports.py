@@ -106,7 +106,8 @@ def test_the_select_page_marks_the_winner_and_checks_it_against_ami_only_when_la
     text = reports.select_page(board, "digits")
     assert "leaderboard" in Page(text).sections and "<tr class=chosen><td>raw</td>" in text
     assert "(raw) matched the encoder with the highest AMI (raw)" in text
-    assert "Chosen by the best modularity" in text
+    assert "Chosen by the mean modularity of each study's clustering over every study's evaluation space" in text
+    assert "the best modularity in each study's own space" in reports.select_page(board, "d", "best_objective_value")
     flipped = board.assign(best_ami=[0.2, 0.5])
     assert "did not match the encoder with the highest AMI (efficientnet_lite0)" in reports.select_page(flipped, "d")
     unlabelled = board.assign(best_ami=None, oracle_ami=None, selection_regret=None, paper_recipe_ami=None)

@@ -12,8 +12,7 @@ from selector.search import SearchContext, score_trial
 def context(tmp_path_factory):
     X, y = make_blobs(n_samples=120, centers=3, n_features=5, random_state=0)
     return SearchContext(vectors=X.astype(np.float32), labels=y, clusterers=["kmeans"], seed=0,
-                         cache=ReductionCache(tmp_path_factory.mktemp("reductions"), "blobs"), base_params={},
-                         experiment_id="", parent_run_id="")
+                         cache=ReductionCache(tmp_path_factory.mktemp("reductions"), "blobs"))
 
 
 @pytest.mark.parametrize("objective", ["modularity", "modularity_silhouette", "calinski_harabasz"])
@@ -36,3 +35,74 @@ def test_a_good_trial_logs_its_silhouette_beside_an_objective_that_does_not_comp
     _, metrics, _ = score_trial(context, labels)
     expected = silhouette_objective(context.eval_space.coords, labels, seed=0).value
     assert metrics["silhouette_umap"] == pytest.approx(expected) and -1 < expected <= 1
+
+
+def test_trials_run_with_no_tracking_store_and_evaluate_repeats_them(context, monkeypatch):
+    """A trial is a pure evaluation: a study with no observer never reaches MLflow, and ``evaluate``
+    on a trial's parameters gives its value and labels again."""
+    import mlflow
+    import optuna
+
+    from selector import retry, search
+
+    def no_store(*args, **kwargs):
+        raise AssertionError("a trial with no observer reached MLflow")
+
+    monkeypatch.setattr(retry, "client", no_store)
+    monkeypatch.setattr(mlflow, "MlflowClient", no_store)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # nothing listens there
+    context.objective = "modularity_silhouette_soft"
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0))
+    study.optimize(lambda trial: search.objective(trial, context), n_trials=4)
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 4
+    best = study.best_trial
+    assert {"objective_value", "n_clusters", "silhouette_umap", "ami"} <= set(best.user_attrs)
+    result = search.evaluate(context, best.params)
+    assert result.value == best.value and result.metrics["ami"] == best.user_attrs["ami"]
+    assert len(np.unique(result.labels)) == best.user_attrs["n_clusters"]
+
+
+def test_observers_see_each_trial_and_one_that_raises_fails_the_trial(context):
+    import optuna
+
+    from selector import search
+    from selector.clustering import Declined
+
+    seen = []
+
+    class Recorder(search.TrialObserver):
+        def started(self, trial, params):
+            seen.append(("started", trial.number, params["clusterer"]))
+
+        def finished(self, trial, result):
+            seen.append(("finished", trial.number, trial.user_attrs["objective_value"] == result.value))
+
+        def declined(self, trial, params, reason):
+            seen.append(("declined", trial.number, reason))
+
+        def failed(self, trial, params, error):
+            seen.append(("failed", trial.number, str(error)))
+
+    class Breaks(search.TrialObserver):
+        def finished(self, trial, result):
+            if trial.number == 1:
+                raise RuntimeError("the store went away")
+
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(lambda trial: search.objective(trial, context, [Recorder(), Breaks()]), n_trials=3,
+                   catch=(RuntimeError,))
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "FAIL", "COMPLETE"]
+    assert seen[:2] == [("started", 0, "kmeans"), ("finished", 0, True)]
+    assert ("failed", 1, "the store went away") in seen and seen[-1] == ("finished", 2, True)
+
+    real_evaluate = search.evaluate
+
+    def declines(ctx, params):
+        raise Declined("too costly here")
+
+    search.evaluate = declines
+    try:
+        study.optimize(lambda trial: search.objective(trial, context, [Recorder()]), n_trials=1)
+    finally:
+        search.evaluate = real_evaluate
+    assert study.trials[-1].state.name == "PRUNED" and seen[-1] == ("declined", 3, "too costly here")

@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 
 from selector import reports, retry, tracking
@@ -26,8 +27,11 @@ def select_job(dataset: str = "digits", encoders: str = "raw,efficientnet_lite0"
     score, register it; log the leaderboard. An encoder may name a layer (``efficientnet_lite0@stage4``):
     (encoder, layer) pairs compete like encoders.
 
-    Each encoder's study has its own evaluation space; the objective's value, which has no units,
-    is what compares them (docs/objective.md).
+    Each encoder's study has its own evaluation space. The encoders are compared by how well each
+    study's chosen clustering holds in every study's space (the mean of the objective over the spaces,
+    ``cross_objective_value``); when the studies do not cover the same points (an encoder could not read
+    some files) or a study has no ``clusters.csv``, by the objective's value in its own space
+    (docs/objective.md, "Picking the encoder").
     """
     objective = get_objective(objective).name
     names = [name.strip() for name in str(encoders).split(",") if name.strip()]
@@ -56,13 +60,17 @@ def select_job(dataset: str = "digits", encoders: str = "raw,efficientnet_lite0"
                          "selection_regret": result.metrics.get("selection_regret"),
                          "paper_recipe_ami": result.metrics.get("paper_recipe_ami"),
                          "study_run_id": result.parent_run_id})
-        board = pd.DataFrame(rows).sort_values("best_objective_value", ascending=False).reset_index(drop=True)
+        board = pd.DataFrame(rows)
+        cross = cross_space(data, names, board["study_run_id"].tolist(), objective) if len(names) > 1 else None
+        board["cross_objective_value"] = [cross[name] for name in names] if cross else float("nan")
+        rule = "cross_objective_value" if cross else "best_objective_value"
+        board = board.sort_values(rule, ascending=False).reset_index(drop=True)
         board["chosen"] = board.index == 0
         winner = board.iloc[0]
         registration = register_job(winner["study_run_id"], model_name=model_name)
         with tempfile.TemporaryDirectory() as tmp:
             board.to_csv(Path(tmp) / "leaderboard.csv", index=False)
-            (Path(tmp) / "report.html").write_text(reports.select_page(board, data.name), encoding="utf-8")
+            (Path(tmp) / "report.html").write_text(reports.select_page(board, data.name, rule), encoding="utf-8")
             retry.call(mlflow.log_artifacts, tmp)
         metrics = {"best_objective_value": winner["best_objective_value"],
                    "best_silhouette_umap": winner["best_silhouette_umap"]}
@@ -72,10 +80,38 @@ def select_job(dataset: str = "digits", encoders: str = "raw,efficientnet_lite0"
             params={"dataset": dataset, "encoders": ",".join(names), "n_trials": n_trials, "model_name": model_name,
                     "objective": objective, "labels": labels},
             metrics=metrics,
-            tags={"objective": objective, "winner_encoder": winner["encoder"], "winner_study_run_id": winner["study_run_id"],
+            tags={"objective": objective, "encoder_rule": rule, "winner_encoder": winner["encoder"], "winner_study_run_id": winner["study_run_id"],
                   "registered_version": registration.version, "promoted": str(registration.promoted).lower()})
     print(board.drop(columns=["study_run_id", "objective"]).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"objective: {objective}")
     print(f"select run {run.info.run_id}; winner {winner['encoder']} → {model_name} version {registration.version}")
     print(f"report: {reports.ui_address(run.info.experiment_id, run.info.run_id)} (artifact report.html)")
     return board, registration
+
+
+def cross_space(data, names: list[str], study_run_ids: list[str], objective: str) -> dict[str, float] | None:
+    """Each study's chosen clustering (its ``clusters.csv``) scored in every study's evaluation space
+    (``selector.objective.cross_space_values``); None, with a warning, when they cannot be compared."""
+    from selector.jobs.tune import reduction_cache
+    from selector.objective import build_eval_space, cross_space_values
+
+    spaces, partitions, ids = {}, {}, None
+    for name, run_id in zip(names, study_run_ids):
+        embedded = embed_many(data, [name])[0]  # cached by the study
+        if ids is None:
+            ids = embedded.ids
+        elif len(embedded.ids) != len(ids) or (np.asarray(embedded.ids) != np.asarray(ids)).any():
+            logger.warning("the encoders embedded different files; comparing them by their own objective values")
+            return None
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                table = pd.read_csv(retry.call(mlflow.artifacts.download_artifacts, run_id=run_id,
+                                               artifact_path=reports.CLUSTERS_FILE, dst_path=tmp))
+        except Exception as exc:
+            logger.warning("study %s has no readable %s (%s); comparing encoders by their own objective values",
+                           run_id, reports.CLUSTERS_FILE, exc)
+            return None
+        order = pd.Series(np.arange(len(table)), index=table["id"].astype(str))
+        partitions[name] = table["cluster"].to_numpy()[order[np.asarray(ids).astype(str)].to_numpy()]
+        spaces[name] = build_eval_space(embedded.vectors, reduction_cache(embedded), 0)  # the study's seed
+    return cross_space_values(spaces, partitions, objective)

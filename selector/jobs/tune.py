@@ -113,9 +113,10 @@ def tune_job(dataset: str = "digits", encoder: str = "raw", checkpoint: str = ""
                                        "objective": request.objective, "workers": workers, "labels": labels},
                                tags={"optuna_study_name": study_name, "study_parent_run_id": session.parent_run_id,
                                      "objective": request.objective})
-            ctx = search_context(request, embedded, {"dataset": dataset, "encoder": encoder}, int(seed),
-                                 session.experiment_id, session.parent_run_id, session.run_id, cache=cache)
-            run_trials(session, ctx, pool, n_trials, timeout)
+            ctx = search_context(request, embedded, int(seed), cache=cache)
+            runs = tracking.TrialRuns(session.experiment_id, session.parent_run_id,
+                                      {"dataset": dataset, "encoder": encoder}, worker_run_id=session.run_id)
+            run_trials(session, ctx, pool, n_trials, timeout, observers=[runs])
             work = {"embed_seconds": 0.0 if embedded.cache_hit else embedded.seconds,  # computed, not found cached
                     "eval_space_seconds": eval_space_seconds, "reductions_fitted": ctx.cache.fits,
                     "neighbour_graphs_built": ctx.cache.graph_builds}
@@ -130,13 +131,13 @@ def tune_job(dataset: str = "digits", encoder: str = "raw", checkpoint: str = ""
     return TuneResult(study=session.study, parent_run_id=session.parent_run_id, metrics=metrics, work=work)
 
 
-def run_trials(session, ctx, pool, n_trials: int, timeout: float) -> None:
+def run_trials(session, ctx, pool, n_trials: int, timeout: float, observers=()) -> None:
     """The study's ``n_trials``: all in this process, or taken with the pool's children once they are
-    told which study and parent run to join."""
+    told which study and parent run to join; ``observers`` see this process's trials."""
     from selector import reports, search
 
     def objective(trial):
-        return search.objective(trial, ctx)
+        return search.objective(trial, ctx, observers)
 
     if pool is None:
         session.optimize(objective, n_trials, timeout)
@@ -166,15 +167,13 @@ def reduction_cache(embedded):
     return ReductionCache(cache_dir().parent / "reductions", embedded.key)
 
 
-def search_context(request: TuneRequest, embedded, base_params: dict, seed: int, experiment_id: str,
-                   parent_run_id: str, worker_run_id: str = "", cache=None):
+def search_context(request: TuneRequest, embedded, seed: int, cache=None):
     """What every trial of this worker shares: the vectors, the study's cache and evaluation space."""
     from selector.search import SearchContext
 
     return SearchContext(vectors=embedded.vectors, labels=embedded.labels, clusterers=request.clusterers, seed=seed,
-                         cache=cache or reduction_cache(embedded), base_params=base_params,
-                         experiment_id=experiment_id, parent_run_id=parent_run_id, worker_run_id=worker_run_id,
-                         objective=request.objective, compare=request.compare)
+                         cache=cache or reduction_cache(embedded), objective=request.objective,
+                         compare=request.compare)
 
 
 def run_worker(folder: str, index: int) -> None:
@@ -208,9 +207,10 @@ def run_worker(folder: str, index: int) -> None:
     study = optuna.load_study(study_name=job["study_name"], storage=resolve_storage(job["storage"]),
                               sampler=make_sampler(job["seed"], worker=f"{spec['parent_run_id']}/{index}"))
     # The evaluation space is read when the first trial is scored.
-    ctx = search_context(request, embedded, {"dataset": job["dataset"], "encoder": job["encoder"]}, job["seed"],
-                         spec["experiment_id"], spec["parent_run_id"], cache=cache)
-    take_trials(study, lambda trial: search.objective(trial, ctx), Tickets(folder / TICKETS_FILE),
+    ctx = search_context(request, embedded, job["seed"], cache=cache)
+    runs = tracking.TrialRuns(spec["experiment_id"], spec["parent_run_id"],
+                              {"dataset": job["dataset"], "encoder": job["encoder"]})
+    take_trials(study, lambda trial: search.objective(trial, ctx, [runs]), Tickets(folder / TICKETS_FILE),
                 job["timeout"])
 
 
