@@ -559,9 +559,13 @@ def main() -> None:
     say(markdown(studies_case_table(records)))
     say()
     say(markdown(studies_summary(records)))
+    pretrained = records[records["encoder"].map(lambda name: name not in ("raw", "none"))]
+    if len(pretrained) and len(pretrained) < len(records):
+        say("\nThe same, pretrained encoders only (no `raw`, no vector sets):\n")
+        say(markdown(studies_summary(pretrained)))
     choice = encoder_choice(records)
     if len(choice):
-        say("\n## select's rule: the encoder (or layer) with the highest objective value\n")
+        say("\n## The encoder (or layer) with the highest objective value in its own space, against the oracle's\n")
         say(markdown(choice))
         clear = choice[choice["clear_lead"]]
         say(f"\nencoder choice: right in {int(clear['right'].sum())} of {len(clear)} cases with a clear (≥ 0.05) "
