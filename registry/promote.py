@@ -117,14 +117,10 @@ def promotion_lock():
     docs/operations.md): there two registers finishing in the same instant can still both move the alias."""
     uri = mlflow.get_tracking_uri()
     if uri.startswith("sqlite:///"):
-        import fcntl
+        from selector.locks import file_lock
 
-        with open(uri[len("sqlite:///"):] + ".promote.lock", "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with file_lock(uri[len("sqlite:///"):] + ".promote.lock"):
+            yield
     elif uri.startswith(("postgresql", "postgres://")):
         from selector.study import study_lock
 

@@ -3,17 +3,14 @@ not, and the digest that identifies it in the embedding cache."""
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 
 def file_digest(path: str | Path) -> str:
-    """The SHA-256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    """The SHA-256 of a file (``selector.files.sha256``)."""
+    from selector.files import sha256
+
+    return sha256(Path(path))
 
 
 def torch_load(path: str | Path) -> dict:

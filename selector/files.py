@@ -34,7 +34,7 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], None], digest: bool = F
             write(handle)
         if digest:
             # The digest goes in first: a crash between the two renames leaves a mismatch, which reads as corrupt.
-            value = _sha256(Path(tmp))
+            value = sha256(Path(tmp))
             write_atomic(_digest_path(path), lambda handle: handle.write(value.encode()))
         os.replace(tmp, path)
     except BaseException:
@@ -70,7 +70,8 @@ def _digest_path(path: Path) -> Path:
     return path.with_name(path.name + ".sha256")
 
 
-def _sha256(path: Path) -> str:
+def sha256(path: Path) -> str:
+    """The SHA-256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

@@ -339,23 +339,20 @@ class ReductionCache:
         if self.root is None:
             yield
             return
-        import fcntl
+        from selector.locks import file_lock
 
+        path = self.root / f"{key}.computing"
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            handle = open(self.root / f"{key}.computing", "a")
+            path.touch()
         except OSError as exc:  # an unwritable cache folder: no lock, and nothing will be written there
             logger.warning("cannot use the cache folder %s (%s); this study keeps its reductions in memory",
                            self.root, exc.strerror or exc)
             self.root = None
             yield
             return
-        with handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with file_lock(path):
+            yield
 
     def sample_neighbours(self, scaled: np.ndarray, sample: np.ndarray, scaling: str, metric: str, seed: int):
         """For each point outside ``sample``, its nearest sampled points (rows of the sample), at the

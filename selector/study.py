@@ -97,30 +97,16 @@ def study_lock(storage: str = ""):
     """Serialise the short set-up of concurrent workers: table creation, the study, its parent run
     and its starting points. A PostgreSQL advisory lock for a PostgreSQL URL, ``flock`` on a file
     beside a journal; other URLs (SQLite) are not meant for parallel workers and get no lock."""
+    from selector.locks import advisory_lock, file_lock
+
     if storage.startswith(("postgresql", "postgres://")):
-        import sqlalchemy
-
-        engine = sqlalchemy.create_engine(storage, poolclass=sqlalchemy.pool.NullPool)
-        try:
-            with engine.connect() as connection:
-                connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": LOCK_KEY})
-                try:
-                    yield
-                finally:
-                    connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEY})
-        finally:
-            engine.dispose()
+        with advisory_lock(storage, LOCK_KEY):
+            yield
     elif "://" not in storage:
-        import fcntl
-
         path = Path(storage or DEFAULT_JOURNAL).expanduser().resolve()
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(f"{path}.setup-lock", "a") as handle:  # not ".lock": Optuna's own journal lock uses that
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with file_lock(f"{path}.setup-lock"):  # not ".lock": Optuna's own journal lock uses that
+            yield
     else:
         yield
 

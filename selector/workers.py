@@ -48,10 +48,9 @@ class Tickets:
 
     def take(self) -> bool:
         """One trial to run, or ``False`` when all are taken."""
-        import fcntl
+        from selector.locks import file_lock
 
-        with open(self.path, "r+") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+        with file_lock(self.path, "r+") as handle:
             taken, total = (int(part) for part in handle.read().split())
             if taken >= total:
                 return False
