@@ -403,3 +403,17 @@ def test_an_alternative_of_a_study_is_listed_shown_registered_and_served(tmp_pat
         register_job(study.parent_run_id, model_name="alternative-test", trial="999")
     with pytest.raises(ValueError, match="`trial` must be a trial number"):
         register_job(study.parent_run_id, model_name="alternative-test", trial="best")
+
+
+def test_select_compares_by_own_values_when_a_study_s_clusters_cannot_be_read(tmp_path, monkeypatch, caplog):
+    from sklearn.datasets import make_blobs
+
+    from selector.data import load_dataset
+    from selector.jobs import select as workflow
+
+    monkeypatch.chdir(tmp_path)
+    X, _ = make_blobs(n_samples=60, centers=3, n_features=4, random_state=0)
+    pd.DataFrame(X, columns=list("abcd")).to_csv(tmp_path / "blobs.csv", index=False)
+    data = load_dataset(str(tmp_path / "blobs.csv"))
+    assert workflow.cross_space(data, ["none", "none"], ["no-such-run", "nor-this"], DEFAULT_OBJECTIVE) is None
+    assert "has no readable clusters.csv" in caplog.text

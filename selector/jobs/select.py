@@ -112,6 +112,11 @@ def cross_space(data, names: list[str], study_run_ids: list[str], objective: str
                            run_id, reports.CLUSTERS_FILE, exc)
             return None
         order = pd.Series(np.arange(len(table)), index=table["id"].astype(str))
-        partitions[name] = table["cluster"].to_numpy()[order[np.asarray(ids).astype(str)].to_numpy()]
+        wanted = np.asarray(ids).astype(str)
+        if len(table) != len(wanted) or not order.index.is_unique or not np.isin(wanted, order.index).all():
+            logger.warning("study %s's %s does not list the embedded points; comparing encoders by their own "
+                           "objective values", run_id, reports.CLUSTERS_FILE)
+            return None
+        partitions[name] = table["cluster"].to_numpy()[order[wanted].to_numpy()]
         spaces[name] = build_eval_space(embedded.vectors, reduction_cache(embedded), 0)  # the study's seed
     return cross_space_values(spaces, partitions, objective)
