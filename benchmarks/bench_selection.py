@@ -407,8 +407,8 @@ def cross_space_choice(records: pd.DataFrame, objective: str) -> pd.DataFrame:
     layer's (0 when no layer is among them)."""
     from selector.embedding import embed
     from selector.encoders import split_layer
-    from selector.jobs.tune import reduction_cache
-    from selector.objective import build_eval_space, cross_space_values
+    from selector.jobs.tune import study_eval_space
+    from selector.objective import cross_space_values
 
     rows = []
     images = records["encoder"].map(lambda name: get_encoder(name).takes == "images")
@@ -417,10 +417,8 @@ def cross_space_choice(records: pd.DataFrame, objective: str) -> pd.DataFrame:
         if len(group) < 2:
             continue
         data = build(name)
-        spaces = {}
-        for encoder in group["encoder"]:
-            embedded = embed(data, encoder, progress=False)
-            spaces[encoder] = build_eval_space(embedded.vectors, reduction_cache(embedded), int(seed))
+        spaces = {encoder: study_eval_space(embed(data, encoder, progress=False), seed)
+                  for encoder in group["encoder"]}
         partitions = {r["encoder"]: np.asarray(r["labels"]) for _, r in group.iterrows()}
         if len({len(p) for p in partitions.values()} | {len(sp.coords) for sp in spaces.values()}) != 1:
             continue  # an encoder skipped some files: the partitions do not cover the same points

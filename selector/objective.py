@@ -228,13 +228,24 @@ def _modularity_silhouette(space: EvalSpace, labels: np.ndarray, seed: int) -> S
     Modularity chops one large continuous cluster into pieces (the chance term it subtracts shrinks
     faster than the edges a cut through it lose); the silhouette merges classes that sit in far-apart
     groups. A chop lowers the silhouette (the pieces touch), a merge of groups lowers modularity."""
+    return _modularity_times(space, labels, seed, _silhouette_in_coords, 1.0, floor=False)
+
+
+def _silhouette_in_coords(space: EvalSpace, labels: np.ndarray, seed: int) -> Score:
+    return silhouette_objective(space.coords, labels, seed=seed)
+
+
+def _modularity_times(space: EvalSpace, labels: np.ndarray, seed: int, other, weight: float,
+                      floor: bool = True) -> Score:
+    """Modularity × ``other``'s value^``weight`` (a negative ``other`` counts as 0; with ``floor`` a
+    negative modularity too), with both scores' parts; degenerate labels score as modularity does."""
     graph = graph_modularity(1.0)(space, labels, seed)
     if graph.degenerate:
         return graph
-    geometric = silhouette_objective(space.coords, labels, seed=seed)
-    return Score(graph.value * max(geometric.value, 0.0), graph.n_clusters, graph.noise_fraction,
-                 parts={**graph.parts, **geometric.parts}, sampled=graph.sampled or geometric.sampled,
-                 sample_size=graph.sample_size)
+    part = other(space, labels, seed)
+    value = (max(graph.value, 0.0) if floor else graph.value) * max(part.value, 0.0) ** weight
+    return Score(value, graph.n_clusters, graph.noise_fraction, parts={**graph.parts, **part.parts},
+                 sampled=graph.sampled or part.sampled, sample_size=graph.sample_size)
 
 
 def probe_score(space: EvalSpace, labels: np.ndarray, seed: int) -> Score:
@@ -263,13 +274,7 @@ def _modularity_probe(space: EvalSpace, labels: np.ndarray, seed: int) -> Score:
     information grows with every learnable split and falls for splits the embedding does not carry, so
     it breaks modularity's ties towards the resolution the embedding supports. The exponent keeps
     modularity's voice on clean two-class data, where the probe alone over-splits."""
-    graph = graph_modularity(1.0)(space, labels, seed)
-    if graph.degenerate:
-        return graph
-    learnt = probe_score(space, labels, seed)
-    value = max(graph.value, 0.0) * max(learnt.value, 0.0) ** PROBE_WEIGHT
-    return Score(value, graph.n_clusters, graph.noise_fraction, parts={**graph.parts, **learnt.parts},
-                 sampled=graph.sampled or learnt.sampled, sample_size=graph.sample_size)
+    return _modularity_times(space, labels, seed, probe_score, PROBE_WEIGHT)
 
 
 # The silhouette's weight in ``modularity_silhouette_soft`` (an exponent; see its docstring).
@@ -282,13 +287,7 @@ def _modularity_silhouette_soft(space: EvalSpace, labels: np.ndarray, seed: int)
     real photos then collapse to the two groups. Under a fourth root the silhouette still vetoes chopping
     one continuous cluster into touching pieces — its value falls steeply there — but no longer outweighs
     modularity's gain for the classes under the groups."""
-    graph = graph_modularity(1.0)(space, labels, seed)
-    if graph.degenerate:
-        return graph
-    geometric = silhouette_objective(space.coords, labels, seed=seed)
-    value = max(graph.value, 0.0) * max(geometric.value, 0.0) ** SILHOUETTE_WEIGHT
-    return Score(value, graph.n_clusters, graph.noise_fraction, parts={**graph.parts, **geometric.parts},
-                 sampled=graph.sampled or geometric.sampled, sample_size=graph.sample_size)
+    return _modularity_times(space, labels, seed, _silhouette_in_coords, SILHOUETTE_WEIGHT)
 
 
 @dataclass(frozen=True)

@@ -106,16 +106,14 @@ class TrialRuns:
         self._runs[trial.number] = (run.info.run_id, {**self.base_params, **params})
 
     def _end(self, trial, status: str, metrics: Mapping | None = None, tags: Mapping | None = None) -> None:
-        run_id, params = self._runs.pop(trial.number)
+        run_id, params = self._runs[trial.number]
+        # Forgotten once logged: a failed log goes on to ``failed``, which still needs the run.
         log_batch(params=params, metrics=metrics, tags=tags, run_id=run_id, new_run=True)
+        del self._runs[trial.number]
         retry.client().set_terminated(run_id, status=status)
 
     def finished(self, trial, result) -> None:
-        run_id, params = self._runs[trial.number]
-        # Kept until the run is closed: a failed log goes on to ``failed``, which still needs the run.
-        log_batch(params=params, metrics=result.metrics, tags=result.tags, run_id=run_id, new_run=True)
-        self._runs.pop(trial.number)
-        retry.client().set_terminated(run_id, status="FINISHED")
+        self._end(trial, "FINISHED", result.metrics, result.tags)
 
     def declined(self, trial, params: dict, reason: str) -> None:
         self._end(trial, "FINISHED", tags={"declined": reason})

@@ -43,7 +43,7 @@ def select_job(dataset: str = "digits", encoders: str = "raw,efficientnet_lite0"
     for name in names:
         check_embed_request(data, name)
     # Layers of one network (NAME, NAME@stage3, …) are embedded in one forward pass, then cached.
-    embed_many(data, names)
+    embedded = embed_many(data, names)
     tracking.configure_tracking()
     with retry.call(mlflow.start_run, run_name=f"select-{data.name}", nested=mlflow.active_run() is not None) as run:
         rows = []
@@ -61,7 +61,8 @@ def select_job(dataset: str = "digits", encoders: str = "raw,efficientnet_lite0"
                          "paper_recipe_ami": result.metrics.get("paper_recipe_ami"),
                          "study_run_id": result.parent_run_id})
         board = pd.DataFrame(rows)
-        cross = cross_space(data, names, board["study_run_id"].tolist(), objective) if len(names) > 1 else None
+        cross = cross_space(data, names, board["study_run_id"].tolist(), objective, embedded) \
+            if len(names) > 1 else None
         board["cross_objective_value"] = [cross[name] for name in names] if cross else float("nan")
         rule = "cross_objective_value" if cross else "best_objective_value"
         board = board.sort_values(rule, ascending=False).reset_index(drop=True)
@@ -89,15 +90,16 @@ def select_job(dataset: str = "digits", encoders: str = "raw,efficientnet_lite0"
     return board, registration
 
 
-def cross_space(data, names: list[str], study_run_ids: list[str], objective: str) -> dict[str, float] | None:
+def cross_space(data, names: list[str], study_run_ids: list[str], objective: str,
+                embedded: list | None = None) -> dict[str, float] | None:
     """Each study's chosen clustering (its ``clusters.csv``) scored in every study's evaluation space
-    (``selector.objective.cross_space_values``); None, with a warning, when they cannot be compared."""
-    from selector.jobs.tune import reduction_cache
-    from selector.objective import build_eval_space, cross_space_values
+    (``selector.objective.cross_space_values``); None, with a warning, when they cannot be compared.
+    ``embedded``: the encoders' embeddings when the caller has them (else read from the cache)."""
+    from selector.jobs.tune import study_eval_space
+    from selector.objective import cross_space_values
 
     spaces, partitions, ids = {}, {}, None
-    for name, run_id in zip(names, study_run_ids):
-        embedded = embed_many(data, [name])[0]  # cached by the study
+    for name, run_id, embedded in zip(names, study_run_ids, embedded or embed_many(data, names)):
         if ids is None:
             ids = embedded.ids
         elif len(embedded.ids) != len(ids) or (np.asarray(embedded.ids) != np.asarray(ids)).any():
@@ -118,5 +120,5 @@ def cross_space(data, names: list[str], study_run_ids: list[str], objective: str
                            "objective values", run_id, reports.CLUSTERS_FILE)
             return None
         partitions[name] = table["cluster"].to_numpy()[order[wanted].to_numpy()]
-        spaces[name] = build_eval_space(embedded.vectors, reduction_cache(embedded), 0)  # the study's seed
+        spaces[name] = study_eval_space(embedded, 0)  # the study's seed
     return cross_space_values(spaces, partitions, objective)

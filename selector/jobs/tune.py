@@ -86,7 +86,7 @@ def tune_job(dataset: str = "digits", encoder: str = "raw", checkpoint: str = ""
     pool = WorkerPool([sys.executable, "-m", "selector.jobs.tune"], n_trials, workers) if workers > 1 else None
     with pool or contextlib.nullcontext():
         from selector import reports, search  # scikit-learn, umap-learn: ~0.8 s the children spend importing too
-        from selector.objective import build_eval_space, eval_space_params
+        from selector.objective import eval_space_params
 
         request = check_tune_request(dataset, encoder, checkpoint, n_trials, timeout, clusterers, storage, objective,
                                      compare, labels)
@@ -103,7 +103,7 @@ def tune_job(dataset: str = "digits", encoder: str = "raw", checkpoint: str = ""
                          "compare": list(request.compare)})
         cache = reduction_cache(embedded)
         eval_space_started = time.perf_counter()
-        build_eval_space(embedded.vectors, cache, int(seed))  # cached: the trials' context reads it back
+        study_eval_space(embedded, seed, cache)  # cached: the trials' context reads it back
         eval_space_seconds = time.perf_counter() - eval_space_started
         with StudySession(study_name, storage, seed, identity, starts, run_name=f"tune-{study_name}") as session, \
                 pool.guard() if pool else contextlib.nullcontext():
@@ -165,6 +165,13 @@ def reduction_cache(embedded):
     from selector.reduction import ReductionCache
 
     return ReductionCache(cache_dir().parent / "reductions", embedded.key)
+
+
+def study_eval_space(embedded, seed: int, cache=None):
+    """The study's evaluation space for ``embedded``: built once, then read back from the reduction cache."""
+    from selector.objective import build_eval_space
+
+    return build_eval_space(embedded.vectors, cache or reduction_cache(embedded), int(seed))
 
 
 def search_context(request: TuneRequest, embedded, seed: int, cache=None):
