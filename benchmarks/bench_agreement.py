@@ -45,11 +45,11 @@ def held_out(encoder: str, fraction: float, seeds: list[int]) -> None:
     from sklearn.metrics import adjusted_mutual_info_score as ami
     from sklearn.pipeline import make_pipeline
 
-    from selector.clustering import ClusterModel
-    from selector.data import load_dataset
-    from selector.embedding import embed
-    from selector.pipeline import FittedPipeline
-    from selector.reduction import _umap, make_scaler
+    from selector.stages.clustering import ClusterModel
+    from selector.stages.data import load_dataset
+    from selector.stages.embedding import embed
+    from selector.stages.pipeline import ClusterPipeline
+    from selector.stages.reduction import _umap, make_scaler
 
     embedded = embed(load_dataset("digits"), encoder, progress=False)
     X, y = embedded.vectors, embedded.labels
@@ -59,13 +59,13 @@ def held_out(encoder: str, fraction: float, seeds: list[int]) -> None:
             continue
         for seed in seeds:
             test = np.random.default_rng(seed).random(len(X)) < fraction
-            ours = FittedPipeline(reducer, clusterer, seed=seed).fit(X[~test])
+            ours = ClusterPipeline(reducer, clusterer, seed=seed).fit(X[~test])
             theirs_reducer = make_pipeline(make_scaler(reducer["scaling"]), _umap(reducer, int((~test).sum()), seed))
             theirs_model = ClusterModel(clusterer, seed=seed).fit(theirs_reducer.fit_transform(X[~test]))
-            theirs_placed = theirs_model.predict(theirs_reducer.transform(X[test]))[0]
+            theirs_placed = theirs_model.predict(theirs_reducer.transform(X[test]))
             rows.append({"pipeline": name, "seed": seed,
                          "selector train": ami(y[~test], ours.labels_),
-                         "selector held-out": ami(y[test], ours.predict(X[test])[0]),
+                         "selector held-out": ami(y[test], ours.predict(X[test])),
                          "umap-learn train": ami(y[~test], theirs_model.labels_),
                          "umap-learn held-out": ami(y[test], theirs_placed)})
     table = pd.DataFrame(rows).drop(columns="seed").groupby("pipeline", sort=False).median()
@@ -78,10 +78,10 @@ def held_out(encoder: str, fraction: float, seeds: list[int]) -> None:
 def main() -> None:
     from registry.model import MAX_IMAGE_ROWS, ClusterPipelineModel
     from registry.promote import png_base64
-    from selector.data import load_dataset
-    from selector.embedding import embed
-    from selector.encoders import create_encoder
-    from selector.pipeline import FittedPipeline
+    from selector.stages.data import load_dataset
+    from selector.stages.embedding import embed
+    from selector.stages.encoders import create_encoder
+    from selector.stages.pipeline import ClusterPipeline
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--encoder", default="raw")
@@ -99,7 +99,7 @@ def main() -> None:
     served.encoder = create_encoder(config["name"], image_size=config.get("image_size", 0), mode=config.get("mode", "RGB"))
     print(f"| pipeline ({args.encoder}, digits) | clusters | agreement | predict s |\n|---|---|---|---|")
     for name, (reducer, clusterer) in PIPELINES.items():
-        served.pipeline = FittedPipeline(reducer, clusterer, seed=0).fit(embedded.vectors)
+        served.pipeline = ClusterPipeline(reducer, clusterer, seed=0).fit(embedded.vectors)
         start = time.perf_counter()
         # As a client must: requests of at most MAX_IMAGE_ROWS images.
         answer = pd.concat([served.predict(None, request.iloc[i:i + MAX_IMAGE_ROWS])

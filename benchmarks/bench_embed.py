@@ -34,9 +34,9 @@ def main() -> None:
 
     import torch
 
-    from selector.data import encode_png, load_dataset
-    from selector.embedding import embed
-    from selector.encoders import create_encoder, resolve_device
+    from selector.stages.data import encode_png, load_dataset
+    from selector.stages.embedding import embed
+    from selector.stages.encoders import create_encoder, resolve_device
 
     data = load_dataset("digits")
     n = min(args.n_images, len(data))

@@ -33,8 +33,8 @@ def old_suggest_k(trial, n: int) -> int:
 def run(dataset: str, encoder: str, seed: int, n_trials: int, k_range: str) -> dict:
     import optuna
 
-    from selector import clustering
-    from selector.data import BUILTIN_DATASETS
+    from selector.stages import clustering
+    from selector.stages.data import BUILTIN_DATASETS
     from selector.jobs.tune import tune_job
 
     import real

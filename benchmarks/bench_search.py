@@ -42,7 +42,7 @@ def plain_reducer(params: dict, seed: int):
     from sklearn.decomposition import PCA
     from sklearn.pipeline import make_pipeline
 
-    from selector.reduction import Identity, make_scaler
+    from selector.stages.reduction import Identity, make_scaler
 
     if params["name"] == "umap":
         import umap
@@ -61,7 +61,7 @@ def plain_clusterer(estimator):
     selector's compiled copy of it (same parameters, same labels)."""
     from sklearn.cluster import AffinityPropagation
 
-    from selector.propagation import AffinityPropagation as Compiled
+    from selector.stages.propagation import AffinityPropagation as Compiled
 
     return AffinityPropagation(**estimator.get_params()) if isinstance(estimator, Compiled) else estimator
 
@@ -74,11 +74,11 @@ def naive_search(vectors: np.ndarray, clusterers: list[str], n_trials: int, seed
 
     import optuna
 
-    from selector.clustering import get_clusterer, suggest_clusterer
-    from selector.objective import build_eval_space, eval_space_params, silhouette_objective
-    from selector.reduction import ReductionCache, suggest_reducer
-    from selector.search import starting_points
-    from selector.study import make_sampler
+    from selector.stages.clustering import get_clusterer, suggest_clusterer
+    from selector.stages.objective import build_eval_space, eval_space_params, silhouette_objective
+    from selector.stages.reduction import ReductionCache, suggest_reducer
+    from selector.study.trials import starting_points
+    from selector.study.session import make_sampler
 
     warnings.filterwarnings("ignore")  # UMAP's and scikit-learn's notices, every trial
     n, dim = vectors.shape
@@ -128,7 +128,7 @@ def profile(folder: Path, started: float, ended: float) -> dict:
     import mlflow
     import optuna
 
-    from selector.study import PARENT_ATTR, resolve_storage
+    from selector.study.session import PARENT_ATTR, resolve_storage
 
     study = optuna.load_study(study_name=STUDY, storage=resolve_storage(str(folder / "optuna_journal.log")))
     trials = [t for t in study.trials if t.datetime_start and t.datetime_complete]
@@ -167,9 +167,9 @@ def main() -> None:
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
 
-    from selector.clustering import CLUSTERERS
-    from selector.data import load_dataset
-    from selector.embedding import embed
+    from selector.stages.clustering import CLUSTERERS
+    from selector.stages.data import load_dataset
+    from selector.stages.embedding import embed
 
     tuned: dict[int, list] = {seed: [] for seed in seeds}
     naive: dict[int, list] = {seed: [] for seed in seeds}
@@ -193,7 +193,7 @@ def main() -> None:
                 print(f"seed {seed}: tune run {repeat + 1}: {seconds:.1f} s, best {found['best']:.4f}", flush=True)
         vectors = embed(data, args.encoder, progress=False).vectors
         # numba compiles UMAP's functions on their first call: outside the naive loop's timing, as
-        # `tune` finds them compiled on disk (selector.compiled) after its first run on a machine.
+        # `tune` finds them compiled on disk (selector.stages.compiled) after its first run on a machine.
         plain_reducer({"name": "umap", "n_components": 2, "n_neighbors": 5, "min_dist": 0.1}, 0) \
             .fit_transform(vectors[:200])
         for seed in seeds:

@@ -42,7 +42,7 @@ import candidates  # noqa: E402
 import real  # noqa: E402
 import report  # noqa: E402
 import suite  # noqa: E402
-from selector.encoders import get_encoder  # noqa: E402
+from selector.stages.encoders import get_encoder  # noqa: E402
 
 ENCODERS = ("raw", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 ALL_SETS = tuple(suite.BUILDERS) + tuple(real.SETS)
@@ -112,11 +112,11 @@ def pool(task: tuple[str, str, int, int, str]) -> dict:
 
     import optuna
 
-    from selector import search
-    from selector.clustering import CLUSTERERS, Declined, suggest_clusterer
-    from selector.embedding import embed
-    from selector.objective import OBJECTIVES, validation_metrics
-    from selector.reduction import ReductionCache, suggest_reducer
+    from selector.study import trials as search_trials
+    from selector.stages.clustering import CLUSTERERS, Declined, suggest_clusterer
+    from selector.stages.embedding import embed
+    from selector.stages.objective import OBJECTIVES, validation_metrics
+    from selector.stages.reduction import ReductionCache, suggest_reducer
 
     name, encoder, seed, n_trials, out, objectives = task
     objectives = objectives or list(OBJECTIVES)
@@ -133,7 +133,7 @@ def pool(task: tuple[str, str, int, int, str]) -> dict:
     names = list(CLUSTERERS)
     cache = ReductionCache(None, embedded.key)
     start = time.perf_counter()
-    ctx = search.SearchContext(vectors=X, labels=None, clusterers=names, seed=seed, cache=cache)
+    ctx = search_trials.SearchContext(vectors=X, labels=None, clusterers=names, seed=seed, cache=cache)
     ctx.eval_space  # built here, so that eval_seconds measures it
     eval_seconds = time.perf_counter() - start
 
@@ -149,13 +149,13 @@ def pool(task: tuple[str, str, int, int, str]) -> dict:
     if stored:  # an earlier run's pool: the same trials, re-scored (pipelines refitted only when labels are missing)
         for record in stored["trials"]:
             labels = np.asarray(record["labels"]) if "labels" in record else \
-                search.fit_pipeline(ctx, record["params"])[1].labels_
+                search_trials.fit_pipeline(ctx, record["params"])[1].labels_
             score(record, labels)
         path.write_text(json.dumps(stored))
         return stored
 
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=seed))
-    for point in search.starting_points(names, ctx.eval_space.params):
+    for point in search_trials.starting_points(names, ctx.eval_space.params):
         study.enqueue_trial(point)
     trials = []
 
@@ -164,7 +164,7 @@ def pool(task: tuple[str, str, int, int, str]) -> dict:
         suggest_clusterer(trial, len(X), names)
         timings: dict = {}
         try:
-            _, model = search.fit_pipeline(ctx, trial.params, timings)
+            _, model = search_trials.fit_pipeline(ctx, trial.params, timings)
         except Declined:
             raise optuna.TrialPruned()
         record = {"params": trial.params, "fit_seconds": timings["reduce_seconds"] + timings["cluster_seconds"],
@@ -182,7 +182,7 @@ def pool(task: tuple[str, str, int, int, str]) -> dict:
 
 
 def paper_ami(space, y, seed: int) -> float:
-    from selector.objective import paper_recipe
+    from selector.stages.objective import paper_recipe
 
     return paper_recipe(space, y, "silhouette", seed).get("paper_recipe_ami", float("nan"))
 
@@ -301,7 +301,7 @@ def layer_choice(pools: list[dict], objective: str) -> pd.DataFrame:
     """Per (image set, seed) over its (encoder, layer) pairs: the pair ``select``'s rule picks (highest
     chosen objective value), the best pair (highest chosen AMI) and the best final-layer pair; the best
     pair's lead over the final layers and the pick's loss against the best pair."""
-    from selector.encoders import split_layer
+    from selector.stages.encoders import split_layer
 
     by_case: dict = {}
     for p in pools:
@@ -349,7 +349,7 @@ def study(task: tuple[str, str, int, int, str, str]) -> dict:
     if path.is_file():
         return json.loads(path.read_text())
     warnings.filterwarnings("ignore")
-    from selector.data import BUILTIN_DATASETS
+    from selector.stages.data import BUILTIN_DATASETS
 
     # The suite's sets join the built-in data sets in this process, so `tune` loads them by name and
     # finds the embeddings that the paired phase (or an earlier run) cached for the same content.
@@ -402,13 +402,13 @@ def cross_space_choice(records: pd.DataFrame, objective: str) -> pd.DataFrame:
     """Per (set, seed) with several image encoders (or layers): each study's chosen clustering scored by
     ``objective`` in every study's evaluation space. Two rules pick an encoder: ``own`` (the highest
     value in the encoder's own space) and ``cross`` (``select``'s: the highest mean over all the spaces,
-    ``selector.objective.cross_space_values``). ``loss``: the best chosen AMI
+    ``selector.stages.objective.cross_space_values``). ``loss``: the best chosen AMI
     among the encoders minus the picked one's; ``lead``: the best chosen AMI minus the best final
     layer's (0 when no layer is among them)."""
-    from selector.embedding import embed
-    from selector.encoders import split_layer
+    from selector.stages.embedding import embed
+    from selector.stages.encoders import split_layer
     from selector.jobs.tune import study_eval_space
-    from selector.objective import cross_space_values
+    from selector.stages.objective import cross_space_values
 
     rows = []
     images = records["encoder"].map(lambda name: get_encoder(name).takes == "images")
@@ -512,7 +512,7 @@ def main() -> None:
         return
 
     if args.phase == "paired":
-        from selector.objective import OBJECTIVES
+        from selector.stages.objective import OBJECTIVES
 
         objectives = args.objectives.split(",") if args.objectives else list(OBJECTIVES)
         tasks = [(n, e, s, args.n_trials, args.out, objectives) for n, e in pairs for s in seeds]
@@ -530,7 +530,7 @@ def main() -> None:
         say("\n## select's rule (the encoder with the highest objective value) on the pools\n")
         say(markdown(paired_encoder_choice(pools, objectives)))
         if any("@" in e for e in args.encoders.split(",")):
-            from selector.objective import DEFAULT_OBJECTIVE
+            from selector.stages.objective import DEFAULT_OBJECTIVE
 
             layers = layer_choice(pools, DEFAULT_OBJECTIVE)
             say(f"\n## Layers: (encoder, layer) pairs chosen by select's rule with `{DEFAULT_OBJECTIVE}`\n")
@@ -543,7 +543,7 @@ def main() -> None:
         report.write(args.name or "bench_selection-paired", "bench_selection: paired pools", "\n".join(out))
         return
 
-    from selector.objective import DEFAULT_OBJECTIVE
+    from selector.stages.objective import DEFAULT_OBJECTIVE
 
     objective = args.objective or DEFAULT_OBJECTIVE
     tasks = [(n, e, s, args.n_trials, objective, args.out) for n, e in pairs for s in seeds]

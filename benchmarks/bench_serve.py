@@ -25,7 +25,7 @@ import report  # benchmarks/report.py, beside this script
 
 def encoded_images(dataset: str, n: int) -> list[str]:
     from registry.promote import png_base64
-    from selector.data import load_dataset
+    from selector.stages.data import load_dataset
 
     data = load_dataset(dataset)
     return [png_base64(data.images[i % len(data)]) for i in range(n)]

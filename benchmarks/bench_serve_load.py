@@ -55,7 +55,7 @@ def request_kinds(dataset: str) -> dict[str, bytes]:
 
     from registry.model import MAX_IMAGE_ROWS
     from registry.promote import png_base64
-    from selector.data import load_dataset
+    from selector.stages.data import load_dataset
 
     data = load_dataset(dataset)
     good = [png_base64(data.images[i]) for i in range(16)]

@@ -1,7 +1,7 @@
 """Label-free criteria compared by ``bench_selection`` beside the registered objectives.
 
 The objective registry takes objectives from anywhere; these are registered by the benchmark only, so
-a criterion becomes a library objective (``selector/objective.py``) after the evidence, not before.
+a criterion becomes a library objective (``selector/stages/objective.py``) after the evidence, not before.
 
 - ``subsplit``: Stadion's idea (stability difference: between-cluster minus within-cluster) with the
   silhouette as its measure. The partition's silhouette, minus how well each cluster itself splits
@@ -10,7 +10,7 @@ a criterion becomes a library objective (``selector/objective.py``) after the ev
   one class gives touching pieces: a low silhouette.
 - ``stability``: k-means with the partition's k reproduces it on seeded 80 % samples of the evaluation
   coordinates (mean ARI): arbitrary chops of one continuous cluster move from sample to sample.
-- ``probe_kappa``: the library's linear probe (``selector.probe``) scored by Cohen's κ instead of
+- ``probe_kappa``: the library's linear probe (``selector.stages.probe``) scored by Cohen's κ instead of
   information.
 - products of these with modularity and the probe's information, whose biases run the other way
   (towards more, smaller clusters); ``bench_selection --phase grid`` compares products of the factors
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from selector.objective import (SAMPLE_BOUND, WORST, EvalSpace, Score, _clustered_sample, _shape, graph_modularity,
+from selector.stages.objective import (SAMPLE_BOUND, WORST, EvalSpace, Score, _clustered_sample, _shape, graph_modularity,
                                 silhouette_objective)
 
 MIN_SPLIT = 4  # a 2-way split needs two points a side
@@ -89,7 +89,7 @@ def subsplit(space: EvalSpace, labels: np.ndarray, seed: int) -> Score:
 
 
 def _library_probe(space: EvalSpace, labels: np.ndarray, seed: int) -> Score:
-    from selector.objective import probe_score
+    from selector.stages.objective import probe_score
 
     return probe_score(space, labels, seed)
 
@@ -146,14 +146,14 @@ def _silhouette(space, labels, seed):
 
 
 def register() -> None:
-    from selector.objective import OBJECTIVES, ObjectiveSpec, register_objective
+    from selector.stages.objective import OBJECTIVES, ObjectiveSpec, register_objective
 
     register_stability()
     modularity = _memo(graph_modularity(1.0))
     variants = [
         ObjectiveSpec("modularity@0.5", graph_modularity(0.5), "modularity at resolution 0.5"),
         ObjectiveSpec("subsplit", subsplit, "silhouette minus the silhouette of each cluster's best split"),
-        ObjectiveSpec("probe_kappa", probe_kappa, "Cohen's κ of the linear probe (selector.probe)"),
+        ObjectiveSpec("probe_kappa", probe_kappa, "Cohen's κ of the linear probe (selector.stages.probe)"),
         ObjectiveSpec("modularity×√silhouette", _product(modularity, _silhouette, 0.5), "modularity × √silhouette"),
         ObjectiveSpec("modularity×subsplit", _product(modularity, subsplit), "modularity × subsplit"),
         ObjectiveSpec("modularity×√probe", _product(modularity, probe_information, 0.5),
@@ -199,7 +199,7 @@ kmeans_stability = _memo(kmeans_stability)
 
 def register_stability() -> None:
     """The stability criteria and their products (kept apart: each costs k-means fits per trial)."""
-    from selector.objective import OBJECTIVES, ObjectiveSpec, register_objective
+    from selector.stages.objective import OBJECTIVES, ObjectiveSpec, register_objective
 
     modularity = _memo(graph_modularity(1.0))
     for spec in (ObjectiveSpec("stability", kmeans_stability, "k-means reproduces the partition on 80 % samples"),

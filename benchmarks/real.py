@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from selector.data import IMAGE_SUFFIXES, Dataset, FileImages
+from selector.stages.data import IMAGE_SUFFIXES, Dataset, FileImages
 
 SEED = 2026
 

@@ -20,7 +20,7 @@ import time
 import uuid
 from pathlib import Path
 
-from selector.tracking import mask_url
+from selector.study.tracking import mask_url
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]  # benchmarks/ sits in the project's root
 ADMIN = "admin"

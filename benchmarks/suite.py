@@ -24,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-from selector.data import ArrayImages, Dataset
+from selector.stages.data import ArrayImages, Dataset
 
 GENERATOR_SEED = 2026
 SIZE = 64
@@ -352,7 +352,7 @@ def _sklearn_table(name: str) -> Dataset:
 
 
 def digits() -> Dataset:
-    from selector.data import load_dataset
+    from selector.stages.data import load_dataset
 
     return load_dataset("digits")
 

@@ -10,7 +10,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from selector.data import Dataset, FileImages, encode_png
+from selector.stages.data import Dataset, FileImages, encode_png
 
 logger = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ class ClusterPipelineModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context):
         import joblib
 
-        from selector.encoders import serving_encoder
+        from selector.stages.encoders import serving_encoder
 
         with open(context.artifacts["encoder"]) as handle:
             self.encoder_config = json.load(handle)
@@ -47,7 +47,7 @@ class ClusterPipelineModel(mlflow.pyfunc.PythonModel):
         """Answer one made-up request while loading, so the first real one does not pay the one-off
         costs (lazy imports, numba compiling the placement of new points, torch's first forward)."""
         if self.encoder.spec.takes == "images":
-            from selector.data import encode_png
+            from selector.stages.data import encode_png
 
             frame = pd.DataFrame({IMAGE_COLUMN: [base64.b64encode(encode_png(np.zeros((8, 8), np.uint8))).decode()]})
         else:
@@ -59,7 +59,7 @@ class ClusterPipelineModel(mlflow.pyfunc.PythonModel):
     def _images(self, frame: pd.DataFrame) -> np.ndarray:
         import torch
 
-        from selector.data import ImageDecodeError, ImageTooLarge, decode_image
+        from selector.stages.data import ImageDecodeError, ImageTooLarge, decode_image
 
         if IMAGE_COLUMN not in frame.columns:
             raise bad_request(f"the request needs a column {IMAGE_COLUMN!r} of base64 PNG/JPEG bytes; "
@@ -108,7 +108,7 @@ class ClusterPipelineModel(mlflow.pyfunc.PythonModel):
         if len(frame) > limit:
             raise bad_request(f"batch of {len(frame):,} rows; the limit is {limit:,} rows a request — split it.")
         vectors = self._images(frame) if self.encoder.spec.takes == "images" else self._vectors(frame)
-        labels, confidence = self.pipeline.predict(vectors)
+        labels, confidence = self.pipeline.assign(vectors)
         return pd.DataFrame({"cluster": labels.astype(np.int64), "confidence": confidence.astype(np.float64)})
 
 

@@ -20,7 +20,7 @@ from mlflow.types import ColSpec, Schema
 import registry
 import selector
 from selector import retry
-from selector.objective import LEGACY_OBJECTIVE
+from selector.stages.objective import LEGACY_OBJECTIVE
 
 logger = logging.getLogger(__name__)
 
@@ -43,14 +43,14 @@ def pinned_requirements() -> list[str]:
 
 def png_base64(image: np.ndarray) -> str:
     """One cell of the served model's ``image`` column."""
-    from selector.data import encode_png
+    from selector.stages.data import encode_png
 
     return base64.b64encode(encode_png(image)).decode()
 
 
 def signature_and_example(encoder: dict, example) -> tuple[ModelSignature, pd.DataFrame]:
     """Images: one string column ``image`` (base64 PNG/JPEG); vectors: the training file's columns."""
-    from selector.encoders import get_encoder
+    from selector.stages.encoders import get_encoder
 
     outputs = Schema([ColSpec("long", "cluster"), ColSpec("double", "confidence")])
     if get_encoder(encoder["name"]).takes == "vectors":
@@ -122,7 +122,7 @@ def promotion_lock():
         with file_lock(uri[len("sqlite:///"):] + ".promote.lock"):
             yield
     elif uri.startswith(("postgresql", "postgres://")):
-        from selector.study import study_lock
+        from selector.study.session import study_lock
 
         with study_lock(uri):
             yield

@@ -100,7 +100,7 @@ def write_digit_pngs(root: Path, labels, per_class: int) -> Path:
     """``per_class`` of scikit-learn's digit images per label, as PNGs in one sub-folder per label."""
     from sklearn.datasets import load_digits
 
-    from selector.data import encode_png
+    from selector.stages.data import encode_png
 
     digits = load_digits()
     for label in labels:

@@ -8,11 +8,11 @@ import sys
 import time
 from pathlib import Path
 
-from selector import search
+from selector.study import trials
 
 hang_at, sys.argv[1:] = int(sys.argv[1]), sys.argv[2:]
 fits = 0
-real_fit = search.fit_pipeline
+real_fit = trials.fit_pipeline
 
 
 def fit_pipeline(*args, **kwargs):
@@ -24,5 +24,5 @@ def fit_pipeline(*args, **kwargs):
     return real_fit(*args, **kwargs)
 
 
-search.fit_pipeline = fit_pipeline
+trials.fit_pipeline = fit_pipeline
 runpy.run_path(str(Path(__file__).resolve().parents[1] / "entrypoints" / "tune.py"), run_name="__main__")

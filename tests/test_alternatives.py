@@ -4,7 +4,7 @@ import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution
 
-from selector.alternatives import alternatives, choice_margin, table
+from selector.study.alternatives import alternatives, choice_margin, table
 
 
 def trial(number: int, value: float, k: int, state=optuna.trial.TrialState.COMPLETE, **attrs):

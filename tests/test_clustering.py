@@ -1,5 +1,5 @@
 """The clusterer registry: one conformance class run over every registered clusterer, on the code
-paths production uses (a trial's cached reduction, the served ``FittedPipeline``, joblib)."""
+paths production uses (a trial's cached reduction, the served ``ClusterPipeline``, joblib)."""
 
 import dataclasses
 
@@ -10,8 +10,8 @@ import pytest
 from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_mutual_info_score
 
-from selector import clustering
-from selector.clustering import (CLUSTERERS, MANY_DIMS, ClusterModel, ClustererSpec, Declined, OwnPredict,
+from selector.stages import clustering
+from selector.stages.clustering import (CLUSTERERS, MANY_DIMS, ClusterModel, ClustererSpec, Declined, OwnPredict,
                                  get_clusterer, max_clusters, parse_clusterers, register_clusterer, suggest_clusterer)
 
 # Parameters that should find three well-separated blobs: the one thing a new clusterer adds here.
@@ -55,17 +55,17 @@ class TestClustererConformance:
     def test_predict_places_unseen_points_in_their_clusters(self, name, train):
         model = self.model(name, train[0])
         X_new, y_new = blobs(60, seed=7)  # the same three centres, points it never saw
-        labels, confidence = model.predict(X_new)
+        labels, confidence = model.place(X_new)
         assert labels.shape == confidence.shape == (60,) and labels.dtype == np.int64
         assert ((confidence >= 0) & (confidence <= 1)).all()
         assert adjusted_mutual_info_score(y_new, labels) > 0.9
         far = train[0].mean(axis=0) + 100 * train[0].std(axis=0)
-        label, conf = model.predict(far[None])
+        label, conf = model.place(far[None])
         assert label.shape == (1,) and 0 <= conf[0] <= 1
 
     def test_training_points_get_their_own_cluster_back(self, name, train):
         model = self.model(name, train[0])
-        assert (model.predict(train[0])[0] == model.labels_).mean() >= 0.95
+        assert (model.predict(train[0]) == model.labels_).mean() >= 0.95
 
     def test_seeded_fits_are_reproducible(self, name, train):
         np.testing.assert_array_equal(self.model(name, train[0]).labels_, self.model(name, train[0]).labels_)
@@ -75,19 +75,19 @@ class TestClustererConformance:
         joblib.dump(model, tmp_path / "model.joblib")
         loaded = joblib.load(tmp_path / "model.joblib")
         X_new, _ = blobs(40, seed=8)
-        for ours, theirs in zip(model.predict(X_new), loaded.predict(X_new)):
+        for ours, theirs in zip(model.place(X_new), loaded.place(X_new)):
             np.testing.assert_array_equal(ours, theirs)
 
     def test_the_trial_path_and_the_serving_path_agree(self, name, train, tmp_path):
-        from selector.pipeline import FittedPipeline
-        from selector.reduction import ReductionCache
+        from selector.stages.pipeline import ClusterPipeline
+        from selector.stages.reduction import ReductionCache
 
         reducer = {"name": "pca", "scaling": "zscore", "n_components": 3}
         reduced = ReductionCache(tmp_path, "blobs").reduce(train[0].astype(np.float32), reducer, seed=0)
         in_trial = ClusterModel({"name": name, **GOOD[name]}, seed=0).fit(reduced).labels_
-        served = FittedPipeline(reducer, {"name": name, **GOOD[name]}, seed=0).fit(train[0])
+        served = ClusterPipeline(reducer, {"name": name, **GOOD[name]}, seed=0).fit(train[0])
         np.testing.assert_array_equal(served.labels_, in_trial)
-        assert (served.predict(train[0])[0] == in_trial).mean() >= 0.95
+        assert (served.predict(train[0]) == in_trial).mean() >= 0.95
 
     def test_its_search_space_proposes_parameters_it_fits_or_declines(self, name, train):
         study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
@@ -106,7 +106,7 @@ class TestClustererConformance:
 
     def test_proposed_parameters_survive_the_trial_record(self, name):
         """What a served refit reads back from the trial's params is what the trial fitted."""
-        from selector.search import pipeline_params
+        from selector.study.trials import pipeline_params
 
         study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
         for _ in range(5):
@@ -120,7 +120,7 @@ class TestClustererConformance:
         model = self.model(name, X)
         assert model.fit_sample_size_ == 120 and len(model.train_labels_) == 120
         assert model.labels_.shape == (400,) and adjusted_mutual_info_score(y, model.labels_) > 0.9
-        labels, confidence = model.predict(X)
+        labels, confidence = model.place(X)
         assert (labels == model.labels_).mean() > 0.95 and ((0 <= confidence) & (confidence <= 1)).all()
         assert self.model(name, X[:100]).fit_sample_size_ == 0
 
@@ -138,7 +138,7 @@ def test_a_clusterer_list_is_all_or_registered_names_and_all_is_reserved():
 
 
 def test_k_bound_reaches_clusters_of_five_points_up_to_a_few_hundred():
-    from selector.clustering import MAX_CLUSTERS
+    from selector.stages.clustering import MAX_CLUSTERS
 
     assert max_clusters(400) == 80 and max_clusters(1797) == 359 and max_clusters(10**6) == MAX_CLUSTERS == 500
     assert max_clusters(10) == 2 and max_clusters(3) == 2
@@ -163,7 +163,7 @@ def test_k_in_the_hundreds_is_declined_where_its_cost_explodes(params, message):
 
 
 def test_a_full_covariance_mixture_in_many_dimensions_is_declined_not_attempted():
-    from selector.clustering import FULL_COVARIANCE_MAX_DIM
+    from selector.stages.clustering import FULL_COVARIANCE_MAX_DIM
 
     X = np.random.default_rng(0).normal(size=(200, FULL_COVARIANCE_MAX_DIM + 1))
     with pytest.raises(Declined, match=r"declined for d=65 > 64"):
@@ -190,7 +190,7 @@ def test_a_model_pickled_before_placements_were_objects_loads_and_predicts_the_s
     """Format 1 kept the rule as a string ``assign_`` (and, for votes, ``train_`` and ``neighbours_``):
     a champion registered then still loads into this code."""
     model = ClusterModel({"name": name, **GOOD[name]}, seed=0).fit(train[0])
-    expected = model.predict(train[0][:30])
+    expected = model.place(train[0][:30])
     placement = model.placement_
     old = {k: v for k, v in model.__dict__.items() if k not in ("placement_", "format_")}
     old["assign_"] = placement.name
@@ -199,7 +199,7 @@ def test_a_model_pickled_before_placements_were_objects_loads_and_predicts_the_s
     joblib.dump(old, tmp_path / "state.joblib")
     restored = ClusterModel.__new__(ClusterModel)
     restored.__setstate__(joblib.load(tmp_path / "state.joblib"))
-    for ours, theirs in zip(expected, restored.predict(train[0][:30])):
+    for ours, theirs in zip(expected, restored.place(train[0][:30])):
         np.testing.assert_array_equal(ours, theirs)
     with pytest.raises(RuntimeError, match="format 99"):
         ClusterModel.__new__(ClusterModel).__setstate__({**old, "format_": 99})
@@ -214,7 +214,7 @@ def test_hdbscan_computes_its_prediction_data_when_it_first_places_points(train)
     with pytest.raises(AttributeError):
         model.estimator_.prediction_data_
     X_new, _ = blobs(60, seed=7)
-    labels, strengths = model.predict(X_new)
+    labels, strengths = model.place(X_new)
     reference = hdbscan.HDBSCAN(**GOOD["hdbscan"], prediction_data=True).fit(train[0])
     expected = hdbscan.approximate_predict(reference, X_new)
     np.testing.assert_array_equal(labels, expected[0])

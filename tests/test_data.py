@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from selector.data import load_dataset
+from selector.stages.data import load_dataset
 
-from selector.data import encode_png as png_bytes
+from selector.stages.data import encode_png as png_bytes
 
 
 def test_digits_is_builtin_with_labels_and_stable_ids():
@@ -125,7 +125,7 @@ def test_a_folder_of_any_format_pillow_decodes_is_a_data_set(tmp_path):
     """PGM/PPM (scientific cameras, classic benchmarks), ICO, TIFF, … beside PNG and JPEG."""
     from PIL import Image
 
-    from selector.data import IMAGE_SUFFIXES, load_dataset
+    from selector.stages.data import IMAGE_SUFFIXES, load_dataset
 
     rng = np.random.default_rng(0)
     for label, suffix in (("grey", ".pgm"), ("colour", ".ppm"), ("icons", ".ico"), ("scans", ".tif")):

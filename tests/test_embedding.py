@@ -3,9 +3,9 @@ import logging
 import numpy as np
 import pytest
 
-from selector import embedding
-from selector.data import load_dataset
-from selector.embedding import embed
+from selector.stages import embedding
+from selector.stages.data import load_dataset
+from selector.stages.embedding import embed
 
 
 def test_raw_digits_and_the_cache_makes_the_second_call_free(monkeypatch, cache_dir):

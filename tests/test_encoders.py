@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from selector import encoders
-from selector.encoders import (ENCODERS, EncoderSpec, create_encoder, efficientnet_lite, get_encoder, identity,
+from selector.stages import encoders
+from selector.stages.encoders import (ENCODERS, EncoderSpec, create_encoder, efficientnet_lite, get_encoder, identity,
                                register_encoder, serving_encoder, serving_files)
 
 # Registered names, plus a tiny timm architecture for the timm spec. Encoders that ship weights are
@@ -220,7 +220,7 @@ def test_efficientnet_lite0_has_real_imagenet_weights(lite0_classifier, photo, c
     import skimage.data
     from timm.data import resolve_data_config
 
-    from selector.encoders import TimmPreprocess
+    from selector.stages.encoders import TimmPreprocess
 
     preprocess = TimmPreprocess(dict(resolve_data_config(model=lite0_classifier)))
     with torch.inference_mode():
@@ -284,15 +284,15 @@ class TestLayers:
         ("@stage1", "a layer is written NAME@stageN"),
     ])
     def test_a_layer_that_does_not_exist_is_refused_before_anything_is_built(self, name, message):
-        from selector.encoders import check_request
+        from selector.stages.encoders import check_request
 
         with pytest.raises(ValueError, match=message):
             check_request(name)
 
 
 def test_embedding_several_layers_takes_one_pass_and_caches_each_as_if_alone(monkeypatch, tiny_weights):
-    from selector import embedding
-    from selector.data import ArrayImages, Dataset
+    from selector.stages import embedding
+    from selector.stages.data import ArrayImages, Dataset
 
     rng = np.random.default_rng(0)
     data = Dataset(name="tiny", fingerprint="tiny-1", ids=np.array([f"i{i}" for i in range(6)]),

@@ -20,9 +20,9 @@ import pandas as pd
 import pytest
 from sklearn.datasets import make_blobs
 
-from selector.data import load_dataset
-from selector.embedding import embed
-from selector.reduction import ReductionCache
+from selector.stages.data import load_dataset
+from selector.stages.embedding import embed
+from selector.stages.reduction import ReductionCache
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

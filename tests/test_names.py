@@ -27,11 +27,11 @@ def test_names_are_registered_once_and_lookups_are_strict():
 
 
 def _registries():
-    from selector import clustering
-    from selector.clustering import CLUSTERERS, ClustererSpec, OwnPredict
-    from selector.encoders import ENCODERS, EncoderSpec
-    from selector.objective import OBJECTIVES, ObjectiveSpec
-    from selector.reduction import REDUCERS, ReducerSpec
+    from selector.stages import clustering
+    from selector.stages.clustering import CLUSTERERS, ClustererSpec, OwnPredict
+    from selector.stages.encoders import ENCODERS, EncoderSpec
+    from selector.stages.objective import OBJECTIVES, ObjectiveSpec
+    from selector.stages.reduction import REDUCERS, ReducerSpec
 
     return {
         "clusterer": (CLUSTERERS, lambda name: ClustererSpec(name, clustering._kmeans, clustering._suggest_kmeans,

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
 
-from selector.objective import silhouette_objective, stratified_sample, validation_metrics
+from selector.stages.objective import silhouette_objective, stratified_sample, validation_metrics
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +62,9 @@ def test_validation_needs_labels_and_never_feeds_the_objective(blobs):
 
 
 # --------------------------------------------------------------------------- the objective registry
-from selector.objective import (EvalSpace, OBJECTIVES, build_eval_space, eval_space_params,  # noqa: E402
+from selector.stages.objective import (EvalSpace, OBJECTIVES, build_eval_space, eval_space_params,  # noqa: E402
                                 get_objective, modularity)
-from selector.reduction import ReductionCache  # noqa: E402
+from selector.stages.reduction import ReductionCache  # noqa: E402
 
 
 def two_groups_of_five(seed=0, spread=1.0):
@@ -115,7 +115,7 @@ class TestObjectiveConformance:
 
     def test_on_a_sample_one_seed_gives_one_value_and_the_estimate_stays_near_the_full_score(
             self, grouped_space, name, monkeypatch):
-        from selector import objective
+        from selector.stages import objective
 
         space, y = grouped_space
         labels = np.where(y < 8, y, -1)  # some noise, so the noise-aware paths run
@@ -175,7 +175,7 @@ def test_wine_is_z_scored_so_proline_alone_does_not_decide_the_space():
 def test_above_umaps_bound_the_graph_covers_its_sample_and_modularity_reads_the_sample(monkeypatch):
     import dataclasses
 
-    from selector import reduction
+    from selector.stages import reduction
 
     monkeypatch.setitem(reduction.REDUCERS, "umap", dataclasses.replace(reduction.REDUCERS["umap"], max_fit_points=150))
     X, y = make_blobs(n_samples=400, centers=4, n_features=6, cluster_std=0.6, random_state=2)
@@ -208,7 +208,7 @@ def test_the_product_does_not_chop_one_continuous_cluster_the_way_modularity_doe
 
 
 def test_modularity_probe_is_modularity_times_a_root_of_the_probes_information(grouped_space):
-    from selector.objective import PROBE_WEIGHT, probe_score
+    from selector.stages.objective import PROBE_WEIGHT, probe_score
 
     space, y = grouped_space
     score = get_objective("modularity_probe").score(space, y, 0)
@@ -230,7 +230,7 @@ def test_the_classes_under_two_far_apart_groups_beat_the_two_groups_where_the_si
 
 
 def test_the_probe_learns_real_clusters_and_not_random_labels():
-    from selector.probe import probe_features, probe_information
+    from selector.stages.probe import probe_features, probe_information
 
     X, y = make_blobs(n_samples=400, centers=6, n_features=20, random_state=1)
     features = probe_features(X, 0)
@@ -241,7 +241,7 @@ def test_the_probe_learns_real_clusters_and_not_random_labels():
 
 
 def test_the_soft_product_is_modularity_times_a_fourth_root_of_the_silhouette(grouped_space):
-    from selector.objective import SILHOUETTE_WEIGHT
+    from selector.stages.objective import SILHOUETTE_WEIGHT
 
     space, y = grouped_space
     score = get_objective("modularity_silhouette_soft").score(space, y, 0)

@@ -20,7 +20,7 @@ import pytest
 import stack  # benchmarks/stack.py, the operations harness (on pytest's pythonpath)
 from sklearn.datasets import make_blobs
 
-from selector.tracking import mask_url
+from selector.study.tracking import mask_url
 
 
 PG = "postgresql://postgres@127.0.0.1:5432"
@@ -212,7 +212,7 @@ def test_workers_share_the_local_defaults_without_any_server(tmp_path, monkeypat
     outputs = [process.communicate(timeout=600)[0] for process in processes]
     assert [p.returncode for p in processes] == [0] * workers, "\n".join(o[-2000:] for o in outputs)
 
-    from selector.study import resolve_storage
+    from selector.study.session import resolve_storage
 
     monkeypatch.chdir(tmp_path)
     study = optuna.load_study(study_name="local", storage=resolve_storage(""))

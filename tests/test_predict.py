@@ -9,7 +9,7 @@ from mlflow.exceptions import MlflowException
 from PIL import Image
 
 from registry.batch import predict_dataset
-from selector.data import load_dataset
+from selector.stages.data import load_dataset
 
 
 class Picky:

@@ -10,8 +10,8 @@ from sklearn.cluster import AffinityPropagation as ScikitLearn
 from sklearn.datasets import load_digits, make_blobs
 from sklearn.decomposition import PCA
 
-from selector.clustering import _affinity_propagation
-from selector.propagation import AffinityPropagation
+from selector.stages.clustering import _affinity_propagation
+from selector.stages.propagation import AffinityPropagation
 
 
 def digits_2d(n: int = 300) -> np.ndarray:

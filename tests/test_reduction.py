@@ -4,7 +4,7 @@ import numpy as np
 import optuna
 import pytest
 
-from selector.reduction import REDUCERS, SCALINGS, ReductionCache, build_reducer, fit_reduce, suggest_reducer
+from selector.stages.reduction import REDUCERS, SCALINGS, ReductionCache, build_reducer, fit_reduce, suggest_reducer
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ class TestReducerConformance:
 
     def test_proposed_parameters_survive_the_trial_record(self, name, scaling):
         """What a served refit reads back from the trial's params is what the trial fitted."""
-        from selector.search import pipeline_params
+        from selector.study.trials import pipeline_params
 
         study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
         for _ in range(3):
@@ -132,8 +132,8 @@ def test_the_neighbour_graph_is_built_once_per_scaling_and_metric(vectors, tmp_p
 
 
 def test_a_slice_of_the_shared_graph_is_the_graph_umap_builds_itself(vectors):
-    from selector.neighbours import nearest_neighbours
-    from selector.reduction import _umap
+    from selector.stages.neighbours import nearest_neighbours
+    from selector.stages.reduction import _umap
 
     params = {"n_components": 3, "n_neighbors": 15, "min_dist": 0.0, "metric": "euclidean"}
     own = _umap(params, len(vectors), 0).fit(vectors)
@@ -146,7 +146,7 @@ def test_a_slice_of_the_shared_graph_is_the_graph_umap_builds_itself(vectors):
 
 
 def test_above_the_exact_bound_the_graph_comes_from_nn_descent(vectors, monkeypatch):
-    from selector import neighbours
+    from selector.stages import neighbours
 
     exact_idx, _ = neighbours.nearest_neighbours(vectors, 10, "euclidean", seed=0)
     monkeypatch.setattr(neighbours, "EXACT_KNN_BOUND", 50)
@@ -161,7 +161,7 @@ def small_umap_bound(monkeypatch):
     """UMAP fits at most 150 points (10,000 in the registry)."""
     import dataclasses
 
-    from selector import reduction
+    from selector.stages import reduction
 
     monkeypatch.setitem(reduction.REDUCERS, "umap", dataclasses.replace(REDUCERS["umap"], max_fit_points=150))
     return 150
@@ -178,7 +178,7 @@ def test_umap_above_its_bound_fits_a_sample_and_places_the_rest_near_their_neigh
     from sklearn.cluster import KMeans
     from sklearn.metrics import adjusted_mutual_info_score
 
-    from selector.sampling import seeded_sample
+    from selector.stages.sampling import seeded_sample
 
     X, y = _blobs()
     cache = ReductionCache(tmp_path, "blobs")
@@ -199,20 +199,20 @@ def test_umap_above_its_bound_fits_a_sample_and_places_the_rest_near_their_neigh
 def test_a_served_pipeline_fits_the_same_sample_and_transforms_the_rest(small_umap_bound):
     from sklearn.metrics import adjusted_mutual_info_score
 
-    from selector.pipeline import FittedPipeline
+    from selector.stages.pipeline import ClusterPipeline
 
     X, y = _blobs()
-    pipeline = FittedPipeline({**UMAP, "n_neighbors": 15}, {"name": "kmeans", "n_clusters": 4}).fit(X)
+    pipeline = ClusterPipeline({**UMAP, "n_neighbors": 15}, {"name": "kmeans", "n_clusters": 4}).fit(X)
     assert pipeline.reducer_[-1].embedding_.shape == (small_umap_bound, 3)  # UMAP saw the sample only
     assert pipeline.reduced_.shape == (400, 3) and adjusted_mutual_info_score(y, pipeline.labels_) > 0.95
-    labels, _ = pipeline.predict(X[:50])
+    labels = pipeline.predict(X[:50])
     assert (labels == pipeline.labels_[:50]).mean() > 0.95
 
 
 def test_placing_new_points_refines_their_start_deterministically():
     """The epochs move the new points from their weighted start (they did nothing once, unnoticed by
     the agreement tests), the same way every time; a point equal to a fitted one stays on it."""
-    from selector.neighbours import place_by_neighbours
+    from selector.stages.neighbours import place_by_neighbours
 
     rng = np.random.default_rng(0)
     fitted = np.concatenate([rng.normal(0, 0.3, (50, 2)), rng.normal(5, 0.3, (50, 2))]).astype(np.float32)
@@ -240,7 +240,7 @@ def test_umap_learn_functions_are_compiled_into_the_on_disk_cache():
     fit, so the next process loads them instead of compiling (5–11 s of every process otherwise)."""
     import umap.umap_
 
-    from selector.compiled import cache_umap_compilation
+    from selector.stages.compiled import cache_umap_compilation
 
     cache_umap_compilation()
     assert type(umap.umap_.smooth_knn_dist._cache).__name__ == "FunctionCache"

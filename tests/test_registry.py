@@ -18,8 +18,8 @@ from mlflow.exceptions import MlflowException
 
 from registry.model import MAX_IMAGE_ROWS
 from registry.promote import register_and_promote
-from selector.data import MAX_IMAGE_PIXELS
-from selector.objective import DEFAULT_OBJECTIVE
+from selector.stages.data import MAX_IMAGE_PIXELS
+from selector.stages.objective import DEFAULT_OBJECTIVE
 from selector.jobs.predict import predict_job
 from selector.jobs.tune import tune_job
 from selector.jobs.register import register_job
@@ -78,15 +78,15 @@ print(json.dumps({{"cluster": answer["cluster"].tolist(), "confidence": answer["
     clusters = np.array(answer["cluster"])
     assert len(clusters) == 120 and all(0 <= c <= 1 for c in answer["confidence"])
     # Same points, same order as the study's data set: the served model must give them their clusters back.
-    from selector.data import load_dataset
-    from selector.pipeline import FittedPipeline
-    from selector.search import pipeline_params
+    from selector.stages.data import load_dataset
+    from selector.stages.pipeline import ClusterPipeline
+    from selector.study.trials import pipeline_params
 
     best = mlflow.get_run(mlflow.get_run(champion["study"].parent_run_id).data.tags["best_trial_run_id"])
-    from selector.embedding import embed
+    from selector.stages.embedding import embed
 
     vectors = embed(load_dataset(digit_pngs), "raw", progress=False).vectors
-    trained = FittedPipeline(*pipeline_params(best.data.params)).fit(vectors).labels_
+    trained = ClusterPipeline(*pipeline_params(best.data.params)).fit(vectors).labels_
     assert (clusters == trained).mean() >= 0.95
 
 
@@ -286,7 +286,7 @@ def test_select_scores_each_study_s_clustering_in_every_study_s_space(digit_pngs
     """The cross-space rule on real studies: every encoder's clusters.csv is read back, aligned by id,
     and scored in each evaluation space; the leaderboard carries the means."""
     from selector.jobs import select as workflow
-    from selector.objective import get_objective
+    from selector.stages.objective import get_objective
 
     monkeypatch.chdir(tmp_path)
     board, _ = workflow.select_job(workers=1, dataset=str(digit_pngs), encoders="raw,efficientnet_lite0",
@@ -295,10 +295,10 @@ def test_select_scores_each_study_s_clustering_in_every_study_s_space(digit_pngs
     assert set(values) == {"raw", "efficientnet_lite0"} and all(-1 <= v <= 1 for v in values.values())
     assert board["chosen"].iloc[0] and board["cross_objective_value"].is_monotonic_decreasing
     # by hand: raw's chosen clustering in both spaces
-    from selector.data import load_dataset
-    from selector.embedding import embed
+    from selector.stages.data import load_dataset
+    from selector.stages.embedding import embed
     from selector.jobs.tune import reduction_cache
-    from selector.objective import build_eval_space
+    from selector.stages.objective import build_eval_space
 
     data = load_dataset(str(digit_pngs))
     run = board.set_index("encoder").loc["raw", "study_run_id"]
@@ -375,7 +375,7 @@ def test_an_alternative_of_a_study_is_listed_shown_registered_and_served(tmp_pat
     trial=N`` registers one that is not the choice; its served answers have that trial's clusters."""
     from sklearn.datasets import make_blobs
 
-    from selector.alternatives import alternatives
+    from selector.study.alternatives import alternatives
 
     monkeypatch.chdir(tmp_path)
     centres = [[0, 0], [0, 6], [40, 0], [40, 6]]
@@ -408,7 +408,7 @@ def test_an_alternative_of_a_study_is_listed_shown_registered_and_served(tmp_pat
 def test_select_compares_by_own_values_when_a_study_s_clusters_cannot_be_read(tmp_path, monkeypatch, caplog):
     from sklearn.datasets import make_blobs
 
-    from selector.data import load_dataset
+    from selector.stages.data import load_dataset
     from selector.jobs import select as workflow
 
     monkeypatch.chdir(tmp_path)

@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from selector import report_html, reports
-from selector.clustering import ClusterModel
-from selector.data import load_dataset
-from selector.embedding import cache_dir, embed
+from selector.study import report_html, reports
+from selector.stages.clustering import ClusterModel
+from selector.stages.data import load_dataset
+from selector.stages.embedding import cache_dir, embed
 from selector.jobs.tune import tune_job
-from selector.reduction import ReductionCache
-from selector.search import pipeline_params
+from selector.stages.reduction import ReductionCache
+from selector.study.trials import pipeline_params
 
 STUDY_SECTIONS = {"best", "history", "importances", "cluster-map", "clusters", "gallery", "alternatives", "timings"}
 LABEL_SECTIONS = {"objective-vs-ami", "paper-recipe"}
@@ -73,7 +73,7 @@ def test_a_labelled_study_report_has_every_section_and_a_truthful_gallery(digit_
         assert png == report_html.thumbnail(data.images[position[item_id]])  # and it is that image
 
     paper = mlflow.get_run(result.parent_run_id).data.metrics
-    from selector.objective import DEFAULT_OBJECTIVE, build_eval_space, paper_recipe
+    from selector.stages.objective import DEFAULT_OBJECTIVE, build_eval_space, paper_recipe
 
     space = build_eval_space(embedded.vectors, ReductionCache(cache_dir().parent / "reductions", embedded.key), 0)
     expected = paper_recipe(space, embedded.labels, DEFAULT_OBJECTIVE)  # recomputed from its definition

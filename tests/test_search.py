@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
 
-from selector.reduction import ReductionCache
-from selector.search import SearchContext, score_trial
+from selector.stages.reduction import ReductionCache
+from selector.study.trials import SearchContext, score_trial
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def test_a_degenerate_trial_logs_the_seed_papers_silhouette_as_minus_one(context
 
 
 def test_a_good_trial_logs_its_silhouette_beside_an_objective_that_does_not_compute_it(context):
-    from selector.objective import silhouette_objective
+    from selector.stages.objective import silhouette_objective
 
     context.objective = "modularity"
     labels = np.repeat(np.arange(3), 40)
@@ -43,7 +43,9 @@ def test_trials_run_with_no_tracking_store_and_evaluate_repeats_them(context, mo
     import mlflow
     import optuna
 
-    from selector import retry, search
+    from selector import retry
+
+    from selector.study import trials
 
     def no_store(*args, **kwargs):
         raise AssertionError("a trial with no observer reached MLflow")
@@ -53,11 +55,11 @@ def test_trials_run_with_no_tracking_store_and_evaluate_repeats_them(context, mo
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # nothing listens there
     context.objective = "modularity_silhouette_soft"
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0))
-    study.optimize(lambda trial: search.objective(trial, context), n_trials=4)
+    study.optimize(lambda trial: trials.objective(trial, context), n_trials=4)
     assert [t.state.name for t in study.trials] == ["COMPLETE"] * 4
     best = study.best_trial
     assert {"objective_value", "n_clusters", "silhouette_umap", "ami"} <= set(best.user_attrs)
-    result = search.evaluate(context, best.params)
+    result = trials.evaluate(context, best.params)
     assert result.value == best.value and result.metrics["ami"] == best.user_attrs["ami"]
     assert len(np.unique(result.labels)) == best.user_attrs["n_clusters"]
 
@@ -65,12 +67,12 @@ def test_trials_run_with_no_tracking_store_and_evaluate_repeats_them(context, mo
 def test_observers_see_each_trial_and_one_that_raises_fails_the_trial(context):
     import optuna
 
-    from selector import search
-    from selector.clustering import Declined
+    from selector.study import trials
+    from selector.stages.clustering import Declined
 
     seen = []
 
-    class Recorder(search.TrialObserver):
+    class Recorder(trials.TrialObserver):
         def started(self, trial, params):
             seen.append(("started", trial.number, params["clusterer"]))
 
@@ -83,26 +85,26 @@ def test_observers_see_each_trial_and_one_that_raises_fails_the_trial(context):
         def failed(self, trial, params, error):
             seen.append(("failed", trial.number, str(error)))
 
-    class Breaks(search.TrialObserver):
+    class Breaks(trials.TrialObserver):
         def finished(self, trial, result):
             if trial.number == 1:
                 raise RuntimeError("the store went away")
 
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
-    study.optimize(lambda trial: search.objective(trial, context, [Recorder(), Breaks()]), n_trials=3,
+    study.optimize(lambda trial: trials.objective(trial, context, [Recorder(), Breaks()]), n_trials=3,
                    catch=(RuntimeError,))
     assert [t.state.name for t in study.trials] == ["COMPLETE", "FAIL", "COMPLETE"]
     assert seen[:2] == [("started", 0, "kmeans"), ("finished", 0, True)]
     assert ("failed", 1, "the store went away") in seen and seen[-1] == ("finished", 2, True)
 
-    real_evaluate = search.evaluate
+    real_evaluate = trials.evaluate
 
     def declines(ctx, params):
         raise Declined("too costly here")
 
-    search.evaluate = declines
+    trials.evaluate = declines
     try:
-        study.optimize(lambda trial: search.objective(trial, context, [Recorder()]), n_trials=1)
+        study.optimize(lambda trial: trials.objective(trial, context, [Recorder()]), n_trials=1)
     finally:
-        search.evaluate = real_evaluate
+        trials.evaluate = real_evaluate
     assert study.trials[-1].state.name == "PRUNED" and seen[-1] == ("declined", 3, "too costly here")

@@ -12,10 +12,12 @@ import pandas as pd
 import pytest
 from sklearn.datasets import make_blobs
 
-from selector import clustering, study
+from selector.stages import clustering
+
+from selector.study import session as study
 from selector.jobs.tune import tune_job
-from selector.objective import DEFAULT_OBJECTIVE
-from selector.search import pipeline_params
+from selector.stages.objective import DEFAULT_OBJECTIVE
+from selector.study.trials import pipeline_params
 
 FAST = "kmeans,agglomerative,hdbscan"
 
@@ -38,8 +40,8 @@ def child_runs(parent_run_id):
 def test_tune_logs_a_parent_run_and_one_nested_run_per_trial(blob_file):
     result = tune_job(workers=1, dataset=str(blob_file), encoder="none", n_trials=6, clusterers=FAST, seed=1)
     parent = mlflow.get_run(result.parent_run_id)
-    from selector.data import load_dataset
-    from selector.embedding import embed
+    from selector.stages.data import load_dataset
+    from selector.stages.embedding import embed
 
     key = embed(load_dataset(str(blob_file)), "none").key  # the data's content and the encoder's identity
     assert parent.data.tags["optuna_study_name"] == result.study.study_name == f"blobs-none-{DEFAULT_OBJECTIVE}-{key[:8]}"
@@ -80,7 +82,7 @@ def test_tune_logs_a_parent_run_and_one_nested_run_per_trial(blob_file):
 
 @pytest.mark.slow
 def test_a_study_fits_each_reduction_and_each_neighbour_graph_once(blob_file):
-    from selector.objective import EVAL_SPACE
+    from selector.stages.objective import EVAL_SPACE
 
     result = tune_job(workers=1, dataset=str(blob_file), encoder="none", n_trials=12, clusterers="kmeans", seed=2)
     reductions = {json_key(pipeline_params(t.params)[0]) for t in result.study.trials} | {json_key(EVAL_SPACE)}

@@ -1,4 +1,4 @@
-"""The pieces ``tune``'s worker processes share (``selector.workers``)."""
+"""The pieces ``tune``'s worker processes share (``selector.study.workers``)."""
 
 import multiprocessing
 import os
@@ -9,7 +9,7 @@ from pathlib import Path
 import numba
 import pytest
 
-from selector.workers import Tickets, cores_share
+from selector.study.workers import Tickets, cores_share
 
 
 def _take_all(path, taken):
@@ -78,7 +78,7 @@ def _cmdline(process: Path) -> str:
 CHILD = r"""
 import sys, time
 import optuna
-from selector.workers import SPEC_FILE, TICKETS_FILE, Tickets, take_trials, wait_for
+from selector.study.workers import SPEC_FILE, TICKETS_FILE, Tickets, take_trials, wait_for
 
 folder = sys.argv[-2]
 spec = wait_for(folder, SPEC_FILE)
@@ -101,7 +101,7 @@ def _pool_study(tmp_path):
 
 
 def test_a_child_that_fails_fails_the_command_with_the_end_of_its_log(tmp_path):
-    from selector.workers import WorkerPool
+    from selector.study.workers import WorkerPool
 
     study, journal = _pool_study(tmp_path)
     with WorkerPool([sys.executable, "-c", CHILD], n_trials=4, workers=2) as pool:
@@ -116,7 +116,7 @@ def test_a_timeout_ends_every_worker_near_it_and_no_trial_is_left_running(tmp_pa
 
     import optuna
 
-    from selector.workers import WorkerPool
+    from selector.study.workers import WorkerPool
 
     study, journal = _pool_study(tmp_path)
     started = time.monotonic()

@@ -10,10 +10,12 @@ from pathlib import Path
 import mlflow
 import numpy as np
 
-from selector import retry, tracking
-from selector.data import load_dataset
-from selector.embedding import Embeddings, check_embed_request, embed
-from selector.encoders import resolve_device
+from selector import retry
+
+from selector.study import tracking
+from selector.stages.data import load_dataset
+from selector.stages.embedding import Embeddings, check_embed_request, embed
+from selector.stages.encoders import resolve_device
 
 logger = logging.getLogger(__name__)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from registry import batch
-from selector.data import load_dataset
+from selector.stages.data import load_dataset
 from selector.jobs.select import select_job
-from selector.objective import DEFAULT_OBJECTIVE
+from selector.stages.objective import DEFAULT_OBJECTIVE
 
 
 def main_job(dataset: str = "digits", encoders: str = "raw,efficientnet_lite0", n_trials: int = 30,

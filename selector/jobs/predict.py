@@ -7,8 +7,10 @@ from pathlib import Path
 
 import mlflow
 
-from selector import retry, tracking
-from selector.data import load_dataset
+from selector import retry
+
+from selector.study import tracking
+from selector.stages.data import load_dataset
 
 
 def predict_job(model_uri: str = "models:/digits-clusters@champion", dataset: str = "digits",

@@ -7,12 +7,14 @@ from pathlib import Path
 
 import mlflow
 
-from selector import reports, retry, tracking
-from selector.data import load_dataset
-from selector.embedding import embed
-from selector.encoders import serving_files
-from selector.objective import LEGACY_OBJECTIVE
-from selector.pipeline import FittedPipeline
+from selector.study import reports, tracking
+
+from selector import retry
+from selector.stages.data import load_dataset
+from selector.stages.embedding import embed
+from selector.stages.encoders import serving_files
+from selector.stages.objective import LEGACY_OBJECTIVE
+from selector.stages.pipeline import ClusterPipeline
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +64,7 @@ def register_job(study_run_id: str, model_name: str = "digits-clusters", alias: 
     """Refit a study's chosen pipeline — or trial number ``trial``, one of its alternatives — on the
     full data, log it as a pyfunc model, register it, and move ``alias`` only if it is better."""
     from registry.promote import log_pipeline_model, register_and_promote
-    from selector.search import pipeline_params
+    from selector.study.trials import pipeline_params
 
     if not str(model_name).strip() or not str(alias).strip():
         raise ValueError(f"`model_name` and `alias` must be non-empty; got {model_name!r}, {alias!r}.")
@@ -76,8 +78,8 @@ def register_job(study_run_id: str, model_name: str = "digits-clusters", alias: 
     data = load_dataset(dataset, labels if labels in ("auto", "none") or Path(labels).is_file() else "auto")
     embedded = embed(data, encoder, checkpoint=checkpoint)
     reducer, clusterer = pipeline_params(best.data.params)
-    pipeline = FittedPipeline(reducer, clusterer, seed=seed).fit(embedded.vectors)
-    assigned, confidence = pipeline.predict(embedded.vectors)  # what the served model answers for them
+    pipeline = ClusterPipeline(reducer, clusterer, seed=seed).fit(embedded.vectors)
+    assigned, confidence = pipeline.assign(embedded.vectors)  # what the served model answers for them
     agreement = float((assigned == pipeline.labels_).mean())
     config, weights = serving_files(embedded.encoder, checkpoint)
     if data.kind == "vectors":  # the served model takes the training file's columns

@@ -10,12 +10,14 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from selector import reports, retry, tracking
-from selector.data import load_dataset
-from selector.embedding import check_embed_request, embed_many
+from selector.study import reports, tracking
+
+from selector import retry
+from selector.stages.data import load_dataset
+from selector.stages.embedding import check_embed_request, embed_many
 from selector.jobs.register import register_job
 from selector.jobs.tune import tune_job
-from selector.objective import DEFAULT_OBJECTIVE, get_objective
+from selector.stages.objective import DEFAULT_OBJECTIVE, get_objective
 
 logger = logging.getLogger(__name__)
 
@@ -93,10 +95,10 @@ def select_job(dataset: str = "digits", encoders: str = "raw,efficientnet_lite0"
 def cross_space(data, names: list[str], study_run_ids: list[str], objective: str,
                 embedded: list | None = None) -> dict[str, float] | None:
     """Each study's chosen clustering (its ``clusters.csv``) scored in every study's evaluation space
-    (``selector.objective.cross_space_values``); None, with a warning, when they cannot be compared.
+    (``selector.stages.objective.cross_space_values``); None, with a warning, when they cannot be compared.
     ``embedded``: the encoders' embeddings when the caller has them (else read from the cache)."""
     from selector.jobs.tune import study_eval_space
-    from selector.objective import cross_space_values
+    from selector.stages.objective import cross_space_values
 
     spaces, partitions, ids = {}, {}, None
     for name, run_id, embedded in zip(names, study_run_ids, embedded or embed_many(data, names)):

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from selector import tracking
-from selector.data import Dataset, load_dataset
-from selector.embedding import check_embed_request, embed
-from selector.objective import DEFAULT_OBJECTIVE
+from selector.study import tracking
+from selector.stages.data import Dataset, load_dataset
+from selector.stages.embedding import check_embed_request, embed
+from selector.stages.objective import DEFAULT_OBJECTIVE
 
 if TYPE_CHECKING:
     import optuna
@@ -43,9 +43,9 @@ class TuneRequest:
 
 def check_tune_request(dataset: str, encoder: str, checkpoint: str, n_trials: int, timeout: float,
                        clusterers: str, storage: str, objective: str, compare: str, labels: str = "auto") -> TuneRequest:
-    from selector.clustering import parse_clusterers
-    from selector.objective import OBJECTIVES, get_objective
-    from selector.search import MIN_TUNE_POINTS
+    from selector.stages.clustering import parse_clusterers
+    from selector.stages.objective import OBJECTIVES, get_objective
+    from selector.study.trials import MIN_TUNE_POINTS
 
     if int(n_trials) < 1:
         raise ValueError(f"`n_trials` must be an int >= 1; got {n_trials}.")
@@ -74,8 +74,8 @@ def tune_job(dataset: str = "digits", encoder: str = "raw", checkpoint: str = ""
     ``labels`` (``auto``, ``none`` or a CSV of ``id,label``) are what AMI is reported against — never
     what chooses; ``compare`` (a comma list, or "all") names other objectives scored beside it, for benchmarks.
     """
-    from selector.study import StudySession, check_workers, default_journal
-    from selector.workers import WorkerPool
+    from selector.study.session import StudySession, check_workers, default_journal
+    from selector.study.workers import WorkerPool
 
     started = time.perf_counter()
     workers = check_workers(workers, n_trials, storage)
@@ -85,8 +85,8 @@ def tune_job(dataset: str = "digits", encoder: str = "raw", checkpoint: str = ""
     # process builds the evaluation space.
     pool = WorkerPool([sys.executable, "-m", "selector.jobs.tune"], n_trials, workers) if workers > 1 else None
     with pool or contextlib.nullcontext():
-        from selector import reports, search  # scikit-learn, umap-learn: ~0.8 s the children spend importing too
-        from selector.objective import eval_space_params
+        from selector.study import reports, trials  # scikit-learn, umap-learn: ~0.8 s the children spend importing too
+        from selector.stages.objective import eval_space_params
 
         request = check_tune_request(dataset, encoder, checkpoint, n_trials, timeout, clusterers, storage, objective,
                                      compare, labels)
@@ -94,7 +94,7 @@ def tune_job(dataset: str = "digits", encoder: str = "raw", checkpoint: str = ""
         identity = {"dataset": request.data.name, "encoder": encoder, "embedding_key": embedded.key,
                     "objective": request.objective}
         study_name = study_name or f"{request.data.name}-{encoder}-{request.objective}-{embedded.key[:8]}"
-        starts = search.starting_points(request.clusterers, eval_space_params(embedded.vectors))
+        starts = trials.starting_points(request.clusterers, eval_space_params(embedded.vectors))
         if pool:
             pool.assign({"dataset": dataset, "labels": labels, "encoder": encoder, "checkpoint": checkpoint,
                          "timeout": float(timeout),
@@ -134,10 +134,10 @@ def tune_job(dataset: str = "digits", encoder: str = "raw", checkpoint: str = ""
 def run_trials(session, ctx, pool, n_trials: int, timeout: float, observers=()) -> None:
     """The study's ``n_trials``: all in this process, or taken with the pool's children once they are
     told which study and parent run to join; ``observers`` see this process's trials."""
-    from selector import reports, search
+    from selector.study import reports, trials
 
     def objective(trial):
-        return search.objective(trial, ctx, observers)
+        return trials.objective(trial, ctx, observers)
 
     if pool is None:
         session.optimize(objective, n_trials, timeout)
@@ -148,7 +148,7 @@ def run_trials(session, ctx, pool, n_trials: int, timeout: float, observers=()) 
 
 def embed_for_tuning(data: Dataset, encoder: str, checkpoint: str):
     """The data set's vectors (cached), refused when too few could be embedded or all are equal."""
-    from selector.search import MIN_TUNE_POINTS
+    from selector.study.trials import MIN_TUNE_POINTS
 
     embedded = embed(data, encoder, checkpoint=checkpoint)
     if len(embedded.vectors) < MIN_TUNE_POINTS:
@@ -161,22 +161,22 @@ def embed_for_tuning(data: Dataset, encoder: str, checkpoint: str):
 
 def reduction_cache(embedded):
     """The study's reductions, in memory and in the user's cache folder (shared by its workers)."""
-    from selector.embedding import cache_dir
-    from selector.reduction import ReductionCache
+    from selector.stages.embedding import cache_dir
+    from selector.stages.reduction import ReductionCache
 
     return ReductionCache(cache_dir().parent / "reductions", embedded.key)
 
 
 def study_eval_space(embedded, seed: int, cache=None):
     """The study's evaluation space for ``embedded``: built once, then read back from the reduction cache."""
-    from selector.objective import build_eval_space
+    from selector.stages.objective import build_eval_space
 
     return build_eval_space(embedded.vectors, cache or reduction_cache(embedded), int(seed))
 
 
 def search_context(request: TuneRequest, embedded, seed: int, cache=None):
     """What every trial of this worker shares: the vectors, the study's cache and evaluation space."""
-    from selector.search import SearchContext
+    from selector.study.trials import SearchContext
 
     return SearchContext(vectors=embedded.vectors, labels=embedded.labels, clusterers=request.clusterers, seed=seed,
                          cache=cache or reduction_cache(embedded), objective=request.objective,
@@ -184,11 +184,11 @@ def search_context(request: TuneRequest, embedded, seed: int, cache=None):
 
 
 def run_worker(folder: str, index: int) -> None:
-    """One of ``tune``'s child worker processes (``selector.workers``): it waits for the study the
+    """One of ``tune``'s child worker processes (``selector.study.workers``): it waits for the study the
     calling process sets up, then takes trials until the command's are all taken, each logged under
     the study's parent run. No run of its own and no progress bar: the calling process shows the study's."""
-    from selector.study import create_tracking_store, make_sampler, resolve_storage
-    from selector.workers import JOB_FILE, SPEC_FILE, TICKETS_FILE, Tickets, take_trials, wait_for
+    from selector.study.session import create_tracking_store, make_sampler, resolve_storage
+    from selector.study.workers import JOB_FILE, SPEC_FILE, TICKETS_FILE, Tickets, take_trials, wait_for
 
     folder = Path(folder)
     job = wait_for(folder, JOB_FILE)
@@ -199,7 +199,7 @@ def run_worker(folder: str, index: int) -> None:
         ahead(lambda: create_tracking_store(job["storage"]), "creating the tracking store")
     import optuna
 
-    from selector import reports, search  # the heavy imports, after the store the calling process waits for
+    from selector.study import reports, trials  # the heavy imports, after the store the calling process waits for
 
     request = TuneRequest(load_dataset(job["dataset"], job["labels"]), job["clusterers"], job["objective"],
                           tuple(job["compare"]))
@@ -217,7 +217,7 @@ def run_worker(folder: str, index: int) -> None:
     ctx = search_context(request, embedded, job["seed"], cache=cache)
     runs = tracking.TrialRuns(spec["experiment_id"], spec["parent_run_id"],
                               {"dataset": job["dataset"], "encoder": job["encoder"]})
-    take_trials(study, lambda trial: search.objective(trial, ctx, [runs]), Tickets(folder / TICKETS_FILE),
+    take_trials(study, lambda trial: trials.objective(trial, ctx, [runs]), Tickets(folder / TICKETS_FILE),
                 job["timeout"])
 
 
@@ -232,8 +232,8 @@ def ahead(work, what: str) -> None:
 
 def summarize_study(study, ctx) -> tuple[dict, dict]:
     """The study's metrics and tags, with the seed paper's recipe for reference."""
-    from selector.objective import paper_recipe
-    from selector.study import summarize
+    from selector.stages.objective import paper_recipe
+    from selector.study.session import summarize
 
     metrics, tags = summarize(study)
     try:  # it needs the true number of classes: a reference number, never a competitor
@@ -246,13 +246,13 @@ def summarize_study(study, ctx) -> tuple[dict, dict]:
 def alternative_labels(study, ctx) -> dict:
     """The clusterings of the study's alternatives (trial number → labels), refitted through the study's
     cache; one that fails is left out of the report, not fatal to it."""
-    from selector import search
-    from selector.alternatives import alternatives
+    from selector.study import trials
+    from selector.study.alternatives import alternatives
 
     labels = {}
     for alternative in alternatives(study)[1:]:
         try:
-            labels[alternative.trial.number] = search.trial_fit(ctx, alternative.trial)[1].labels_
+            labels[alternative.trial.number] = trials.trial_fit(ctx, alternative.trial)[1].labels_
         except Exception as exc:
             logger.warning("alternative trial %d could not be refitted for the report: %s: %s",
                            alternative.trial.number, type(exc).__name__, exc)
@@ -262,10 +262,10 @@ def alternative_labels(study, ctx) -> dict:
 def log_report(session, metrics: dict, ctx, embedded, data: Dataset, work: dict) -> None:
     """The study's clustering (``clusters.csv``) and report on its parent run; a failure is logged as
     a tag, never fatal to the study."""
-    from selector import reports, search
+    from selector.study import reports, trials
 
     try:
-        reduced, model = search.trial_fit(ctx, session.study.best_trial)
+        reduced, model = trials.trial_fit(ctx, session.study.best_trial)
         labels, confidence = model.assignment(reduced)
         reports.log_clusters(reports.clusters_table(embedded.ids, labels, confidence, embedded.labels),
                              session.parent_run_id)
@@ -276,7 +276,7 @@ def log_report(session, metrics: dict, ctx, embedded, data: Dataset, work: dict)
         tracking.log_batch(tags={"report_error": f"{type(exc).__name__}: {exc}"}, run_id=session.parent_run_id)
 
 
-if __name__ == "__main__":  # a child worker process started by tune_job (``selector.workers.WorkerPool``)
+if __name__ == "__main__":  # a child worker process started by tune_job (``selector.study.workers.WorkerPool``)
     from selector import cli
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

