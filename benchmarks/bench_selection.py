@@ -182,9 +182,9 @@ def pool(task: tuple[str, str, int, int, str]) -> dict:
 
 
 def paper_ami(space, y, seed: int) -> float:
-    from selector.stages.objective import paper_recipe
+    from selector.stages.objective import get_objective, paper_recipe
 
-    return paper_recipe(space, y, "silhouette", seed).get("paper_recipe_ami", float("nan"))
+    return paper_recipe(space, y, get_objective("silhouette"), seed).get("paper_recipe_ami", float("nan"))
 
 
 def choose(trials: list[dict], objective: str) -> dict:
@@ -407,8 +407,8 @@ def cross_space_choice(records: pd.DataFrame, objective: str) -> pd.DataFrame:
     layer's (0 when no layer is among them)."""
     from selector.stages.embedding import embed
     from selector.stages.encoders import split_layer
-    from selector.jobs.tune import study_eval_space
-    from selector.stages.objective import cross_space_values
+    from selector.study.request import study_eval_space
+    from selector.stages.objective import cross_space_values, get_objective
 
     rows = []
     images = records["encoder"].map(lambda name: get_encoder(name).takes == "images")
@@ -422,7 +422,7 @@ def cross_space_choice(records: pd.DataFrame, objective: str) -> pd.DataFrame:
         partitions = {r["encoder"]: np.asarray(r["labels"]) for _, r in group.iterrows()}
         if len({len(p) for p in partitions.values()} | {len(sp.coords) for sp in spaces.values()}) != 1:
             continue  # an encoder skipped some files: the partitions do not cover the same points
-        cross = cross_space_values(spaces, partitions, objective, int(seed))
+        cross = cross_space_values(spaces, partitions, get_objective(objective), int(seed))
         own = dict(zip(group["encoder"], group["best_objective_value"]))
         ami = dict(zip(group["encoder"], group["best_ami"]))
         final = [ami[e] for e in ami if split_layer(e)[1] == 0]

@@ -17,12 +17,12 @@ import importlib.abc
 import importlib.util
 import os
 import sys
-from pathlib import Path
+
+from selector.cache import cache_path
 
 # UMAP JIT-compiles with numba on first use (~15 s); a persistent cache keeps that to once per
 # machine instead of once per process. Set before numba is imported anywhere, under the one cache root.
-os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(os.environ.get("SELECTOR_CACHE_DIR") or
-                                                  Path.home() / ".cache" / "selector") / "numba"))
+os.environ.setdefault("NUMBA_CACHE_DIR", str(cache_path("numba")))
 
 __version__ = "0.1.0"
 

@@ -252,13 +252,13 @@ def test_select_ranks_encoders_by_the_objective_not_by_the_silhouette(digit_pngs
               "efficientnet_lite0": {"best_objective_value": 0.70, "best_silhouette_umap": 0.95}}
     asked = {}
 
-    def fake_tune(dataset, encoder, n_trials, objective, workers, labels):
-        asked.setdefault("objectives", set()).add(objective)
+    def fake_study(request):
+        asked.setdefault("objectives", set()).add(request.objective.name)
         best = SimpleNamespace(params={"clusterer": "kmeans"}, user_attrs={"n_clusters": 3})
-        return SimpleNamespace(study=SimpleNamespace(best_trial=best), parent_run_id=f"run-{encoder}",
-                               metrics=scores[encoder])
+        return SimpleNamespace(study=SimpleNamespace(best_trial=best), parent_run_id=f"run-{request.encoder}",
+                               metrics=scores[request.encoder])
 
-    monkeypatch.setattr(workflow, "tune_job", fake_tune)
+    monkeypatch.setattr(workflow, "run_study", fake_study)
     monkeypatch.setattr(workflow, "embed_many", lambda data, names: None)  # nothing is tuned here
     monkeypatch.setattr(workflow, "register_job", lambda run_id, model_name: SimpleNamespace(
         version="1", promoted=True, registered=run_id))
@@ -297,7 +297,7 @@ def test_select_scores_each_study_s_clustering_in_every_study_s_space(digit_pngs
     # by hand: raw's chosen clustering in both spaces
     from selector.stages.data import load_dataset
     from selector.stages.embedding import embed
-    from selector.jobs.tune import reduction_cache
+    from selector.study.request import reduction_cache
     from selector.stages.objective import build_eval_space
 
     data = load_dataset(str(digit_pngs))

@@ -73,10 +73,10 @@ def test_a_labelled_study_report_has_every_section_and_a_truthful_gallery(digit_
         assert png == report_html.thumbnail(data.images[position[item_id]])  # and it is that image
 
     paper = mlflow.get_run(result.parent_run_id).data.metrics
-    from selector.stages.objective import DEFAULT_OBJECTIVE, build_eval_space, paper_recipe
+    from selector.stages.objective import DEFAULT_OBJECTIVE, build_eval_space, get_objective, paper_recipe
 
     space = build_eval_space(embedded.vectors, ReductionCache(cache_dir().parent / "reductions", embedded.key), 0)
-    expected = paper_recipe(space, embedded.labels, DEFAULT_OBJECTIVE)  # recomputed from its definition
+    expected = paper_recipe(space, embedded.labels, get_objective(DEFAULT_OBJECTIVE))  # recomputed from its definition
     assert paper["paper_recipe_k"] == 3 and paper["paper_recipe_ami"] == pytest.approx(expected["paper_recipe_ami"])
     assert f"{paper['paper_recipe_ami']:.4f}" in text
 

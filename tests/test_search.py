@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
 
+from selector.stages.objective import get_objective
 from selector.stages.reduction import ReductionCache
 from selector.study.trials import SearchContext, score_trial
 
@@ -21,7 +22,7 @@ def context(tmp_path_factory):
 ])
 def test_a_degenerate_trial_logs_the_seed_papers_silhouette_as_minus_one(context, objective, labels, degenerate):
     """Sorting trials by `silhouette_umap` in the MLflow UI must not hide the degenerate ones."""
-    context.objective = objective
+    context.objective = get_objective(objective)
     value, metrics, tags = score_trial(context, labels)
     assert value == -1 and tags["degenerate"] == degenerate
     assert metrics["silhouette_umap"] == -1 and metrics["objective_value"] == -1
@@ -30,7 +31,7 @@ def test_a_degenerate_trial_logs_the_seed_papers_silhouette_as_minus_one(context
 def test_a_good_trial_logs_its_silhouette_beside_an_objective_that_does_not_compute_it(context):
     from selector.stages.objective import silhouette_objective
 
-    context.objective = "modularity"
+    context.objective = get_objective("modularity")
     labels = np.repeat(np.arange(3), 40)
     _, metrics, _ = score_trial(context, labels)
     expected = silhouette_objective(context.eval_space.coords, labels, seed=0).value
@@ -53,7 +54,7 @@ def test_trials_run_with_no_tracking_store_and_evaluate_repeats_them(context, mo
     monkeypatch.setattr(retry, "client", no_store)
     monkeypatch.setattr(mlflow, "MlflowClient", no_store)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # nothing listens there
-    context.objective = "modularity_silhouette_soft"
+    context.objective = get_objective("modularity_silhouette_soft")
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0))
     study.optimize(lambda trial: trials.objective(trial, context), n_trials=4)
     assert [t.state.name for t in study.trials] == ["COMPLETE"] * 4

@@ -59,25 +59,66 @@ def _trial_run(client, parent, trial: str):
     return scored[0]
 
 
+def trial_params(parent, trial_run) -> dict:
+    """The registered trial's parameters as its Optuna study holds them (typed); read back from MLflow's
+    strings (``typed``) only when the study's storage cannot be read here (moved, or another machine's)."""
+    import optuna
+
+    from selector.stages.pipeline import typed
+    from selector.study.session import optuna_experimental
+
+    storage = parent.data.params.get("storage", "").strip("'")
+    name = parent.data.params.get("study_name") or parent.data.tags.get("optuna_study_name")
+    number = trial_run.data.tags.get("optuna_trial_number")
+    try:
+        if not storage or not name or number is None:
+            raise LookupError("the study run names no storage, study or trial number")
+        if "://" not in storage and not Path(storage).is_file():
+            raise LookupError(f"no journal at {storage}")  # opening one would create it
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        with optuna_experimental("heartbeat"):
+            study = optuna.load_study(study_name=name, storage=storage if "://" in storage else
+                                      optuna.storages.JournalStorage(
+                                          optuna.storages.journal.JournalFileBackend(storage)))
+        return dict(study.trials[int(number)].params)
+    except Exception as exc:
+        logger.warning("the study %r could not be read from %s (%s); reading trial %s's parameters from its MLflow "
+                       "run instead", name, tracking.mask_url(storage), exc, number)
+        return {key: typed(value) for key, value in trial_run.data.params.items()}
+
+
 def register_job(study_run_id: str, model_name: str = "digits-clusters", alias: str = "champion",
                  force: bool = False, trial: str = ""):
     """Refit a study's chosen pipeline — or trial number ``trial``, one of its alternatives — on the
     full data, log it as a pyfunc model, register it, and move ``alias`` only if it is better."""
-    from registry.promote import log_pipeline_model, register_and_promote
-    from selector.study.trials import pipeline_params
-
     if not str(model_name).strip() or not str(alias).strip():
         raise ValueError(f"`model_name` and `alias` must be non-empty; got {model_name!r}, {alias!r}.")
     tracking.configure_tracking()
     parent, best = _study_runs(study_run_id, trial)
     study_params = parent.data.params
-    dataset, encoder = study_params["dataset"], study_params["encoder"]
     checkpoint = study_params.get("checkpoint", "").strip("'")  # `mlflow run` logs an empty value as ''
-    seed = int(study_params.get("seed", 0))
     labels = study_params.get("labels", "auto").strip("'") or "auto"  # what the study validated against
-    data = load_dataset(dataset, labels if labels in ("auto", "none") or Path(labels).is_file() else "auto")
-    embedded = embed(data, encoder, checkpoint=checkpoint)
-    reducer, clusterer = pipeline_params(best.data.params)
+    data = load_dataset(study_params["dataset"],
+                        labels if labels in ("auto", "none") or Path(labels).is_file() else "auto")
+    embedded = embed(data, study_params["encoder"], checkpoint=checkpoint)
+    return register_trial(parent, best, data, embedded, model_name, alias, force)
+
+
+def register_trial(parent, best, data, embedded, model_name: str, alias: str = "champion", force: bool = False):
+    """Register trial run ``best`` of the study whose parent run is ``parent``, refitted on ``embedded``
+    (the vectors of ``data`` under the study's encoder): what ``register_job`` does once it has the data,
+    and what ``selector.search(...).register(name)`` does with the data it was given."""
+    from registry.promote import log_pipeline_model, register_and_promote
+    from selector.study.trials import pipeline_params
+
+    if not str(model_name).strip() or not str(alias).strip():
+        raise ValueError(f"`model_name` and `alias` must be non-empty; got {model_name!r}, {alias!r}.")
+    study_run_id = parent.info.run_id
+    study_params = parent.data.params
+    dataset, encoder = study_params["dataset"], study_params["encoder"]
+    checkpoint = study_params.get("checkpoint", "").strip("'")
+    seed = int(study_params.get("seed", 0))
+    reducer, clusterer = pipeline_params(trial_params(parent, best))
     pipeline = ClusterPipeline(reducer, clusterer, seed=seed).fit(embedded.vectors)
     assigned, confidence = pipeline.assign(embedded.vectors)  # what the served model answers for them
     agreement = float((assigned == pipeline.labels_).mean())

@@ -13,11 +13,11 @@ import pandas as pd
 from selector.study import reports, tracking
 
 from selector import retry
-from selector.stages.data import load_dataset
 from selector.stages.embedding import check_embed_request, embed_many
 from selector.jobs.register import register_job
-from selector.jobs.tune import tune_job
-from selector.stages.objective import DEFAULT_OBJECTIVE, get_objective
+from selector.stages.objective import DEFAULT_OBJECTIVE, ObjectiveSpec
+from selector.study.request import StudyRequest
+from selector.study.runner import run_study
 
 logger = logging.getLogger(__name__)
 
@@ -35,23 +35,23 @@ def select_job(dataset: str = "digits", encoders: str = "raw,efficientnet_lite0"
     some files) or a study has no ``clusters.csv``, by the objective's value in its own space
     (docs/objective.md, "Picking the encoder").
     """
-    objective = get_objective(objective).name
     names = [name.strip() for name in str(encoders).split(",") if name.strip()]
     if not names:
         raise ValueError(f"`encoders` must name at least one encoder; got {encoders!r}.")
-    if int(n_trials) < 1:
-        raise ValueError(f"`n_trials` must be an int >= 1; got {n_trials}.")
-    data = load_dataset(dataset, labels)
-    for name in names:
+    first = StudyRequest.resolve(dataset, names[0], n_trials=n_trials, objective=objective, workers=workers,
+                                 labels=labels)
+    requests = [first] + [first.with_encoder(name) for name in names[1:]]
+    data, spec = first.data, first.objective
+    objective = spec.name
+    for name in names[1:]:
         check_embed_request(data, name)
     # Layers of one network (NAME, NAME@stage3, …) are embedded in one forward pass, then cached.
     embedded = embed_many(data, names)
     tracking.configure_tracking()
     with retry.call(mlflow.start_run, run_name=f"select-{data.name}", nested=mlflow.active_run() is not None) as run:
         rows = []
-        for name in names:
-            result = tune_job(dataset=dataset, encoder=name, n_trials=n_trials, objective=objective, workers=workers,
-                              labels=labels)
+        for name, request in zip(names, requests):
+            result = run_study(request)
             best = result.study.best_trial
             rows.append({"encoder": name, "objective": objective,
                          "best_objective_value": result.metrics.get("best_objective_value"),
@@ -63,7 +63,7 @@ def select_job(dataset: str = "digits", encoders: str = "raw,efficientnet_lite0"
                          "paper_recipe_ami": result.metrics.get("paper_recipe_ami"),
                          "study_run_id": result.parent_run_id})
         board = pd.DataFrame(rows)
-        cross = cross_space(data, names, board["study_run_id"].tolist(), objective, embedded) \
+        cross = cross_space(data, names, board["study_run_id"].tolist(), spec, embedded) \
             if len(names) > 1 else None
         board["cross_objective_value"] = [cross[name] for name in names] if cross else float("nan")
         rule = "cross_objective_value" if cross else "best_objective_value"
@@ -92,12 +92,12 @@ def select_job(dataset: str = "digits", encoders: str = "raw,efficientnet_lite0"
     return board, registration
 
 
-def cross_space(data, names: list[str], study_run_ids: list[str], objective: str,
+def cross_space(data, names: list[str], study_run_ids: list[str], objective: ObjectiveSpec,
                 embedded: list | None = None) -> dict[str, float] | None:
     """Each study's chosen clustering (its ``clusters.csv``) scored in every study's evaluation space
     (``selector.stages.objective.cross_space_values``); None, with a warning, when they cannot be compared.
     ``embedded``: the encoders' embeddings when the caller has them (else read from the cache)."""
-    from selector.jobs.tune import study_eval_space
+    from selector.study.request import study_eval_space
     from selector.stages.objective import cross_space_values
 
     spaces, partitions, ids = {}, {}, None

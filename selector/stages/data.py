@@ -383,3 +383,4 @@ def _load(spec: str | Path) -> Dataset:
     if len(dataset) < MIN_POINTS:
         raise ValueError(f"dataset {text!r} has {len(dataset)} point(s); at least {MIN_POINTS} are needed.")
     return dataset
+

@@ -11,7 +11,6 @@ import hashlib
 import io
 import json
 import logging
-import os
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from selector.cache import cache_path
 from selector.stages.data import Dataset, ImageDecodeError
 from selector.files import read_verified, unreadable, write_cache
 from selector.machine import available_cores
@@ -30,9 +30,8 @@ CACHE_FORMAT = 1
 
 
 def cache_dir() -> Path:
-    """``$SELECTOR_CACHE_DIR``, else ``~/.cache/selector`` (one place for every project on the machine)."""
-    root = os.environ.get("SELECTOR_CACHE_DIR") or Path.home() / ".cache" / "selector"
-    return Path(root) / "embeddings"
+    """Where embeddings are cached: ``embeddings`` under the cache root (``selector.cache``)."""
+    return cache_path("embeddings")
 
 
 @dataclass

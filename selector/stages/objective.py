@@ -359,7 +359,8 @@ def validation_metrics(true_labels: np.ndarray | None, labels: np.ndarray) -> di
 PAPER_RECIPE = {"name": "agglomerative", "linkage": "ward", "mode": "k"}
 
 
-def paper_recipe(space: EvalSpace, true_labels: np.ndarray | None, objective: str, seed: int = 0) -> dict[str, float]:
+def paper_recipe(space: EvalSpace, true_labels: np.ndarray | None, objective: ObjectiveSpec,
+                 seed: int = 0) -> dict[str, float]:
     """AMI, silhouette and objective value of the paper's recipe on the evaluation space; empty without labels."""
     if true_labels is None:
         return {}
@@ -371,17 +372,17 @@ def paper_recipe(space: EvalSpace, true_labels: np.ndarray | None, objective: st
     labels = ClusterModel({**PAPER_RECIPE, "n_clusters": k}, seed=seed).fit(space.coords).labels_
     return {"paper_recipe_ami": validation_metrics(true_labels, labels)["ami"],
             "paper_recipe_silhouette_umap": silhouette_objective(space.coords, labels, seed=seed).value,
-            "paper_recipe_objective_value": get_objective(objective).score(space, labels, seed).value,
+            "paper_recipe_objective_value": objective.score(space, labels, seed).value,
             "paper_recipe_k": k}
 
 
-def cross_space_values(spaces: dict[str, EvalSpace], partitions: dict[str, np.ndarray], objective: str,
+def cross_space_values(spaces: dict[str, EvalSpace], partitions: dict[str, np.ndarray], objective: ObjectiveSpec,
                        seed: int = 0) -> dict[str, float]:
     """How well each study's chosen clustering (``partitions``, by encoder) holds in every study's
     evaluation space (``spaces``, by encoder, over the same points): the mean of ``objective`` over the
     spaces. ``select`` picks the highest: a clustering that only one representation supports — raw
     pixels' colours, say, which score high in their own space and low in an encoder's — loses to one
     that several support (docs/objective.md, "Picking the encoder")."""
-    score = get_objective(objective).score
+    score = objective.score
     return {name: float(np.mean([score(space, labels, seed).value for space in spaces.values()]))
             for name, labels in partitions.items()}

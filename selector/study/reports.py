@@ -112,40 +112,37 @@ def prepare_report(ctx) -> None:
     map_points(ctx.cache, ctx.vectors, ctx.seed)
 
 
-def log_study_report(study: optuna.Study, metrics: dict, labels: np.ndarray, ctx, embedded, run_id: str, data=None,
-                     work: dict | None = None, others: dict | None = None) -> None:
-    """Trials CSV, ``alternatives.csv``, the plots and ``report.html``, as artifacts of the study's parent run.
+def write_study_report(out: Path, study: optuna.Study, metrics: dict, labels: np.ndarray, ctx, embedded, data=None,
+                       work: dict | None = None, others: dict | None = None) -> None:
+    """Trials CSV, ``alternatives.csv``, the plots and ``report.html`` (self-contained) in the folder ``out``.
 
     ``metrics`` is the study's summary and ``labels`` its best trial's clustering; ``others`` the
     clusterings of its alternatives (trial number → labels); ``ctx`` (the study's ``SearchContext``)
-    gives the objective's name and the cache the 2-D map is reduced through.
+    gives the objective and the cache the 2-D map is reduced through.
     """
     import matplotlib.pyplot as plt
 
     from selector.study import alternatives as alt
 
-    client = retry.client()
+    out.mkdir(parents=True, exist_ok=True)
     table = trials_table(study)
     best = study.best_trial
-    objective = ctx.objective
+    objective = ctx.objective.name
     paper = {k: v for k, v in metrics.items() if k.startswith("paper_recipe")}
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp)
-        table.to_csv(out / "trials.csv", index=False)
-        found = alt.alternatives(study)
-        alt.table(found).to_csv(out / ALTERNATIVES_FILE, index=False)
-        plot_history(table, objective, out / "optimization_history.png")
-        has_importances = plot_importances(study, objective, out / "param_importances.png")
-        if "ami" in table.columns:
-            plot_objective_vs_ami(table, metrics.get("spearman_objective_ami"), objective, out / "objective_vs_ami.png")
-        points = map_points(ctx.cache, ctx.vectors, ctx.seed)
-        plot_cluster_map(points, labels, out / "cluster_map.png",
-                         f"best trial {best.number}: {best.params['clusterer']}, {objective} {best.value:.3f}")
-        plt.close("all")
-        page = study_page(study, table, metrics, labels, out, embedded, data, work or {}, paper, has_importances,
-                          objective, alternatives_section(found, labels, others or {}, embedded, data))
-        (out / "report.html").write_text(page, encoding="utf-8")
-        client.log_artifacts(run_id, str(out))
+    table.to_csv(out / "trials.csv", index=False)
+    found = alt.alternatives(study)
+    alt.table(found).to_csv(out / ALTERNATIVES_FILE, index=False)
+    plot_history(table, objective, out / "optimization_history.png")
+    has_importances = plot_importances(study, objective, out / "param_importances.png")
+    if "ami" in table.columns:
+        plot_objective_vs_ami(table, metrics.get("spearman_objective_ami"), objective, out / "objective_vs_ami.png")
+    points = map_points(ctx.cache, ctx.vectors, ctx.seed)
+    plot_cluster_map(points, labels, out / "cluster_map.png",
+                     f"best trial {best.number}: {best.params['clusterer']}, {objective} {best.value:.3f}")
+    plt.close("all")
+    page = study_page(study, table, metrics, labels, out, embedded, data, work or {}, paper, has_importances,
+                      objective, alternatives_section(found, labels, others or {}, embedded, data))
+    (out / "report.html").write_text(page, encoding="utf-8")
 
 
 CLUSTERS_FILE = "clusters.csv"

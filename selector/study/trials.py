@@ -19,8 +19,8 @@ import numpy as np
 import optuna
 
 from selector.stages.clustering import ClusterModel, Declined, suggest_clusterer
-from selector.stages.objective import (DEFAULT_OBJECTIVE, EVAL_SPACE, EvalSpace, build_eval_space, get_objective,
-                                silhouette_objective, validation_metrics)
+from selector.stages.objective import (DEFAULT_OBJECTIVE, EVAL_SPACE, EvalSpace, ObjectiveSpec, build_eval_space,
+                                       get_objective, silhouette_objective, validation_metrics)
 from selector.stages.reduction import ReductionCache, suggest_reducer
 
 logger = logging.getLogger(__name__)
@@ -60,9 +60,13 @@ def starting_points(clusterers: list[str], eval_params: dict | None = None) -> l
 class SearchContext:
     """What every trial of one study shares. ``labels`` are read by validation only.
 
-    ``objective`` is the one score that goes back to Optuna; ``compare`` names other registered
+    ``objective`` is the one score that goes back to Optuna; ``compare`` are other registered
     objectives scored on every trial beside it (logged as ``objective.<name>``), which is how the
-    selection benchmark compares them on the same trials.
+    selection benchmark compares them on the same trials. Both are specs (``ObjectiveSpec``) resolved
+    by the study's request; a name, for a caller that builds a context by hand, is resolved here once.
+    ``eval_space``: the study's evaluation space when the caller built it; otherwise it is built (or
+    read from the cache) when first asked for — a worker that joins a study fits its first pipeline
+    while another process is still building it.
     """
 
     vectors: np.ndarray
@@ -70,32 +74,30 @@ class SearchContext:
     clusterers: list[str]
     seed: int
     cache: ReductionCache
-    objective: str = DEFAULT_OBJECTIVE
-    compare: tuple[str, ...] = ()
-    # The evaluation space is built (or read from the cache) when first asked for: a worker that joins
-    # a study fits its first pipeline while another process is still building it.
-    _eval_space: EvalSpace | None = field(init=False, default=None, repr=False)
+    objective: ObjectiveSpec | str = DEFAULT_OBJECTIVE
+    compare: tuple[ObjectiveSpec | str, ...] = ()
+    eval_space_: EvalSpace | None = field(default=None, repr=False)
     # The best trial this worker scored (number, value, reduced points, fitted model): the report and
     # the study's ``clusters.csv`` need them, and refitting costs a whole trial.
     best_seen: tuple[int, float, np.ndarray, ClusterModel] | None = field(init=False, default=None)
 
     def __post_init__(self):
-        get_objective(self.objective)
-        for name in self.compare:
-            get_objective(name)
+        if isinstance(self.objective, str):
+            self.objective = get_objective(self.objective)
+        self.compare = tuple(get_objective(c) if isinstance(c, str) else c for c in self.compare)
 
     @property
     def eval_space(self) -> EvalSpace:
-        if self._eval_space is None:
-            self._eval_space = build_eval_space(self.vectors, self.cache, self.seed)
-        return self._eval_space
+        if self.eval_space_ is None:
+            self.eval_space_ = build_eval_space(self.vectors, self.cache, self.seed)
+        return self.eval_space_
 
 
 def score_trial(ctx: SearchContext, labels: np.ndarray) -> tuple[float, dict, dict]:
     """The objective's value, the trial's label-free metrics (``objective_value``, ``silhouette_umap``
     for reference, the objective's parts, ``objective.<name>`` for ``compare``) and its tags."""
     start = time.perf_counter()
-    score = get_objective(ctx.objective).score(ctx.eval_space, labels, ctx.seed)
+    score = ctx.objective.score(ctx.eval_space, labels, ctx.seed)
     objective_seconds = time.perf_counter() - start
     # The seed paper's silhouette, logged on every trial for reference (−1 when the labels are
     # degenerate, as it scores them): among the objective's parts when it computed it, else here.
@@ -105,8 +107,8 @@ def score_trial(ctx: SearchContext, labels: np.ndarray) -> tuple[float, dict, di
         reference = {**seed_paper.parts, "silhouette_umap": seed_paper.value}
     metrics = {"objective_value": score.value, "n_clusters": score.n_clusters, "noise_fraction": score.noise_fraction,
                "objective_seconds": objective_seconds, **reference, **score.parts}
-    for name in ctx.compare:
-        metrics[f"objective.{name}"] = get_objective(name).score(ctx.eval_space, labels, ctx.seed).value
+    for other in ctx.compare:
+        metrics[f"objective.{other.name}"] = other.score(ctx.eval_space, labels, ctx.seed).value
     metrics["score_seconds"] = time.perf_counter() - start
     tags = {"degenerate": score.degenerate, "objective_sampled": str(score.sampled).lower(),
             "objective_sample_size": score.sample_size if score.sampled else None}

@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 JOB_FILE = "job.json"  # the checked request, once the data are embedded
 SPEC_FILE = "study.json"  # the study's MLflow experiment and parent run, once they exist
 TICKETS_FILE = "tickets"
+JOURNAL_FILE = "study.journal"  # an untracked study's storage, shared by its workers and gone with them
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
@@ -139,13 +140,13 @@ class WorkerPool:
             raise
 
     def run(self, study: optuna.Study, objective: Callable[[optuna.Trial], float], timeout: float = 0.0,
-            while_waiting: Callable[[], None] | None = None) -> None:
+            while_waiting: Callable[[], None] | None = None, show: bool = True) -> None:
         """This process's trials, then ``while_waiting()`` (work for after the study that does not need
         its last trials) while the children finish theirs."""
         from tqdm.auto import tqdm
 
         start = _finished(study)
-        with tqdm(total=self.n_trials, desc=f"{self.workers} workers", unit="trial") as bar:
+        with tqdm(total=self.n_trials, desc=f"{self.workers} workers", unit="trial", disable=not show) as bar:
             def refresh() -> None:
                 bar.update(min(self.n_trials, _finished(study) - start) - bar.n)
 
