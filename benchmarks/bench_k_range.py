@@ -33,7 +33,7 @@ def old_suggest_k(trial, n: int) -> int:
 def run(dataset: str, encoder: str, seed: int, n_trials: int, k_range: str) -> dict:
     import optuna
 
-    from selector.stages import clustering
+    from selector.stages import clusterers
     from selector.stages.data import BUILTIN_DATASETS
     from selector.jobs.tune import tune_job
 
@@ -44,8 +44,8 @@ def run(dataset: str, encoder: str, seed: int, n_trials: int, k_range: str) -> d
         if name not in BUILTIN_DATASETS:
             BUILTIN_DATASETS[name] = (lambda n=name: real.build(n) if n in real.SETS else suite.build(n))
     here = os.getcwd()
-    original = clustering._suggest_k
-    clustering._suggest_k = old_suggest_k if k_range == "sqrt" else original
+    original = clusterers.suggest_k
+    clusterers.suggest_k = old_suggest_k if k_range == "sqrt" else original
     try:
         with tempfile.TemporaryDirectory() as tmp:
             os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp}/mlflow.db"
@@ -59,7 +59,7 @@ def run(dataset: str, encoder: str, seed: int, n_trials: int, k_range: str) -> d
             best = result.study.best_trial
             os.chdir(here)
     finally:
-        clustering._suggest_k = original
+        clusterers.suggest_k = original
     trials = [t for t in every if t.state == optuna.trial.TrialState.COMPLETE]
     tried = [t.params["clusterer.n_clusters"] for t in every if "clusterer.n_clusters" in t.params]
     scored = [t for t in trials if "ami" in t.user_attrs]

@@ -1,8 +1,8 @@
 """`embed` entry point: compute (or reuse cached) embeddings and log them."""
 
-from selector import cli
-from selector.jobs.embed import embed_job
+import sys
 
-if __name__ == "__main__":
-    cli.exit_process(cli.run(embed_job, cli.parser(
-        __doc__, dataset=str, encoder=str, checkpoint=str, batch_size=int, image_size=int, device=str, labels=str)))
+from selector import cli
+
+if __name__ == "__main__":  # the options are the job's parameters (selector/jobs/embed.py)
+    cli.exit_process(cli.main(["embed", *sys.argv[1:]]))

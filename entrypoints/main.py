@@ -1,8 +1,8 @@
 """`main` entry point: select on the data set, register the champion, and ask it about a few images."""
 
-from selector import cli
-from selector.jobs.main import main_job
+import sys
 
-if __name__ == "__main__":
-    cli.exit_process(cli.run(main_job, cli.parser(__doc__, dataset=str, encoders=str, n_trials=int, model_name=str,
-                                                      objective=str, workers=int, labels=str)))
+from selector import cli
+
+if __name__ == "__main__":  # the options are the job's parameters (selector/jobs/main.py)
+    cli.exit_process(cli.main(["main", *sys.argv[1:]]))

@@ -1,9 +1,8 @@
 """`tune` entry point: one Optuna study over clustering pipelines, every trial tracked in MLflow."""
 
-from selector import cli
-from selector.jobs.tune import tune_job
+import sys
 
-if __name__ == "__main__":
-    cli.exit_process(cli.run(tune_job, cli.parser(
-        __doc__, dataset=str, encoder=str, checkpoint=str, n_trials=int, timeout=float, seed=int,
-        clusterers=str, study_name=str, storage=str, objective=str, workers=int, labels=str)))
+from selector import cli
+
+if __name__ == "__main__":  # the options are the job's parameters (selector/jobs/tune.py)
+    cli.exit_process(cli.main(["tune", *sys.argv[1:]]))

@@ -1,24 +1,76 @@
-"""What every entry-point script shares: argument parsing without defaults of its own, and clean exits.
+"""The command line: ``selector <entry point> --option value …``, and what every entry-point script shares.
 
-Defaults live in the library's function signatures (and the MLproject file mirrors them; a test
-keeps the two equal), so parsers use ``argparse.SUPPRESS`` and pass only what was given.
+Each entry point's options come from its job's signature (``selector/jobs/<entry point>.py``): names,
+types and defaults are written there once; MLproject mirrors them (a test keeps the three equal both
+ways), so the parsers use ``argparse.SUPPRESS`` and pass only what was given.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import logging
 import sys
+import typing
 from typing import Callable
 
 
-def parser(description: str, **arguments: type) -> argparse.ArgumentParser:
-    """A parser with one ``--name`` option per keyword (``snake_case`` also accepted as ``--snake-case``)."""
-    result = argparse.ArgumentParser(description=description, argument_default=argparse.SUPPRESS)
-    for name, kind in arguments.items():
-        flags = {f"--{name}", f"--{name.replace('_', '-')}"}
-        result.add_argument(*sorted(flags), dest=name, type=_boolean if kind is bool else kind)
+def parser(entry_point: str, job: Callable) -> argparse.ArgumentParser:
+    """The parser of ``selector <entry_point>``: one ``--name`` option per parameter of ``job``
+    (``--snake-case`` too), typed from its annotation; a parameter without a default is required."""
+    summary, _, details = (inspect.getdoc(job) or "").partition("\n\n")
+    result = argparse.ArgumentParser(prog=f"selector {entry_point}", description=summary, epilog=details or None,
+                                     argument_default=argparse.SUPPRESS,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    hints = typing.get_type_hints(job)
+    for name, param in inspect.signature(job).parameters.items():
+        kind = hints.get(name, str)
+        flags = sorted({f"--{name}", f"--{name.replace('_', '-')}"})
+        required = param.default is inspect.Parameter.empty
+        result.add_argument(*flags, dest=name, type=_boolean if kind is bool else kind, required=required,
+                            metavar=kind.__name__.upper(),
+                            help="required" if required else f"default: {param.default!r}")
     return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``selector <entry point> [--option value …]``; ``selector --help`` lists the entry points."""
+    from selector import __version__
+    from selector.jobs import ENTRY_POINTS, job
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(f"usage: selector {{{','.join(ENTRY_POINTS)}}} [--option value ...]\n\n"
+              "Find, track and serve the best way to cluster an image data set without labels. The entry points "
+              "are MLproject's (`mlflow run . -e NAME -P option=value` runs the same job); `selector NAME --help` "
+              "lists each one's options.\n")
+        for name in ENTRY_POINTS:
+            print(f"  {name:<9} {ENTRY_POINT_SUMMARIES[name]}")
+        return 0 if argv else 2
+    if argv[0] == "--version":
+        print(f"selector {__version__}")
+        return 0
+    if argv[0] not in ENTRY_POINTS:
+        print(f"error: unknown entry point {argv[0]!r}; valid: {', '.join(ENTRY_POINTS)}.", file=sys.stderr)
+        return 2
+    chosen = job(argv[0])
+    return run(chosen, parser(argv[0], chosen), argv[1:])
+
+
+# One line each for ``selector --help``, without importing every job (each pulls in MLflow, torch, …).
+ENTRY_POINT_SUMMARIES = {
+    "embed": "compute (or reuse cached) embeddings of a data set and log them",
+    "tune": "one Optuna study over reduce→cluster pipelines, tracked in MLflow",
+    "register": "register a study's chosen pipeline; move the alias only to a better one",
+    "select": "tune every encoder and register the best, chosen without labels",
+    "main": "embed → tune per encoder → register the best as champion → one test request",
+    "predict": "assign every image or vector of a data set with a registered model",
+}
+
+
+def console() -> None:
+    """The ``selector`` console script."""
+    exit_process(main())
 
 
 def _boolean(text: str) -> bool:

@@ -11,6 +11,7 @@ from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_mutual_info_score
 
 from selector.stages import clustering
+from selector.stages.clusterers import KMeansClusterer
 from selector.stages.clustering import (CLUSTERERS, MANY_DIMS, ClusterModel, ClustererSpec, Declined, OwnPredict,
                                  get_clusterer, max_clusters, parse_clusterers, register_clusterer, suggest_clusterer)
 
@@ -134,7 +135,7 @@ def test_a_clusterer_list_is_all_or_registered_names_and_all_is_reserved():
     with pytest.raises(ValueError, match="unknown clusterer 'all'"):  # a word of `clusterers`, not a clusterer
         get_clusterer("all")
     with pytest.raises(ValueError, match="reserved"):
-        register_clusterer(ClustererSpec("all", clustering._kmeans, clustering._suggest_kmeans, OwnPredict()))
+        register_clusterer(ClustererSpec("all", KMeansClusterer.build, KMeansClusterer.suggest, OwnPredict()))
 
 
 def test_k_bound_reaches_clusters_of_five_points_up_to_a_few_hundred():

@@ -27,14 +27,14 @@ def test_names_are_registered_once_and_lookups_are_strict():
 
 
 def _registries():
-    from selector.stages import clustering
+    from selector.stages import clusterers
     from selector.stages.clustering import CLUSTERERS, ClustererSpec, OwnPredict
     from selector.stages.encoders import ENCODERS, EncoderSpec
     from selector.stages.objective import OBJECTIVES, ObjectiveSpec
     from selector.stages.reduction import REDUCERS, ReducerSpec
 
     return {
-        "clusterer": (CLUSTERERS, lambda name: ClustererSpec(name, clustering._kmeans, clustering._suggest_kmeans,
+        "clusterer": (CLUSTERERS, lambda name: ClustererSpec(name, clusterers.KMeansClusterer.build, clusterers.KMeansClusterer.suggest,
                                                              OwnPredict())),
         "reducer": (REDUCERS, lambda name: ReducerSpec(name, REDUCERS["pca"].build, REDUCERS["pca"].suggest)),
         "objective": (OBJECTIVES, lambda name: ObjectiveSpec(name, lambda *a: None, "")),

@@ -10,7 +10,7 @@ from sklearn.cluster import AffinityPropagation as ScikitLearn
 from sklearn.datasets import load_digits, make_blobs
 from sklearn.decomposition import PCA
 
-from selector.stages.clustering import _affinity_propagation
+from selector.stages.clusterers import AffinityPropagationClusterer
 from selector.stages.propagation import AffinityPropagation
 
 
@@ -41,7 +41,7 @@ def fit_both(X, **params):
 @pytest.mark.parametrize("max_iter", [300, 12, 1])  # converged; stopped early; no exemplar at all
 def test_the_same_fit_as_scikit_learn(data, damping, quantile, max_iter):
     X = DATA[data]
-    preference = _affinity_propagation({"damping": damping, "preference_quantile": quantile}, X, 0).preference
+    preference = AffinityPropagationClusterer.build({"damping": damping, "preference_quantile": quantile}, X, 0).preference
     (theirs, their_warnings), (ours, our_warnings) = fit_both(
         X, damping=damping, preference=preference, max_iter=max_iter, convergence_iter=20, random_state=3)
     assert np.array_equal(ours.labels_, theirs.labels_)

@@ -263,7 +263,7 @@ def test_select_ranks_encoders_by_the_objective_not_by_the_silhouette(digit_pngs
     monkeypatch.setattr(workflow, "register_job", lambda run_id, model_name: SimpleNamespace(
         version="1", promoted=True, registered=run_id))
     # Studies that cannot be compared in each other's spaces: each encoder's own objective value decides.
-    monkeypatch.setattr(workflow, "cross_space", lambda data, names, runs, objective, embedded=None: None)
+    monkeypatch.setattr(workflow, "cross_space", lambda data, names, runs, objective, embedded=None, spaces=None: None)
     board, registration = workflow.select_job(dataset=str(digit_pngs), encoders="efficientnet_lite0,raw",
                                               n_trials=1, model_name="rank-test")
     assert asked["objectives"] == {DEFAULT_OBJECTIVE}
@@ -272,7 +272,7 @@ def test_select_ranks_encoders_by_the_objective_not_by_the_silhouette(digit_pngs
     assert mlflow.get_run(mlflow.last_active_run().info.run_id).data.tags["encoder_rule"] == "best_objective_value"
 
     # Comparable studies: the mean over every study's space decides, against the own values.
-    monkeypatch.setattr(workflow, "cross_space", lambda data, names, runs, objective, embedded=None: {
+    monkeypatch.setattr(workflow, "cross_space", lambda data, names, runs, objective, embedded=None, spaces=None: {
         "raw": 0.40, "efficientnet_lite0": 0.65})
     board, registration = workflow.select_job(dataset=str(digit_pngs), encoders="efficientnet_lite0,raw",
                                               n_trials=1, model_name="rank-test")

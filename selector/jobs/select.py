@@ -49,9 +49,10 @@ def select_job(dataset: str = "digits", encoders: str = "raw,efficientnet_lite0"
     embedded = embed_many(data, names)
     tracking.configure_tracking()
     with retry.call(mlflow.start_run, run_name=f"select-{data.name}", nested=mlflow.active_run() is not None) as run:
-        rows = []
+        rows, spaces = [], {}
         for name, request in zip(names, requests):
             result = run_study(request)
+            spaces[name] = request.eval_space
             best = result.study.best_trial
             rows.append({"encoder": name, "objective": objective,
                          "best_objective_value": result.metrics.get("best_objective_value"),
@@ -63,7 +64,7 @@ def select_job(dataset: str = "digits", encoders: str = "raw,efficientnet_lite0"
                          "paper_recipe_ami": result.metrics.get("paper_recipe_ami"),
                          "study_run_id": result.parent_run_id})
         board = pd.DataFrame(rows)
-        cross = cross_space(data, names, board["study_run_id"].tolist(), spec, embedded) \
+        cross = cross_space(data, names, board["study_run_id"].tolist(), spec, embedded, spaces) \
             if len(names) > 1 else None
         board["cross_objective_value"] = [cross[name] for name in names] if cross else float("nan")
         rule = "cross_objective_value" if cross else "best_objective_value"
@@ -93,14 +94,15 @@ def select_job(dataset: str = "digits", encoders: str = "raw,efficientnet_lite0"
 
 
 def cross_space(data, names: list[str], study_run_ids: list[str], objective: ObjectiveSpec,
-                embedded: list | None = None) -> dict[str, float] | None:
+                embedded: list | None = None, spaces: dict | None = None) -> dict[str, float] | None:
     """Each study's chosen clustering (its ``clusters.csv``) scored in every study's evaluation space
     (``selector.stages.objective.cross_space_values``); None, with a warning, when they cannot be compared.
-    ``embedded``: the encoders' embeddings when the caller has them (else read from the cache)."""
+    ``embedded``: the encoders' embeddings and ``spaces`` the studies' evaluation spaces (by encoder)
+    when the caller has them; else they are read from the cache."""
     from selector.study.request import study_eval_space
     from selector.stages.objective import cross_space_values
 
-    spaces, partitions, ids = {}, {}, None
+    built, spaces, partitions, ids = spaces or {}, {}, {}, None
     for name, run_id, embedded in zip(names, study_run_ids, embedded or embed_many(data, names)):
         if ids is None:
             ids = embedded.ids
@@ -122,5 +124,5 @@ def cross_space(data, names: list[str], study_run_ids: list[str], objective: Obj
                            "objective values", run_id, reports.CLUSTERS_FILE)
             return None
         partitions[name] = table["cluster"].to_numpy()[order[wanted].to_numpy()]
-        spaces[name] = study_eval_space(embedded, 0)  # the study's seed
+        spaces[name] = built.get(name) or study_eval_space(embedded, 0)  # the study's seed
     return cross_space_values(spaces, partitions, objective)

@@ -11,13 +11,13 @@ from selector.study.runner import StudyOutcome as TuneResult  # noqa: F401  (wha
 def tune_job(dataset: str = "digits", encoder: str = "raw", checkpoint: str = "", n_trials: int = 30,
              timeout: float = 0.0, seed: int = 0, clusterers: str = "all", study_name: str = "",
              storage: str = "", objective: str = DEFAULT_OBJECTIVE, workers: int = 0,
-             compare: str = "", labels: str = "auto") -> TuneResult:
+             labels: str = "auto") -> TuneResult:
     """One Optuna study for one (data set, encoder): a parent MLflow run and a nested run per trial.
 
     ``objective`` is the registered label-free objective the study maximises; ``workers`` processes
     on this machine run the ``n_trials`` (0 = its cores, at most one per trial; 1 = this process);
     ``labels`` (``auto``, ``none`` or a CSV of ``id,label``) are what AMI is reported against — never
-    what chooses; ``compare`` (a comma list, or "all") names other objectives scored beside it, for benchmarks.
+    what chooses.
     """
     import contextlib
 
@@ -33,6 +33,6 @@ def tune_job(dataset: str = "digits", encoder: str = "raw", checkpoint: str = ""
         from selector.study.request import StudyRequest
 
         request = StudyRequest.resolve(dataset, encoder, checkpoint, n_trials, timeout, seed, clusterers, study_name,
-                                       storage, objective, workers, compare, labels)
+                                       storage, objective, workers, labels=labels)
         return run_study(request, tracking=True, pool=pool, started=started)
 

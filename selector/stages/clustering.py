@@ -1,5 +1,5 @@
-"""Clusterers behind a registry: each with its factory, its Optuna search space and its way of
-placing new points (a ``Placement``), side by side.
+"""Clusterers behind a registry — each one unit in ``selector.stages.clusterers``: its factory, its
+Optuna search space and its way of placing new points (a ``Placement``), side by side.
 
 ``ClusterModel`` is a fitted clusterer that can also place points it never saw: native ``predict``
 (k-means, Gaussian mixture), HDBSCAN's ``approximate_predict``, or a vote of the nearest training
@@ -47,128 +47,16 @@ def max_clusters(n: int) -> int:
     return int(max(2, min(MAX_CLUSTERS, n // MIN_CLUSTER_POINTS, n - 1)))
 
 
-def _data_scale(Z: np.ndarray) -> float:
+def data_scale(Z: np.ndarray) -> float:
     """Root-mean-square distance to the centroid: makes distance thresholds scale-free."""
     spread = float(np.sqrt(((Z - Z.mean(axis=0)) ** 2).sum(axis=1).mean()))
     return spread if spread > 0 else 1.0
 
 
-# --------------------------------------------------------------------------- factories
-def _kmeans(p: dict, Z: np.ndarray, seed: int):
-    from sklearn.cluster import KMeans
-
-    return KMeans(n_clusters=int(p["n_clusters"]), n_init=3, random_state=seed)
-
-
-def _agglomerative(p: dict, Z: np.ndarray, seed: int):
-    from sklearn.cluster import AgglomerativeClustering
-
-    if p.get("mode", "k") == "k":
-        return AgglomerativeClustering(n_clusters=int(p["n_clusters"]), linkage=p["linkage"])
-    return AgglomerativeClustering(n_clusters=None, linkage=p["linkage"],
-                                   distance_threshold=float(p["threshold"]) * _data_scale(Z))
-
-
-def _hdbscan(p: dict, Z: np.ndarray, seed: int):
-    import hdbscan
-
-    # No prediction data at fit time (about a third of a fit): a trial that fits every point never
-    # places one; ``ApproximatePredict`` generates it the first time it places points.
-    return hdbscan.HDBSCAN(min_cluster_size=int(p["min_cluster_size"]), min_samples=int(p["min_samples"]),
-                           cluster_selection_method=p["cluster_selection_method"], prediction_data=False)
-
-
-def _spectral(p: dict, Z: np.ndarray, seed: int):
-    from sklearn.cluster import SpectralClustering
-
-    if int(p["n_clusters"]) * len(Z) > SPECTRAL_WORK:
-        raise Declined(f"spectral clustering with k={p['n_clusters']} on {len(Z)} points needs k eigenvectors of an "
-                       f"n × n graph; declined above k·n = {SPECTRAL_WORK:.0e}")
-
-    return SpectralClustering(n_clusters=int(p["n_clusters"]), affinity="nearest_neighbors",
-                              n_neighbors=max(2, min(int(p["n_neighbors"]), len(Z) - 1)),
-                              assign_labels="cluster_qr", random_state=seed)
-
-
-def _squared_distances(points: np.ndarray, rows: int = 50) -> np.ndarray:
-    """All pairwise squared distances, ``rows`` at a time: the same arithmetic, so the same numbers, as
-    one n × n × d broadcast, without its memory traffic (0.4 s → 0.04 s for 1,000 points in 50 dims). A
-    float64 ``pdist`` was as fast but moved the preference in the last float32 digit, which changed the
-    labels of 1 fit in 54 — and the objective was chosen on these numbers."""
-    out = np.empty((len(points), len(points)), dtype=np.result_type(points.dtype, np.float32))
-    for start in range(0, len(points), rows):
-        out[start:start + rows] = ((points[start:start + rows, None, :] - points[None, :, :]) ** 2).sum(-1)
-    return out
-
-
-def _affinity_propagation(p: dict, Z: np.ndarray, seed: int):
-    from selector.stages.propagation import AffinityPropagation  # scikit-learn's, its message passing compiled
-
-    # Similarities are negative squared distances; a lower preference quantile gives fewer clusters.
-    sample = Z[np.random.default_rng(seed).choice(len(Z), size=min(len(Z), 1000), replace=False)]
-    sq = _squared_distances(sample)
-    preference = float(np.quantile(-sq[np.triu_indices(len(sample), 1)], float(p["preference_quantile"])))
-    return AffinityPropagation(damping=float(p["damping"]), preference=preference, max_iter=300,
-                               convergence_iter=20, random_state=seed)
-
-
-def _gmm(p: dict, Z: np.ndarray, seed: int):
-    from sklearn.mixture import GaussianMixture
-
-    if p["covariance_type"] == "full" and Z.shape[1] > FULL_COVARIANCE_MAX_DIM:
-        raise Declined(f"gmm with full covariance costs O(n·k·d²) per EM step; declined for d={Z.shape[1]} > "
-                       f"{FULL_COVARIANCE_MAX_DIM} (a reducer first, or diag/spherical covariance)")
-    n, d = Z.shape
-    work = n * int(p["n_clusters"]) * (d * d if p["covariance_type"] == "full" else d)
-    if work > MIXTURE_WORK:
-        raise Declined(f"gmm with k={p['n_clusters']} and {p['covariance_type']} covariance on {n} × {d} points "
-                       f"costs {work:.1e} per EM step; declined above {MIXTURE_WORK:.0e}")
-
-    return GaussianMixture(n_components=int(p["n_clusters"]), covariance_type=p["covariance_type"],
-                           reg_covar=1e-4, random_state=seed)
-
-
-# --------------------------------------------------------------------------- search spaces
-def _suggest_k(trial, n: int) -> int:
-    # Log-uniform: k = 2…10 keeps about a third of the draws when k may reach hundreds.
+def suggest_k(trial, n: int) -> int:
+    """The number of clusters of a k-based clusterer: log-uniform, so that k = 2…10 keeps about a third
+    of the draws when k may reach hundreds."""
     return trial.suggest_int("clusterer.n_clusters", 2, max_clusters(n), log=True)
-
-
-def _suggest_kmeans(trial, n: int) -> dict:
-    return {"n_clusters": _suggest_k(trial, n)}
-
-
-def _suggest_agglomerative(trial, n: int) -> dict:
-    params = {"linkage": trial.suggest_categorical("clusterer.linkage", ["ward", "complete", "average", "single"]),
-              "mode": trial.suggest_categorical("clusterer.mode", ["k", "threshold"])}
-    if params["mode"] == "k":
-        params["n_clusters"] = _suggest_k(trial, n)
-    else:
-        params["threshold"] = trial.suggest_float("clusterer.threshold", 0.05, 3.0, log=True)
-    return params
-
-
-def _suggest_hdbscan(trial, n: int) -> dict:
-    return {
-        "min_cluster_size": trial.suggest_int("clusterer.min_cluster_size", 5, max(6, n // 5), log=True),
-        "min_samples": trial.suggest_int("clusterer.min_samples", 1, 30, log=True),
-        "cluster_selection_method": trial.suggest_categorical("clusterer.cluster_selection_method", ["eom", "leaf"]),
-    }
-
-
-def _suggest_spectral(trial, n: int) -> dict:
-    return {"n_clusters": _suggest_k(trial, n),
-            "n_neighbors": trial.suggest_categorical("clusterer.n_neighbors", [5, 10, 15, 30, 50])}
-
-
-def _suggest_affinity_propagation(trial, n: int) -> dict:
-    return {"damping": trial.suggest_float("clusterer.damping", 0.5, 0.95),
-            "preference_quantile": trial.suggest_float("clusterer.preference_quantile", 0.0, 0.5)}
-
-
-def _suggest_gmm(trial, n: int) -> dict:
-    return {"n_clusters": _suggest_k(trial, n),
-            "covariance_type": trial.suggest_categorical("clusterer.covariance_type", ["full", "diag", "spherical"])}
 
 
 # --------------------------------------------------------------------------- placing new points
@@ -284,27 +172,16 @@ CLUSTERERS: Registry[ClustererSpec] = Registry("clusterer", reserved=("all",))  
 register_clusterer = CLUSTERERS.add
 
 
-# Convergence notices say nothing a user can act on: the trial's score says how the fit went.
-register_clusterer(ClustererSpec("kmeans", _kmeans, _suggest_kmeans, OwnPredict(),
-                                 known_warnings=("Number of distinct clusters .* found smaller than n_clusters",)))
-# n² / 2 float64 distances: 10,000 points → 0.4 GB.
-register_clusterer(ClustererSpec("agglomerative", _agglomerative, _suggest_agglomerative, NearestVote(), 10_000))
-# Linear memory, but its tree searches degrade towards n² in many dimensions (no reducer):
-# in 256 dims 2,000 / 4,000 / 10,000 points took 1.9 / 6.3 / 38 s, in 10 dims 10,000 took 0.9 s;
-# and approximate_predict placed 46,000 points in 256 dims in 30 s, so there the rest vote.
-register_clusterer(ClustererSpec("hdbscan", _hdbscan, _suggest_hdbscan, ApproximatePredict(), 10_000,
-                                 scaled_by_sample=("min_cluster_size",), many_dims_fit_points=4_000,
-                                 many_dims_placement=NearestVote()))
-# A sparse kNN affinity, but its eigen-solver's time grows much faster than n.
-# A disconnected kNN graph makes scikit-learn warn; such a trial is scored like any other.
-register_clusterer(ClustererSpec("spectral", _spectral, _suggest_spectral, NearestVote(), 10_000,
-                                 known_warnings=("Graph is not fully connected",)))
-# Three dense n × n float64 matrices and up to 300 rounds over them (scikit-learn's took ~9 s a fit at
-# 2,000 points on one core, bench_scale), so it fits 1,000 and places the rest.
-register_clusterer(ClustererSpec("affinity_propagation", _affinity_propagation, _suggest_affinity_propagation,
-                                 NearestVote(), 1_000, known_warnings=("Affinity propagation did not converge",)))
-register_clusterer(ClustererSpec("gmm", _gmm, _suggest_gmm, OwnPredict(),
-                                 known_warnings=("Best performing initialization did not converge",)))
+def clusterer(name: str, placement: Placement, **bounds):
+    """Register the decorated class — its ``build(params, points, seed)`` and ``suggest(trial, n)`` — as
+    clusterer ``name``, placing new points by ``placement``; ``bounds`` are ``ClustererSpec``'s
+    (``max_fit_points``, ``scaled_by_sample``, ``many_dims_*``, ``known_warnings``)."""
+    def add(unit: type) -> type:
+        register_clusterer(ClustererSpec(name, unit.build, unit.suggest, placement, **bounds))
+        unit.name = name
+        return unit
+
+    return add
 
 
 def get_clusterer(name: str) -> ClustererSpec:
@@ -401,3 +278,7 @@ def _from_format_1(state: dict) -> dict:
         # Early format-1 models fitted every point and kept no separate training labels.
         placement.labels_ = state.get("train_labels_", state["labels_"])
     return {**state, "placement_": placement, "format_": MODEL_FORMAT}
+
+
+# The registered clusterers, one unit each (imported last: they use what this module defines).
+from selector.stages import clusterers  # noqa: E402,F401
