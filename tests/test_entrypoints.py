@@ -13,22 +13,53 @@ from selector.jobs import ENTRY_POINTS, job
 CONTRACT_ENTRY_POINTS = {"main", "embed", "tune", "register", "select", "predict"}
 
 
-def test_mlproject_has_the_contract_entry_points_and_mirrors_the_library_defaults(project_root):
+MLPROJECT_TYPES = {"string": str, "int": int, "float": float}
+
+
+def test_mlproject_the_parsers_and_the_job_signatures_agree_both_ways(project_root):
+    """Every entry point's parameters are its job's parameters, its parser's options and MLproject's
+    parameters — the same names in each direction, the same defaults and types — and MLproject's command
+    passes every one of them on."""
+    from selector import cli
+
     entry_points = yaml.safe_load((project_root / "MLproject").read_text())["entry_points"]
     assert set(entry_points) == CONTRACT_ENTRY_POINTS == set(ENTRY_POINTS)
     for name in ENTRY_POINTS:
         job_of = job(name)
         assert job_of.__module__ == f"selector.jobs.{name}"  # one module per entry point
         signature = inspect.signature(job_of).parameters
-        for param, spec in entry_points[name]["parameters"].items():
-            assert param in signature, f"{name}: {param} is not a parameter of {job_of.__name__}"
+        declared = entry_points[name]["parameters"]
+        parser = cli.parser(name, job_of)
+        options = {action.dest: action for action in parser._actions if action.dest != "help"}
+        assert set(declared) == set(signature) == set(options), name
+        command = " ".join(entry_points[name]["command"].split())
+        for param, spec in declared.items():
+            assert f"--{param} {{{param}}}" in command, f"{name}: MLproject's command does not pass {param}"
             default = signature[param].default
+            option = options[param]
             if "default" not in spec:
-                assert default is inspect.Parameter.empty, f"{name}.{param}"
+                assert default is inspect.Parameter.empty and option.required, f"{name}.{param}"
                 continue
-            expected = default if not isinstance(default, bool) else str(default).lower()
-            assert type(default)(spec["default"]) == default if not isinstance(default, bool) else \
-                spec["default"] == expected, f"{name}.{param}: MLproject {spec['default']!r} vs {default!r}"
+            assert not option.required
+            if isinstance(default, bool):
+                assert spec["default"] == str(default).lower() and option.type("true") is True, f"{name}.{param}"
+                continue
+            assert MLPROJECT_TYPES[spec["type"]] is type(default) is option.type, f"{name}.{param}"
+            assert type(default)(spec["default"]) == default, f"{name}.{param}: MLproject {spec['default']!r} vs {default!r}"
+
+
+def test_the_selector_command_runs_the_entry_points_and_lists_their_options(tmp_path, run_cli):
+    listed = run_cli("selector", "--help", cwd=tmp_path)
+    assert listed.returncode == 0 and all(name in listed.stdout for name in ENTRY_POINTS)
+    unknown = run_cli("selector", "tuen", cwd=tmp_path)
+    assert unknown.returncode == 2 and "unknown entry point 'tuen'" in unknown.stderr
+    helped = run_cli("selector", "tune", "--help", cwd=tmp_path)
+    assert helped.returncode == 0
+    assert all(f"--{param}" in helped.stdout.replace("-", "_").replace("__", "--")
+               for param in inspect.signature(job("tune")).parameters)
+    refused = run_cli("selector", "embed", "--dataset", "/no/such/place", cwd=tmp_path)
+    assert refused.returncode == 2 and "neither a built-in name" in refused.stderr and "Traceback" not in refused.stderr
+    assert list(tmp_path.iterdir()) == []  # refused before anything was written
 
 
 def runs_in_store():

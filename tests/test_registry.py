@@ -217,6 +217,30 @@ def test_vector_model_checks_length_and_values(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
+def test_register_reads_the_trial_s_typed_parameters_from_its_study(tmp_path, monkeypatch, journal, caplog):
+    """The study holds a trial's parameters typed; MLflow holds strings. Register reads the study, and
+    guesses types from the strings only when the study's storage is gone (saying so)."""
+    from sklearn.datasets import make_blobs
+
+    from selector.jobs.register import _study_runs, trial_params
+
+    monkeypatch.chdir(tmp_path)
+    X, _ = make_blobs(n_samples=60, centers=3, n_features=4, random_state=0)
+    pd.DataFrame(X, columns=list("abcd")).to_csv(tmp_path / "v.csv", index=False)
+    study = tune_job(workers=1, dataset=str(tmp_path / "v.csv"), encoder="none", n_trials=3, clusterers="gmm,kmeans")
+    parent, best = _study_runs(study.parent_run_id)
+    expected = study.study.best_trial.params
+    read = trial_params(parent, best)
+    assert read == expected and {k: type(v) for k, v in read.items()} == {k: type(v) for k, v in expected.items()}
+    assert all(isinstance(v, str) for v in best.data.params.values())  # what MLflow gives back
+    journal.rename(tmp_path / "moved.log")
+    guessed = trial_params(parent, best)
+    assert "could not be read" in caplog.text
+    assert {k: guessed[k] for k in expected} == expected
+    assert not journal.exists()  # looking for the study did not create an empty one
+
+
+@pytest.mark.slow
 def test_select_tunes_each_encoder_logs_a_leaderboard_and_registers_the_winner(digit_pngs, tmp_path, monkeypatch):
     from selector.jobs.select import select_job
 

@@ -51,7 +51,6 @@ class StudyRequest:
         """Check every parameter and load the data; user errors raise ``ValueError`` naming the parameter."""
         from selector.stages.clustering import parse_clusterers
         from selector.study.session import check_workers
-        from selector.study.tracking import warn_if_password_logged
 
         if int(n_trials) < 1:
             raise ValueError(f"`n_trials` must be an int >= 1; got {n_trials}.")
@@ -62,7 +61,10 @@ class StudyRequest:
         compared = tuple(OBJECTIVES.values()) if str(compare).strip() == "all" else \
             tuple(get_objective(n.strip()) for n in str(compare).split(",") if n.strip())
         resolved_workers = check_workers(workers, n_trials, storage)
-        warn_if_password_logged("storage", storage)
+        if storage:  # an untracked search with no storage never imports MLflow
+            from selector.study.tracking import warn_if_password_logged
+
+            warn_if_password_logged("storage", storage)
         data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset, labels)
         check_embed_request(data, encoder, checkpoint)
         if len(data) < MIN_TUNE_POINTS:

@@ -138,7 +138,7 @@ def _untracked(request: StudyRequest, pool, starts: list[dict], work: dict, star
             study.optimize(objective, n_trials=request.n_trials, timeout=request.timeout or None, catch=(Exception,),
                            show_progress_bar=show)
 
-    _run_trials(study, ctx, pool, request, {}, [], show, optimize=optimize)
+    _run_trials(study, ctx, pool, request, {}, [], show, optimize=optimize, report_ahead=False)
     if pool and not request.storage:  # the journal goes with the pool's folder: the study stays, in memory
         kept = optuna.storages.InMemoryStorage()
         optuna.copy_study(from_study_name=study.study_name, from_storage=storage, to_storage=kept)
@@ -150,10 +150,12 @@ def _untracked(request: StudyRequest, pool, starts: list[dict], work: dict, star
     return StudyOutcome(request, study, metrics, work, None, context=ctx, **outcome)
 
 
-def _run_trials(study, ctx, pool, request: StudyRequest, spec: dict, observers: list, show: bool, optimize) -> None:
+def _run_trials(study, ctx, pool, request: StudyRequest, spec: dict, observers: list, show: bool, optimize,
+                report_ahead: bool = True) -> None:
     """The study's ``n_trials``: all in this process (``optimize``), or taken with the pool's children
-    once they are told which study (and, tracked, which parent run) to join."""
-    from selector.study import reports, trials
+    once they are told which study (and, tracked, which parent run) to join; ``report_ahead``: prepare
+    the report while the children finish."""
+    from selector.study import trials
 
     def objective(trial):
         return trials.objective(trial, ctx, observers)
@@ -162,7 +164,12 @@ def _run_trials(study, ctx, pool, request: StudyRequest, spec: dict, observers: 
         optimize(objective)
         return
     pool.publish(spec)
-    pool.run(study, objective, request.timeout, while_waiting=lambda: reports.prepare_report(ctx), show=show)
+    if report_ahead:
+        from selector.study import reports
+
+        pool.run(study, objective, request.timeout, while_waiting=lambda: reports.prepare_report(ctx), show=show)
+    else:
+        pool.run(study, objective, request.timeout, show=show)
 
 
 def _chosen(study, ctx) -> dict:

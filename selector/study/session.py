@@ -18,13 +18,11 @@ import os
 from pathlib import Path
 from typing import Callable
 
-import mlflow
 import numpy as np
 import optuna
 
 from selector import retry
 
-from selector.study import tracking
 from selector.study.alternatives import alternatives, choice_margin
 from selector.machine import available_cores
 from selector.stages.objective import LEGACY_OBJECTIVE
@@ -64,6 +62,8 @@ def default_journal() -> str:
     """Where a study lives when no ``storage`` is given: ``$SELECTOR_JOURNAL`` when set, else
     ``optuna_journal.log`` beside the tracking store's SQLite file (so the study and its trial runs
     stay together, wherever the command runs), or in the working directory for a tracking server."""
+    from selector.study import tracking
+
     if os.environ.get(JOURNAL_ENV):
         return str(Path(os.environ[JOURNAL_ENV]).expanduser().resolve())
     uri = tracking.configure_tracking()
@@ -74,6 +74,8 @@ def default_journal() -> str:
 def on_stale_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     """A trial whose worker stopped beating: end its MLflow run and its worker's run as KILLED, then
     queue a retry. Optuna has already marked the trial FAIL."""
+    import mlflow
+
     from optuna.storages import RetryHeartbeatStaleTrialCallback
 
     client = retry.client()
@@ -134,6 +136,10 @@ def optuna_experimental(*features: str):
 def open_study(study_name: str, storage: str, seed: int, identity: dict) -> optuna.Study:
     """Create or resume a study; a name that already holds another data set, encoder or objective is
     refused. A study made before objectives were named optimised ``silhouette``."""
+    import mlflow
+
+    from selector.study import tracking
+
     sampler = make_sampler(seed)
     study = optuna.create_study(study_name=study_name, storage=resolve_storage(storage), sampler=sampler,
                                 direction="maximize", load_if_exists=True)
@@ -216,12 +222,16 @@ def check_workers(workers: int, n_trials: int, storage: str) -> int:
 def create_tracking_store(storage: str) -> None:
     """The tracking store's tables (MLflow's own migration on a new store), created under the set-up
     lock: two processes migrating one new SQLite store together crash inside MLflow."""
+    from selector.study import tracking
+
     tracking.import_store_code()
     with study_lock(storage):
         _create_tracking_store()
 
 
 def _create_tracking_store() -> None:
+    from selector.study import tracking
+
     tracking.configure_tracking()
     retry.client().search_experiments(max_results=1)
 
@@ -243,6 +253,10 @@ class StudySession:
         self.identity, self.starting_points, self.run_name = identity, starting_points, run_name
 
     def __enter__(self) -> "StudySession":
+        import mlflow
+
+        from selector.study import tracking
+
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar and the summary say it
         tracking.import_store_code()  # while another worker may hold the lock
         with study_lock(self.storage):  # workers starting together create tables and the study once
@@ -263,6 +277,8 @@ class StudySession:
         return self
 
     def __exit__(self, kind, value, traceback) -> None:
+        import mlflow
+
         if kind is not None and issubclass(kind, KeyboardInterrupt):  # Ctrl-C or SIGTERM: stopped, not broken
             retry.call(mlflow.end_run, status="KILLED")
             return
@@ -298,6 +314,8 @@ class StudySession:
 
         All of it under the set-up lock: workers finishing together would otherwise each log what they
         saw, and one that saw fewer trials could write its summary or its report last."""
+        from selector.study import tracking
+
         tracking.log_batch(metrics=work, run_id=self.run_id)
         with study_lock(self.storage):
             metrics, tags = summary()
@@ -314,6 +332,8 @@ class StudySession:
 
     def _parent_run(self) -> str:
         """The study's one parent run: kept with the study, so later workers hang their trials under it."""
+        import mlflow
+
         known = self.study.user_attrs.get(PARENT_ATTR)
         if known:
             try:
