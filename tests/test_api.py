@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -148,3 +150,18 @@ def test_select_compares_encoders_in_every_study_s_space():
     assert board["cross_objective_value"].is_monotonic_decreasing and board["cross_objective_value"].notna().all()
     assert chosen.encoder == board["encoder"].iloc[0]
     assert (chosen.labels_ == chosen.results_[chosen.encoder].labels_).all()
+
+
+@pytest.mark.slow
+def test_the_example_script_clusters_a_folder_and_registers_it(digit_folder, tmp_path, run_cli, project_root):
+    done = run_cli(sys.executable, str(project_root / "examples" / "cluster_a_folder.py"), str(digit_folder),
+                   "--encoder", "raw", "--n_trials", "4", "--model_name", "example-digits", cwd=tmp_path,
+                   env={"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "registered example-digits version 1" in done.stdout and (tmp_path / "report.html").is_file()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    untracked = run_cli(sys.executable, str(project_root / "examples" / "cluster_a_folder.py"), str(digit_folder),
+                        "--encoder", "raw", "--n_trials", "3", "--no-tracking", cwd=elsewhere)
+    assert untracked.returncode == 0, untracked.stderr[-3000:]
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["report.html"]  # no tracking store, no journal

@@ -164,7 +164,7 @@ def test_k_in_the_hundreds_is_declined_where_its_cost_explodes(params, message):
 
 
 def test_a_full_covariance_mixture_in_many_dimensions_is_declined_not_attempted():
-    from selector.stages.clustering import FULL_COVARIANCE_MAX_DIM
+    from selector.stages.clusterers import FULL_COVARIANCE_MAX_DIM
 
     X = np.random.default_rng(0).normal(size=(200, FULL_COVARIANCE_MAX_DIM + 1))
     with pytest.raises(Declined, match=r"declined for d=65 > 64"):
@@ -221,3 +221,32 @@ def test_hdbscan_computes_its_prediction_data_when_it_first_places_points(train)
     np.testing.assert_array_equal(labels, expected[0])
     np.testing.assert_array_equal(strengths, np.clip(np.nan_to_num(expected[1]), 0.0, 1.0))
     assert model.estimator_.prediction_data_ is not None
+
+
+def test_the_design_docs_example_clusterer_is_one_unit(train, tmp_path, monkeypatch):
+    """docs/design.md's "Adding a clusterer" diff, applied: its class in the clusterers module and its
+    known-good parameters are all a new clusterer needs to pass the conformance checks."""
+    import re
+    from pathlib import Path
+
+    from selector.stages import clusterers
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "design.md").read_text()
+    diff = re.search(r"## Adding a clusterer.*?```diff\n(.*?)```", doc, re.S).group(1)
+    unit_part, test_part = diff.split("--- a/tests/test_clustering.py")
+    code = "\n".join(line[1:] for line in unit_part.splitlines() if line.startswith("+") and not line.startswith("+++"))
+    good = re.search(r'\+\s+"(\w+)": (\{.*\}),', test_part)
+    name, before = good.group(1), set(vars(clusterers))
+    try:
+        exec(compile(code, "docs/design.md", "exec"), vars(clusterers))
+        assert name in CLUSTERERS and list(CLUSTERERS)[-1] == name
+        monkeypatch.setitem(GOOD, name, eval(good.group(2)))
+        checks = TestClustererConformance()
+        for check in ("test_fit_labels_every_point", "test_predict_places_unseen_points_in_their_clusters",
+                      "test_training_points_get_their_own_cluster_back", "test_seeded_fits_are_reproducible"):
+            getattr(checks, check)(name, train)
+        checks.test_a_joblib_round_trip_predicts_the_same(name, train, tmp_path)
+    finally:  # the registry is global: the example leaves it as it was
+        CLUSTERERS.pop(name, None)
+        for added in set(vars(clusterers)) - before:
+            vars(clusterers).pop(added)

@@ -48,6 +48,15 @@ def test_mlproject_the_parsers_and_the_job_signatures_agree_both_ways(project_ro
             assert type(default)(spec["default"]) == default, f"{name}.{param}: MLproject {spec['default']!r} vs {default!r}"
 
 
+def test_readme_s_entry_point_table_names_every_parameter(project_root):
+    rows = {line.split("|")[1].strip(" `"): line for line in (project_root / "README.md").read_text().splitlines()
+            if line.startswith("| `")}
+    for name in ENTRY_POINTS:
+        assert name in rows, f"README's entry-point table has no row for {name}"
+        missing = [p for p in inspect.signature(job(name)).parameters if f"`{p}`" not in rows[name]]
+        assert not missing, f"README's row for {name} does not name {missing}"
+
+
 def test_the_selector_command_runs_the_entry_points_and_lists_their_options(tmp_path, run_cli):
     listed = run_cli("selector", "--help", cwd=tmp_path)
     assert listed.returncode == 0 and all(name in listed.stdout for name in ENTRY_POINTS)

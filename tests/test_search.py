@@ -56,7 +56,7 @@ def test_trials_run_with_no_tracking_store_and_evaluate_repeats_them(context, mo
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # nothing listens there
     context.objective = get_objective("modularity_silhouette_soft")
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0))
-    study.optimize(lambda trial: trials.objective(trial, context), n_trials=4)
+    study.optimize(lambda trial: trials.run_trial(trial, context), n_trials=4)
     assert [t.state.name for t in study.trials] == ["COMPLETE"] * 4
     best = study.best_trial
     assert {"objective_value", "n_clusters", "silhouette_umap", "ami"} <= set(best.user_attrs)
@@ -92,7 +92,7 @@ def test_observers_see_each_trial_and_one_that_raises_fails_the_trial(context):
                 raise RuntimeError("the store went away")
 
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
-    study.optimize(lambda trial: trials.objective(trial, context, [Recorder(), Breaks()]), n_trials=3,
+    study.optimize(lambda trial: trials.run_trial(trial, context, [Recorder(), Breaks()]), n_trials=3,
                    catch=(RuntimeError,))
     assert [t.state.name for t in study.trials] == ["COMPLETE", "FAIL", "COMPLETE"]
     assert seen[:2] == [("started", 0, "kmeans"), ("finished", 0, True)]
@@ -105,7 +105,7 @@ def test_observers_see_each_trial_and_one_that_raises_fails_the_trial(context):
 
     trials.evaluate = declines
     try:
-        study.optimize(lambda trial: trials.objective(trial, context, [Recorder()]), n_trials=1)
+        study.optimize(lambda trial: trials.run_trial(trial, context, [Recorder()]), n_trials=1)
     finally:
         trials.evaluate = real_evaluate
     assert study.trials[-1].state.name == "PRUNED" and seen[-1] == ("declined", 3, "too costly here")

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from sklearn.datasets import make_blobs
 
-from selector.stages import clustering
+from selector.stages import clusterers, clustering
 
 from selector.study import session as study
 from selector.jobs.tune import tune_job
@@ -167,7 +167,7 @@ def test_a_trial_that_raises_fails_alone(blob_file, monkeypatch):
 
 @pytest.mark.slow
 def test_a_declined_trial_is_pruned_and_its_run_says_why(blob_file, monkeypatch):
-    monkeypatch.setattr(clustering, "FULL_COVARIANCE_MAX_DIM", 1)
+    monkeypatch.setattr(clusterers, "FULL_COVARIANCE_MAX_DIM", 1)
     result = tune_job(workers=1, dataset=str(blob_file), encoder="none", n_trials=8, clusterers="gmm", seed=3)
     pruned = [t for t in result.study.trials if t.state == optuna.trial.TrialState.PRUNED]
     assert pruned and all(t.params["clusterer.covariance_type"] == "full" for t in pruned)

@@ -24,12 +24,6 @@ logger = logging.getLogger(__name__)
 
 NOISE = -1
 VOTERS = 15  # neighbours that vote on a new point's cluster
-FULL_COVARIANCE_MAX_DIM = 64  # a full-covariance GMM's EM step costs O(n·k·d²)
-# Work bounds for k in the hundreds (trials above them are declined, not run for minutes): a
-# mixture's EM step costs n·k·d² (full) or n·k·d multiply-adds; spectral clustering's eigen-solver
-# about n·k. Measured here: spectral at 2,000 points and k = 400 took 8 s, k = 40 0.5 s.
-MIXTURE_WORK = 2e9
-SPECTRAL_WORK = 2e6
 MANY_DIMS = 64  # above this, tree-based neighbour searches (HDBSCAN) degrade towards brute force
 
 

@@ -99,7 +99,7 @@ def _tracked(request: StudyRequest, pool, starts: list[dict], work: dict, starte
                                   {"dataset": request.dataset, "encoder": request.encoder}, worker_run_id=session.run_id)
         spec = {"experiment_id": session.experiment_id, "parent_run_id": session.parent_run_id}
         _run_trials(session.study, ctx, pool, request, spec, [runs], show,
-                    optimize=lambda objective: session.optimize(objective, request.n_trials, request.timeout))
+                    optimize=lambda one_trial: session.optimize(one_trial, request.n_trials, request.timeout))
         work.update(reductions_fitted=ctx.cache.fits, neighbour_graphs_built=ctx.cache.graph_builds)
 
         def report(metrics: dict) -> None:
@@ -133,9 +133,9 @@ def _untracked(request: StudyRequest, pool, starts: list[dict], work: dict, star
             study.enqueue_trial(point, skip_if_exists=True)
     ctx = request.context()
 
-    def optimize(objective):
+    def optimize(one_trial):
         with optuna_experimental("fail_stale_trials", "heartbeat"):
-            study.optimize(objective, n_trials=request.n_trials, timeout=request.timeout or None, catch=(Exception,),
+            study.optimize(one_trial, n_trials=request.n_trials, timeout=request.timeout or None, catch=(Exception,),
                            show_progress_bar=show)
 
     _run_trials(study, ctx, pool, request, {}, [], show, optimize=optimize, report_ahead=False)
@@ -157,19 +157,19 @@ def _run_trials(study, ctx, pool, request: StudyRequest, spec: dict, observers: 
     the report while the children finish."""
     from selector.study import trials
 
-    def objective(trial):
-        return trials.objective(trial, ctx, observers)
+    def one_trial(trial):
+        return trials.run_trial(trial, ctx, observers)
 
     if pool is None:
-        optimize(objective)
+        optimize(one_trial)
         return
     pool.publish(spec)
     if report_ahead:
         from selector.study import reports
 
-        pool.run(study, objective, request.timeout, while_waiting=lambda: reports.prepare_report(ctx), show=show)
+        pool.run(study, one_trial, request.timeout, while_waiting=lambda: reports.prepare_report(ctx), show=show)
     else:
-        pool.run(study, objective, request.timeout, show=show)
+        pool.run(study, one_trial, request.timeout, show=show)
 
 
 def _chosen(study, ctx) -> dict:
@@ -284,7 +284,7 @@ def run_worker(folder: str, index: int) -> None:
     study = optuna.load_study(study_name=job["study_name"], storage=resolve_storage(storage),
                               sampler=make_sampler(job["seed"], worker=f"{stream}/{index}"))
     ctx = request.context()  # the evaluation space is read from the cache when the first trial is scored
-    take_trials(study, lambda trial: trials.objective(trial, ctx, observers), Tickets(folder / TICKETS_FILE),
+    take_trials(study, lambda trial: trials.run_trial(trial, ctx, observers), Tickets(folder / TICKETS_FILE),
                 job["timeout"])
 
 

@@ -1,7 +1,7 @@
 """One trial of the search over reduce→cluster pipelines: a pure evaluation, watched by observers.
 
 ``evaluate(context, params)`` fits and scores one pipeline and returns a ``TrialResult``; it writes
-nothing anywhere. ``objective`` is what Optuna calls: it draws the parameters, evaluates them, keeps
+nothing anywhere. ``run_trial`` is what Optuna calls: it draws the parameters, evaluates them, keeps
 the results on the Optuna trial and tells the study's observers (``TrialObserver``), which is where
 MLflow comes in (``selector.study.tracking.TrialRuns``) — a study with no observer needs no tracking store.
 Only the label-free objective goes back to Optuna; AMI/ARI/NMI are computed beside it for the record.
@@ -183,7 +183,7 @@ class TrialObserver:
         """Ctrl-C or SIGTERM during the trial."""
 
 
-def objective(trial: optuna.Trial, ctx: SearchContext, observers: Sequence[TrialObserver] = ()) -> float:
+def run_trial(trial: optuna.Trial, ctx: SearchContext, observers: Sequence[TrialObserver] = ()) -> float:
     """What Optuna calls: draw a pipeline, evaluate it label-free, keep its metrics on the trial and
     tell the observers; returns the objective's value only."""
     n, dim = ctx.vectors.shape
