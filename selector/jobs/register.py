@@ -108,7 +108,7 @@ def register_trial(parent, best, data, embedded, model_name: str, alias: str = "
     """Register trial run ``best`` of the study whose parent run is ``parent``, refitted on ``embedded``
     (the vectors of ``data`` under the study's encoder): what ``register_job`` does once it has the data,
     and what ``selector.search(...).register(name)`` does with the data it was given."""
-    from registry.promote import log_pipeline_model, register_and_promote
+    from registry.promote import log_pipeline_model, register_and_promote, validate_model
     from selector.study.trials import pipeline_params
 
     if not str(model_name).strip() or not str(alias).strip():
@@ -133,6 +133,7 @@ def register_trial(parent, best, data, embedded, model_name: str, alias: str = "
     objective_value = scores.get("objective_value", scores["silhouette_umap"])
     with retry.call(mlflow.start_run, run_name=f"register-{model_name}", nested=mlflow.active_run() is not None):
         info = log_pipeline_model(pipeline, config, weights, example)
+        validate_model(info.model_uri, config, example)  # refused here: nothing registered, no alias moved
         tags = {"dataset": dataset, "encoder": encoder, "objective": objective, "objective_value": objective_value,
                 "silhouette_umap": scores["silhouette_umap"], "study_run_id": study_run_id, "ami": scores.get("ami"),
                 "clusterer": clusterer["name"], "reducer": reducer["name"],

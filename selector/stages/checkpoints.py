@@ -15,10 +15,15 @@ def file_digest(path: str | Path) -> str:
 
 def torch_load(path: str | Path) -> dict:
     """A state dict from a checkpoint file (tensors only; a wrapping ``state_dict``/``model`` key and
-    DataParallel's ``module.`` prefix taken off), or a ``ValueError`` that names the file."""
+    DataParallel's ``module.`` prefix taken off), or a ``ValueError`` that names the file. A
+    ``.safetensors`` file (what a served model ships) is read without any unpickling."""
     import torch
 
     try:
+        if str(path).endswith(".safetensors"):  # tensors and nothing else: no unpickler at all
+            from safetensors.torch import load_file
+
+            return load_file(str(path), device="cpu")
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise ValueError(f"`checkpoint` file {str(path)!r} does not exist.") from None

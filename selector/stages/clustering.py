@@ -115,8 +115,8 @@ class NearestVote(Placement):
 
         fitted = super().fit(estimator, points, labels)
         fitted.labels_ = np.asarray(labels, dtype=np.int64)
-        fitted.neighbours_ = NearestNeighbors(n_neighbors=min(self.voters, len(points))).fit(
-            np.asarray(points, dtype=np.float32))
+        fitted.points_ = np.asarray(points, dtype=np.float32)  # what a portable model exports (selector.stages.portable)
+        fitted.neighbours_ = NearestNeighbors(n_neighbors=min(self.voters, len(points))).fit(fitted.points_)
         return fitted
 
     def place(self, Z):

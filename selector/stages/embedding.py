@@ -72,12 +72,11 @@ class _Items:
 
 
 def _collate(items):
-    import torch
+    from selector.stages.encoders import stack
 
     good = [(i, t) for i, t in items if not isinstance(t, str)]
     bad = [(i, t) for i, t in items if isinstance(t, str)]
-    tensor = torch.stack([t for _, t in good]) if good else None
-    return [i for i, _ in good], tensor, bad
+    return [i for i, _ in good], stack([t for _, t in good]) if good else None, bad
 
 
 def default_workers(n_items: int) -> int:

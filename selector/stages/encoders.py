@@ -39,6 +39,15 @@ ALIASES: dict[str, str] = {
 
 
 # --------------------------------------------------------------------------- preprocessing
+def stack(preprocessed: list):
+    """Preprocessed images as one batch: a NumPy array for raw pixels (no torch), a tensor otherwise."""
+    if preprocessed and isinstance(preprocessed[0], np.ndarray):
+        return np.stack(preprocessed)
+    import torch
+
+    return torch.stack(preprocessed)
+
+
 @dataclass(frozen=True)
 class RawPreprocess:
     """Resize to ``size``×``size``, convert to ``mode`` (``L`` or ``RGB``), scale to [0, 1], flatten."""
@@ -47,11 +56,17 @@ class RawPreprocess:
     mode: str
 
     def __call__(self, image: np.ndarray):
+        """A tensor, as the embedding stage's DataLoader (and the serving code of older models) batch them."""
         import torch
+
+        return torch.from_numpy(self.array(image))
+
+    def array(self, image: np.ndarray) -> np.ndarray:
+        """The same vector as NumPy: a served raw-pixel model never imports torch (seconds of its cold start)."""
         from PIL import Image
 
         picture = Image.fromarray(image).convert(self.mode).resize((self.size, self.size), Image.BILINEAR)
-        return torch.from_numpy(np.asarray(picture, dtype=np.float32).reshape(-1) / 255.0)
+        return np.asarray(picture, dtype=np.float32).reshape(-1) / 255.0
 
 
 @dataclass(frozen=True)
@@ -101,10 +116,10 @@ class Encoder:
     def forward_stages(self, batch, stages: tuple[int, ...]) -> list[np.ndarray]:
         """One forward pass, vectors of several stages (0 = the final embedding): every layer of a
         network embedded for the price of its deepest."""
+        if self.model is None:  # raw pixels: the batch is already the vectors
+            return [np.asarray(batch.numpy() if hasattr(batch, "numpy") else batch, dtype=np.float32)]
         import torch
 
-        if self.model is None:
-            return [batch.numpy() if isinstance(batch, torch.Tensor) else np.asarray(batch, np.float32)]
         with torch.inference_mode():
             batch = batch.to(self.device, non_blocking=True)
             if self.device.startswith("cuda"):

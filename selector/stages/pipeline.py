@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.utils.validation import check_is_fitted
 
 from selector.stages.clustering import ClusterModel
 from selector.stages.reduction import fit_reduce
+
+logger = logging.getLogger(__name__)
 
 
 def typed(value):
@@ -66,8 +70,21 @@ class ClusterPipeline(ClusterMixin, BaseEstimator):
 
 
 class FittedPipeline(ClusterPipeline):
-    """The pipeline class of models registered before ``ClusterPipeline`` (model format 2): their own
-    copy of the serving code calls ``predict`` for ``(labels, confidences)``, so here it gives both."""
+    """The pipeline class of models registered before ``ClusterPipeline`` (model format 2, a pickle):
+    their own copy of the serving code calls ``predict`` for ``(labels, confidences)``, so here it gives
+    both. Unpickling one says, once, how to get the pickle-free format."""
 
     def predict(self, X) -> tuple[np.ndarray, np.ndarray]:
         return self.assign(X)
+
+    def __setstate__(self, state):
+        global _WARNED
+        if not _WARNED:
+            _WARNED = True
+            logger.warning("loading a model whose pipeline is a pickle (format 2, registered by an older selector); "
+                           "re-register its study (`selector register --study_run_id <its study_run_id tag>`) for the "
+                           "pickle-free format")
+        super().__setstate__(state)
+
+
+_WARNED = False
