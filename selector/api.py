@@ -126,7 +126,7 @@ class SearchResult:
 def search(data, encoder: str | None = None, n_trials: int = 30, objective: str = DEFAULT_OBJECTIVE, seed: int = 0,
            workers: int = 0, tracking: bool = True, *, labels=None, clusterers: str | Sequence[str] = "all",
            checkpoint: str = "", timeout: float = 0.0, storage: str = "", study_name: str = "",
-           name: str | None = None, show: bool = True) -> SearchResult:
+           name: str | None = None, reproducible: bool = False, show: bool = True) -> SearchResult:
     """Find the best way to cluster ``data`` without labels: one Optuna study over reduce→cluster
     pipelines, maximising the label-free ``objective`` in one UMAP evaluation space.
 
@@ -138,6 +138,8 @@ def search(data, encoder: str | None = None, n_trials: int = 30, objective: str 
     ``workers``: processes on this machine (0 = its cores). ``tracking``: log the study in MLflow (a
     parent run, a nested run per trial, the report) — or write nothing but the cache. ``name``: what
     the data set is called in runs and study names (default: the folder's or file's name, or the kind).
+    ``reproducible``: with several workers, trials in batches asked of one sampler — the same trials
+    every run (docs/operations.md).
     """
     from selector.stages.memory import as_dataset
     from selector.study.request import StudyRequest
@@ -145,7 +147,8 @@ def search(data, encoder: str | None = None, n_trials: int = 30, objective: str 
 
     dataset = as_dataset(data, labels, name)
     request = StudyRequest.resolve(dataset, _encoder_for(dataset, encoder), checkpoint, n_trials, timeout, seed,
-                                   clusterers, study_name, storage, objective, workers, labels=_labels_param(labels))
+                                   clusterers, study_name, storage, objective, workers, labels=_labels_param(labels),
+                                   reproducible=reproducible)
     return SearchResult(run_study(request, tracking=bool(tracking), show=show))
 
 

@@ -52,3 +52,43 @@ def test_a_format_2_image_model_answers_requests(load_stored):
     expected = np.load(STORED / "raw_umap_hdbscan_expected.npz")
     np.testing.assert_array_equal(answer["cluster"].to_numpy(), expected["cluster"])
     np.testing.assert_allclose(answer["confidence"].to_numpy(), expected["confidence"], rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_a_format_2_model_still_serves(tmp_path, wait_for):
+    """`mlflow models serve` on the stored format-2 image model answers as it did."""
+    import json
+    import os
+    import subprocess
+    import urllib.request
+
+    from stack import free_port
+
+    from selector.stages.data import encode_png, load_dataset
+
+    port = free_port()
+    server = subprocess.Popen(["mlflow", "models", "serve", "-m", str(STORED / "raw_umap_hdbscan"), "--env-manager",
+                               "local", "-h", "127.0.0.1", "-p", str(port)], cwd=tmp_path, env=dict(os.environ),
+                              stdout=subprocess.DEVNULL, stderr=open(tmp_path / "serve.log", "w"))
+
+    def ready():
+        assert server.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2):
+                return True
+        except OSError:
+            return False
+
+    try:
+        wait_for(ready, 240, "the format-2 model's server")
+        images = load_dataset("digits").images
+        rows = [[base64.b64encode(encode_png(images[i])).decode()] for i in range(10)]
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", headers={"Content-Type": "application/json"},
+                                         data=json.dumps({"dataframe_split": {"columns": ["image"], "data": rows}}).encode())
+        with urllib.request.urlopen(request, timeout=120) as response:
+            answer = json.loads(response.read())["predictions"]
+        expected = np.load(STORED / "raw_umap_hdbscan_expected.npz")
+        assert [row["cluster"] for row in answer] == expected["cluster"][:10].tolist()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -296,3 +296,19 @@ def test_mlflow_run_tune_with_two_workers_in_a_fresh_directory(tmp_path, run_cli
     assert sorted(int(r.data.tags["optuna_trial_number"]) for r in runs if r not in parent) == list(range(6))
     assert (tmp_path / "optuna_journal.log").is_file()  # beside ./mlflow.db, not in the project's folder
     assert set(project_root.glob("optuna_journal.log*")) == journals_before
+
+
+@pytest.mark.slow
+def test_reproducible_batches_give_the_same_trials_twice_with_two_workers(blob_file):
+    """``reproducible=true``: two seeded runs with two workers give the same trials (parameters,
+    values, order), the same choice and its labels; every trial is logged as a nested run."""
+    runs = [tune_job(workers=2, reproducible=True, dataset=str(blob_file), encoder="none", n_trials=6, seed=4,
+                     clusterers="kmeans,hdbscan,gmm", study_name=f"twice-{i}") for i in range(2)]
+    trials = [[(t.number, t.state.name, t.value, t.params) for t in run.study.trials] for run in runs]
+    assert trials[0] == trials[1] and len(trials[0]) == 6
+    assert runs[0].study.best_trial.params == runs[1].study.best_trial.params
+    assert (runs[0].labels == runs[1].labels).all()
+    for run in runs:
+        children = child_runs(run.parent_run_id)
+        assert len(children) == 6 and set(children["status"]) == {"FINISHED"}
+        assert mlflow.get_run(run.parent_run_id).data.params["reproducible"] == "True"

@@ -39,6 +39,7 @@ class StudyRequest:
     storage: str
     study_name: str
     labels: str
+    reproducible: bool = False  # several workers in batches asked of one sampler (selector.study.batches)
     embedded: Embeddings | None = field(default=None, repr=False)
     eval_space: EvalSpace | None = field(default=None, repr=False)
     cache: object = field(default=None, repr=False)  # the study's ReductionCache, once embedded
@@ -47,7 +48,8 @@ class StudyRequest:
     def resolve(cls, dataset: str | Dataset = "digits", encoder: str = "raw", checkpoint: str = "",
                 n_trials: int = 30, timeout: float = 0.0, seed: int = 0, clusterers: str | list[str] = "all",
                 study_name: str = "", storage: str = "", objective: str | ObjectiveSpec = DEFAULT_OBJECTIVE,
-                workers: int = 0, compare: str = "", labels: str = "auto") -> "StudyRequest":
+                workers: int = 0, compare: str = "", labels: str = "auto",
+                reproducible: bool = False) -> "StudyRequest":
         """Check every parameter and load the data; user errors raise ``ValueError`` naming the parameter."""
         from selector.stages.clustering import parse_clusterers
         from selector.study.session import check_workers
@@ -73,7 +75,7 @@ class StudyRequest:
         return cls(data=data, dataset=dataset if isinstance(dataset, str) else data.name, encoder=encoder,
                    checkpoint=checkpoint, n_trials=int(n_trials), timeout=float(timeout), seed=int(seed),
                    clusterers=names, objective=spec, compare=compared, workers=resolved_workers,
-                   storage=storage, study_name=study_name, labels=labels)
+                   storage=storage, study_name=study_name, labels=labels, reproducible=bool(reproducible))
 
     # ------------------------------------------------------------------ what the trials share
     def embed(self, progress: bool = True) -> Embeddings:
@@ -123,7 +125,7 @@ class StudyRequest:
         return {"dataset": self.dataset, "encoder": self.encoder, "checkpoint": self.checkpoint,
                 "n_trials": self.n_trials, "seed": self.seed, "clusterers": ",".join(self.clusterers),
                 "storage": self.storage, "study_name": self.study_name, "objective": self.objective.name,
-                "workers": self.workers, "labels": self.labels}
+                "workers": self.workers, "labels": self.labels, "reproducible": self.reproducible}
 
     # ------------------------------------------------------------------ worker processes
     def to_job(self, folder: Path, tracked: bool = True) -> dict:

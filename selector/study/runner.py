@@ -61,7 +61,7 @@ def run_study(request: StudyRequest, tracking: bool = True, pool=None, started: 
     ``pool``: worker processes already started for this request (else started here when it asks for
     several); ``show``: the progress bar and, tracked, the terminal summary."""
     started = time.perf_counter() if started is None else started
-    if pool is None and request.workers > 1:
+    if pool is None and request.workers > 1 and not request.reproducible:
         with worker_pool(request) as own:
             return run_study(request, tracking, own, started, show)
     from selector.stages.objective import eval_space_params
@@ -160,6 +160,11 @@ def _run_trials(study, ctx, pool, request: StudyRequest, spec: dict, observers: 
     def one_trial(trial):
         return trials.run_trial(trial, ctx, observers)
 
+    if request.reproducible and request.workers > 1:
+        from selector.study.batches import run_batches
+
+        run_batches(study, ctx, request, observers, show)
+        return
     if pool is None:
         optimize(one_trial)
         return
@@ -276,13 +281,12 @@ def run_worker(folder: str, index: int) -> None:
         storage = job["storage"]
         observers = [tracking.TrialRuns(spec["experiment_id"], spec["parent_run_id"],
                                         {"dataset": job["dataset"], "encoder": job["encoder"]})]
-        stream = spec["parent_run_id"]
     else:
         storage = job["storage"] or str(folder / JOURNAL_FILE)
-        stream = "untracked"
-    # Its own random stream: workers with one seed would draw the same trials.
+    # Its own random stream, from (seed, worker index): workers with one seed would draw the same
+    # trials, and a run id would make every run's streams new.
     study = optuna.load_study(study_name=job["study_name"], storage=resolve_storage(storage),
-                              sampler=make_sampler(job["seed"], worker=f"{stream}/{index}"))
+                              sampler=make_sampler(job["seed"], worker=f"worker {index}"))
     ctx = request.context()  # the evaluation space is read from the cache when the first trial is scored
     take_trials(study, lambda trial: trials.run_trial(trial, ctx, observers), Tickets(folder / TICKETS_FILE),
                 job["timeout"])

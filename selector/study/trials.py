@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import optuna
@@ -186,12 +186,25 @@ class TrialObserver:
 def run_trial(trial: optuna.Trial, ctx: SearchContext, observers: Sequence[TrialObserver] = ()) -> float:
     """What Optuna calls: draw a pipeline, evaluate it label-free, keep its metrics on the trial and
     tell the observers; returns the objective's value only."""
+    params = begin_trial(trial, ctx, observers)
+    return finish_trial(trial, ctx, params, lambda: evaluate(ctx, trial.params), observers)
+
+
+def begin_trial(trial: optuna.Trial, ctx: SearchContext, observers: Sequence[TrialObserver] = ()) -> dict:
+    """Draw the trial's pipeline (its parameters are then fixed on the trial) and tell the observers."""
     n, dim = ctx.vectors.shape
     params = flat_params(suggest_reducer(trial, n, dim), suggest_clusterer(trial, n, ctx.clusterers))
     for observer in observers:
         observer.started(trial, params)
+    return params
+
+
+def finish_trial(trial: optuna.Trial, ctx: SearchContext, params: dict, result_of: Callable[[], TrialResult],
+                 observers: Sequence[TrialObserver] = ()) -> float:
+    """``result_of()`` — the trial's evaluation, here or in another process — kept on the trial and told
+    to the observers; a declined trial raises ``optuna.TrialPruned``, a failed one its error."""
     try:
-        result = evaluate(ctx, trial.params)
+        result = result_of()
         for key, value in {**result.metrics, **result.tags}.items():
             if value is not None:
                 trial.set_user_attr(key, value)
