@@ -4,6 +4,8 @@ Artifacts: ``pipeline_arrays`` + ``pipeline_spec`` (the fitted reduce→cluster 
 JSON, ``selector.stages.portable``; models registered before hold a joblib ``pipeline``), ``encoder``
 (its config as JSON) and, for neural encoders, ``weights`` (safetensors, so serving never downloads
 anything and unpickles nothing).
+Image models also take a column ``vector`` instead of ``image``: each image's embedding by the model's
+own encoder (data embedded once, e.g. by the ``embed`` job, is not encoded again).
 Bad requests raise ``MlflowException`` with ``INVALID_PARAMETER_VALUE``, which the scoring server
 answers with HTTP 400 and the message.
 """
@@ -24,6 +26,7 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 logger = logging.getLogger(__name__)
 
 IMAGE_COLUMN = "image"
+VECTOR_COLUMN = "vector"  # instead of an image: its embedding by the model's own encoder
 BATCH = 64  # images through the encoder at once
 # The most rows one request may carry; a larger batch is refused with 400, naming the limit (split it).
 # Images are decoded and held as tensors together; vectors are cheap.
@@ -77,8 +80,9 @@ class ClusterPipelineModel(mlflow.pyfunc.PythonModel):
         from selector.stages.data import ImageDecodeError, ImageTooLarge, decode_image
 
         if IMAGE_COLUMN not in frame.columns:
-            raise bad_request(f"the request needs a column {IMAGE_COLUMN!r} of base64 PNG/JPEG bytes; "
-                              f"got columns {list(map(str, frame.columns))}.")
+            raise bad_request(f"the request needs a column {IMAGE_COLUMN!r} of base64 PNG/JPEG bytes (or "
+                              f"{VECTOR_COLUMN!r} of this encoder's embeddings); got columns "
+                              f"{list(map(str, frame.columns))}.")
         # Raw pixels are prepared as NumPy (``RawPreprocess.array``): no torch in their serving process.
         prepare = getattr(self.encoder.preprocess, "array", self.encoder.preprocess)
         tensors = []
@@ -102,6 +106,23 @@ class ClusterPipelineModel(mlflow.pyfunc.PythonModel):
         chunks = [self.encoder.forward(stack(tensors[i:i + BATCH])) for i in range(0, len(tensors), BATCH)]
         return np.concatenate(chunks)
 
+    def _embedded(self, frame: pd.DataFrame) -> np.ndarray:
+        """Rows of column ``vector``: each image's embedding by this model's own encoder."""
+        expected = self.pipeline.n_features_in_
+        rows = []
+        for row, value in enumerate(frame[VECTOR_COLUMN]):
+            try:
+                vector = np.asarray(value, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise bad_request(f"row {row}: column {VECTOR_COLUMN!r} must hold a list of numbers.") from None
+            if vector.shape != (expected,):
+                raise bad_request(f"row {row}: column {VECTOR_COLUMN!r} must hold {expected} numbers (the embedding "
+                                  f"of encoder {self.encoder.name!r}); got shape {vector.shape}.")
+            if not np.isfinite(vector).all():
+                raise bad_request(f"row {row}: column {VECTOR_COLUMN!r} contains NaN/inf.")
+            rows.append(vector)
+        return np.stack(rows).astype(np.float32)
+
     def _vectors(self, frame: pd.DataFrame) -> np.ndarray:
         expected = self.pipeline.n_features_in_
         if self.feature_names and set(self.feature_names) <= set(map(str, frame.columns)):
@@ -121,12 +142,21 @@ class ClusterPipelineModel(mlflow.pyfunc.PythonModel):
     # predict nor advises hints; the logged signature states the columns (registry.promote).
     def predict(self, context, model_input: pd.DataFrame, params=None):
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        if self.encoder.spec.takes == "images" and not {IMAGE_COLUMN, VECTOR_COLUMN} & set(map(str, frame.columns)):
+            # (MLflow's schema check keeps only the signature's columns: the others are gone by now)
+            raise bad_request(f"the request needs a column {IMAGE_COLUMN!r} of base64 PNG/JPEG bytes (or "
+                              f"{VECTOR_COLUMN!r} of this encoder's embeddings); got none of them.")
         if len(frame) == 0:
             raise bad_request("empty batch: send at least one row.")
         limit = MAX_IMAGE_ROWS if self.encoder.spec.takes == "images" else MAX_VECTOR_ROWS
         if len(frame) > limit:
             raise bad_request(f"batch of {len(frame):,} rows; the limit is {limit:,} rows a request — split it.")
-        vectors = self._images(frame) if self.encoder.spec.takes == "images" else self._vectors(frame)
+        if self.encoder.spec.takes == "vectors":
+            vectors = self._vectors(frame)
+        elif VECTOR_COLUMN in frame.columns and IMAGE_COLUMN not in frame.columns:
+            vectors = self._embedded(frame)  # embedded already by this encoder (e.g. the `embed` job)
+        else:
+            vectors = self._images(frame)
         labels, confidence = self.pipeline.assign(vectors)
         return pd.DataFrame({"cluster": labels.astype(np.int64), "confidence": confidence.astype(np.float64)})
 

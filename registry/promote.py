@@ -15,7 +15,8 @@ import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.models import ModelSignature
-from mlflow.types import ColSpec, Schema
+from mlflow.types import ColSpec, DataType, Schema
+from mlflow.types.schema import Array
 
 import registry
 import selector
@@ -59,7 +60,9 @@ def signature_and_example(encoder: dict, example) -> tuple[ModelSignature, pd.Da
         frame = pd.DataFrame(np.asarray(example, dtype=np.float64), columns=names)
         return ModelSignature(inputs=Schema([ColSpec("double", n) for n in names]), outputs=outputs), frame
     frame = pd.DataFrame({"image": [png_base64(image) for image in example]})
-    return ModelSignature(inputs=Schema([ColSpec("string", "image")]), outputs=outputs), frame
+    # `image` (base64 or raw bytes) or `vector` (the image's embedding by this encoder): one of the two.
+    inputs = Schema([ColSpec("string", "image", required=False), ColSpec(Array(DataType.double), "vector", required=False)])
+    return ModelSignature(inputs=inputs, outputs=outputs), frame
 
 
 def log_pipeline_model(pipeline, encoder: dict, weights_state, example, name: str = "model"):

@@ -441,3 +441,25 @@ def test_select_compares_by_own_values_when_a_study_s_clusters_cannot_be_read(tm
     data = load_dataset(str(tmp_path / "blobs.csv"))
     assert workflow.cross_space(data, ["none", "none"], ["no-such-run", "nor-this"], DEFAULT_OBJECTIVE) is None
     assert "has no readable clusters.csv" in caplog.text
+
+
+@pytest.mark.slow
+def test_an_image_model_takes_its_encoder_s_vectors_or_raw_bytes_instead_of_images(champion_model, digit_pngs):
+    """`vector` (the image's embedding by the model's own encoder) and raw bytes in `image` answer as
+    base64 images do; a vector of the wrong length is a 400 naming the length."""
+    from selector.stages.data import load_dataset
+    from selector.stages.embedding import embed
+
+    paths = sorted(digit_pngs.rglob("*.png"))[:8]
+    by_image = champion_model.predict(training_request(digit_pngs).iloc[:8])
+    embedded = embed(load_dataset(str(digit_pngs)), "raw")
+    position = {str(i): n for n, i in enumerate(embedded.ids)}
+    vectors = [embedded.vectors[position[p.relative_to(digit_pngs).as_posix()]].tolist() for p in paths]
+    by_vector = champion_model.predict(pd.DataFrame({"vector": vectors}))
+    by_bytes = champion_model.predict(pd.DataFrame({"image": [p.read_bytes() for p in paths]}))
+    for answer in (by_vector, by_bytes):
+        assert answer["cluster"].tolist() == by_image["cluster"].tolist()
+        np.testing.assert_allclose(answer["confidence"], by_image["confidence"], rtol=1e-6)
+    with pytest.raises(MlflowException, match="must hold 1024 numbers") as refused:
+        champion_model.predict(pd.DataFrame({"vector": [vectors[0][:10]]}))
+    assert refused.value.get_http_status_code() == 400
