@@ -174,7 +174,6 @@ def select(data, encoders: str | Sequence[str] = ("raw", IMAGE_ENCODER), n_trial
     the ``select`` job decides; docs/objective.md). An encoder may name a layer (``NAME@stageN``)."""
     from selector.stages.embedding import embed_many
     from selector.stages.memory import as_dataset
-    from selector.stages.objective import cross_space_values
     from selector.study.request import StudyRequest
     from selector.study.runner import run_study
 
@@ -189,8 +188,20 @@ def select(data, encoders: str | Sequence[str] = ("raw", IMAGE_ENCODER), n_trial
         StudyRequest.resolve(dataset, request.encoder, n_trials=n_trials, objective=first.objective,
                              workers=first.workers)  # every encoder checked before the first study runs
     embed_many(dataset, names)  # layers of one network in one forward pass, then cached
-    results = {request.encoder: SearchResult(run_study(request, tracking=bool(tracking), show=show))
-               for request in requests}
+    with _select_run(dataset.name, tracking) as run:  # tracked: the studies nest under one select run
+        results = {request.encoder: SearchResult(run_study(request, tracking=bool(tracking), show=show))
+                   for request in requests}
+        board = _leaderboard(results, names, first, seed)
+        if run is not None:
+            _log_leaderboard(board, dataset.name, first)
+    return SelectResult(results, board)
+
+
+def _leaderboard(results: dict, names: list[str], first, seed: int) -> pd.DataFrame:
+    """One row per encoder, the winner first: by ``cross_objective_value`` when the studies cover the same
+    points, else by each study's own best value."""
+    from selector.stages.objective import cross_space_values
+
     rows = [{"encoder": n, "best_objective_value": r.best_value_, "n_clusters": r.n_clusters_,
              "clusterer": r.best_params_.get("clusterer"), "best_ami": r.metrics_.get("best_ami"),
              "oracle_ami": r.metrics_.get("oracle_ami"), "study_run_id": r.run_id_} for n, r in results.items()]
@@ -207,7 +218,44 @@ def select(data, encoders: str | Sequence[str] = ("raw", IMAGE_ENCODER), n_trial
     board = board.sort_values(rule, ascending=False).reset_index(drop=True)
     board["chosen"] = board.index == 0
     board.attrs["rule"] = rule
-    return SelectResult(results, board)
+    return board
+
+
+def _select_run(name: str, tracking: bool):
+    """A parent MLflow run for a tracked ``select`` (None untracked: MLflow is not even imported)."""
+    import contextlib
+
+    if not tracking:
+        return contextlib.nullcontext(None)
+    import mlflow
+
+    from selector import retry
+    from selector.study import tracking as tracked
+
+    tracked.configure_tracking()
+    return retry.call(mlflow.start_run, run_name=f"select-{name}", nested=mlflow.active_run() is not None)
+
+
+def _log_leaderboard(board: pd.DataFrame, name: str, first) -> None:
+    """The leaderboard and its page on the select run, as the ``select`` job logs them."""
+    import tempfile
+
+    import mlflow
+
+    from selector import retry
+    from selector.study import reports, tracking
+
+    winner = board.iloc[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        board.assign(objective=first.objective.name).to_csv(Path(tmp) / "leaderboard.csv", index=False)
+        (Path(tmp) / "report.html").write_text(reports.select_page(board.assign(objective=first.objective.name), name,
+                                                                   board.attrs["rule"]), encoding="utf-8")
+        retry.call(mlflow.log_artifacts, tmp)
+    tracking.log_batch(params={"dataset": name, "encoders": ",".join(board["encoder"]), "n_trials": first.n_trials,
+                               "objective": first.objective.name},
+                       metrics={"best_objective_value": winner["best_objective_value"]},
+                       tags={"objective": first.objective.name, "encoder_rule": board.attrs["rule"],
+                             "winner_encoder": winner["encoder"], "winner_study_run_id": winner["study_run_id"]})
 
 
 def _encoder_for(dataset, encoder: str | None) -> str:

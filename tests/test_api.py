@@ -165,3 +165,19 @@ def test_the_example_script_clusters_a_folder_and_registers_it(digit_folder, tmp
                         "--encoder", "raw", "--n_trials", "3", "--no-tracking", cwd=elsewhere)
     assert untracked.returncode == 0, untracked.stderr[-3000:]
     assert sorted(p.name for p in elsewhere.iterdir()) == ["report.html"]  # no tracking store, no journal
+
+
+@pytest.mark.slow
+def test_a_tracked_select_nests_its_studies_under_a_select_run_with_the_leaderboard(tmp_path, monkeypatch):
+    import mlflow
+
+    monkeypatch.chdir(tmp_path)
+    images, y = digit_images(60)
+    chosen = selector.select(list(images), encoders="raw,efficientnet_lite0", n_trials=2, workers=1, labels=y,
+                             show=False)
+    study = mlflow.get_run(chosen.run_id_)
+    select_run = mlflow.get_run(study.data.tags["mlflow.parentRunId"])
+    assert select_run.data.tags["winner_encoder"] == chosen.encoder == chosen.leaderboard_["encoder"].iloc[0]
+    assert select_run.data.tags["encoder_rule"] == "cross_objective_value"
+    artifacts = {a.path for a in mlflow.tracking.MlflowClient().list_artifacts(select_run.info.run_id)}
+    assert {"leaderboard.csv", "report.html"} <= artifacts
