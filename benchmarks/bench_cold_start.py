@@ -6,8 +6,8 @@ Fits one pipeline per row on the `digits` images under the `raw` encoder (as `re
 study's choice), logs each as the registered model is logged (a throw-away tracking store), and starts
 `mlflow models serve` on it ``--repeats`` times: loading (process start → `/ping` answers: the model
 loaded and warmed up) and the first answer (→ the first one-image request answered); medians. The
-format-2 model stored in `tests/data/format2/raw_umap_hdbscan` (a joblib pickle, with the serving code of
-its time) is served the same way, for reference. Then, in a fresh process per model, where loading goes:
+format-2 model stored in `tests/data/format2/raw_umap_hdbscan` (a joblib pickle and the `model.py` of its
+time, read by today's package) is served the same way, for reference. Then, in a fresh process per model, where loading goes:
 importing MLflow, `mlflow.pyfunc.load_model` (MLflow's checks, reading the pipeline, building the encoder,
 the warm-up request).
 """
@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import report  # noqa: E402
-from stack import free_port  # noqa: E402
+from stack import model_server  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 UMAP = {"name": "umap", "scaling": "none", "n_components": 10, "n_neighbors": 15, "min_dist": 0.0, "metric": "euclidean"}
@@ -58,7 +58,7 @@ print({{"import_mlflow": imported - start, "load_model": loaded - imported,
 """
 
 
-def log_models(folder: Path) -> list[tuple[str, Path]]:
+def log_models(folder: Path, rows: list) -> list[tuple[str, Path]]:
     import mlflow
 
     from registry.promote import log_pipeline_model
@@ -72,7 +72,7 @@ def log_models(folder: Path) -> list[tuple[str, Path]]:
     config, weights = serving_files(embedded.encoder, "")
     mlflow.set_tracking_uri(f"sqlite:///{folder / 'mlflow.db'}")
     models = []
-    for reducer, clusterer in ROWS:
+    for reducer, clusterer in rows:
         pipeline = ClusterPipeline(reducer, clusterer, seed=0).fit(embedded.vectors)
         with mlflow.start_run():
             info = log_pipeline_model(pipeline, config, weights, [data.images[0], data.images[1]])
@@ -90,32 +90,14 @@ def png_request() -> bytes:
 
 
 def serve_once(model: Path, body: bytes, env: dict | None = None) -> tuple[float, float]:
-    port = free_port()
-    with tempfile.NamedTemporaryFile(prefix="serve-", suffix=".log", delete=False) as log:
-        start = time.perf_counter()
-        server = subprocess.Popen(["mlflow", "models", "serve", "-m", str(model), "--env-manager", "local",
-                                   "-h", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log,
-                                  env={**os.environ, **(env or {})})
-    try:
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                if server.poll() is not None:
-                    raise SystemExit(f"server for {model} exited; see {log.name}")
-                time.sleep(0.05)
-        loaded = time.perf_counter() - start
+    """Seconds until the server answers /ping, then until it answers one one-image request."""
+    with model_server(str(model), env) as (port, loaded):
         request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
                                          headers={"Content-Type": "application/json"})
         asked = time.perf_counter()
         with urllib.request.urlopen(request, timeout=600) as response:
             response.read()
         return loaded, time.perf_counter() - asked
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def breakdown(model: Path) -> dict:
@@ -129,10 +111,11 @@ def breakdown(model: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--rows", type=int, default=len(ROWS), help="the first N models of the table")
     args = parser.parse_args()
     body = png_request()
     with tempfile.TemporaryDirectory() as tmp:
-        models = log_models(Path(tmp))
+        models = log_models(Path(tmp), ROWS[:args.rows])
         models.append(("format 2 (pickle): umap → hdbscan", ROOT / "tests" / "data" / "format2" / "raw_umap_hdbscan"))
         print(f"`raw` encoder on `digits`; `mlflow models serve`, {args.repeats} starts each (medians).\n")
         print("| model | pipeline artifact (KB) | loading (s) | first answer (ms) | cold start (s) | "
@@ -148,7 +131,7 @@ def main() -> None:
                   f"{'yes' if parts['torch_imported'] else 'no'} | "
                   f"{'yes' if parts['umap_or_hdbscan_imported'] else 'no'} |", flush=True)
         with tempfile.TemporaryDirectory() as empty:  # a new machine: numba compiles the placement first
-            name, path = models[2]
+            name, path = next(((n, p) for n, p in models if n == "umap → hdbscan"), models[0])
             loaded, first = serve_once(path, body, env={"NUMBA_CACHE_DIR": empty})
             print(f"\nFirst start on a new machine (empty numba cache), {name}: loading {loaded:.1f} s, first answer "
                   f"{first * 1000:.0f} ms, cold start {loaded + first:.1f} s.")

@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
-import tempfile
 import time
 import urllib.request
 
 import numpy as np
-from stack import free_port  # benchmarks/stack.py, beside this script
+from stack import model_server  # benchmarks/stack.py, beside this script
 import report  # benchmarks/report.py, beside this script
 
 
@@ -54,30 +51,13 @@ def main() -> None:
     images = encoded_images(args.dataset, 256)
     loads, firsts, single, batch = [], [], [], []
     for repeat in range(args.repeats):
-        port = free_port()
-        log = tempfile.NamedTemporaryFile(prefix="serve-", suffix=".log", delete=False)
-        start = time.perf_counter()
-        server = subprocess.Popen(["mlflow", "models", "serve", "-m", args.model, "--env-manager", "local",
-                                   "-h", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log, env=dict(os.environ))
-        try:
-            while True:
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=5) as response:
-                        if response.status == 200:
-                            break
-                except OSError:
-                    if server.poll() is not None:
-                        raise SystemExit(f"server exited; see {log.name}")
-                    time.sleep(0.1)
-            loads.append(time.perf_counter() - start)
+        with model_server(args.model) as (port, loaded):
+            loads.append(loaded)
             first = post(port, images[:1])
             firsts.append(first)
             if repeat == 0:
                 single = [post(port, images[i % 256: i % 256 + 1]) for i in range(args.single)]
                 batch = [post(port, images) for _ in range(args.batches)]
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
     p50, p95 = np.percentile(single, [50, 95])
     cold = statistics.median(a + b for a, b in zip(loads, firsts))
     rows = [(f"loading: process start → /ping (median of {args.repeats})", f"{statistics.median(loads):.1f} s"),

@@ -32,6 +32,35 @@ def free_port(host: str = "127.0.0.1") -> int:
         return probe.getsockname()[1]
 
 
+@contextlib.contextmanager
+def model_server(model: str, env: dict | None = None, host: str = "127.0.0.1"):
+    """``mlflow models serve -m model --env-manager local`` on a free port, as a user starts it; yields
+    ``(port, seconds from process start until /ping answers)`` and stops the server on exit."""
+    import tempfile
+    import urllib.request
+
+    port = free_port(host)
+    with tempfile.NamedTemporaryFile(prefix="serve-", suffix=".log", delete=False) as log:
+        start = time.perf_counter()
+        server = subprocess.Popen(["mlflow", "models", "serve", "-m", str(model), "--env-manager", "local",
+                                   "-h", host, "-p", str(port)], stdout=log, stderr=log,
+                                  env={**os.environ, **(env or {})})
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://{host}:{port}/ping", timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                if server.poll() is not None:
+                    raise SystemExit(f"the server for {model} exited; see {log.name}")
+                time.sleep(0.05)
+        yield port, time.perf_counter() - start
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def create_database(server_url: str, prefix: str) -> str:
     """A fresh database ``<prefix>_<random>`` on the PostgreSQL server at ``server_url``; returns its URL."""
     import psycopg

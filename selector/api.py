@@ -79,11 +79,7 @@ class SearchResult:
 
     def predict(self, data, return_confidence: bool = False):
         """Cluster ids of new data (of the kind the study was given), embedded with the study's encoder."""
-        from selector.stages.embedding import embed
-        from selector.stages.memory import as_dataset
-
-        embedded = embed(as_dataset(data, labels="none" if isinstance(data, (str, Path)) else None), self.encoder,
-                         checkpoint=self._outcome.request.checkpoint, progress=False)
+        embedded = embed_new(data, self.encoder, self._outcome.request.checkpoint)
         if len(embedded.vectors) == 0:
             raise ValueError("none of the new points could be embedded.")
         labels, confidence = self.pipeline_.assign(embedded.vectors)
@@ -183,10 +179,7 @@ def select(data, encoders: str | Sequence[str] = ("raw", IMAGE_ENCODER), n_trial
     dataset = as_dataset(data, labels, name)
     first = StudyRequest.resolve(dataset, names[0], n_trials=n_trials, seed=seed, objective=objective,
                                  workers=workers, labels=_labels_param(labels))
-    requests = [first] + [first.with_encoder(n) for n in names[1:]]
-    for request in requests[1:]:
-        StudyRequest.resolve(dataset, request.encoder, n_trials=n_trials, objective=first.objective,
-                             workers=first.workers)  # every encoder checked before the first study runs
+    requests = [first] + [first.with_encoder(n) for n in names[1:]]  # every encoder checked before a study runs
     embed_many(dataset, names)  # layers of one network in one forward pass, then cached
     with _select_run(dataset.name, tracking) as run:  # tracked: the studies nest under one select run
         results = {request.encoder: SearchResult(run_study(request, tracking=bool(tracking), show=show))
@@ -256,6 +249,15 @@ def _log_leaderboard(board: pd.DataFrame, name: str, first) -> None:
                        metrics={"best_objective_value": winner["best_objective_value"]},
                        tags={"objective": first.objective.name, "encoder_rule": board.attrs["rule"],
                              "winner_encoder": winner["encoder"], "winner_study_run_id": winner["study_run_id"]})
+
+
+def embed_new(data, encoder: str, checkpoint: str = ""):
+    """New data of any kind ``search`` takes, embedded by ``encoder`` (no labels read, no progress bar)."""
+    from selector.stages.embedding import embed
+    from selector.stages.memory import as_dataset
+
+    return embed(as_dataset(data, labels="none" if isinstance(data, (str, Path)) else None), encoder,
+                 checkpoint=checkpoint, progress=False)
 
 
 def _encoder_for(dataset, encoder: str | None) -> str:

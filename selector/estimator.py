@@ -110,13 +110,9 @@ class AutoCluster(ClusterMixin, BaseEstimator):
         """New points as the pipeline reads them: vectors checked, or images embedded by ``encoder``."""
         if self.encoder == "none":
             return self._vectors(X, reset=False)
-        from pathlib import Path
+        from selector.api import embed_new
 
-        from selector.stages.embedding import embed
-        from selector.stages.memory import as_dataset
-
-        embedded = embed(as_dataset(X, labels="none" if isinstance(X, (str, Path)) else None), self.encoder,
-                         progress=False)
+        embedded = embed_new(X, self.encoder)
         if len(embedded.vectors) != _length(X):
             raise ValueError(f"only {len(embedded.vectors)} of the {_length(X)} images could be read.")
         return embedded.vectors

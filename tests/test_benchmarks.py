@@ -21,6 +21,8 @@ TINY = {
                         "--n_trials", "3", "--objectives", "modularity,silhouette", "--name", "bench_selection"],
     "bench_serve": ["--model", "models:/bench-smoke/1", "--single", "3", "--batches", "1", "--repeats", "1"],
     "bench_serve_load": ["--model", "models:/bench-smoke/1", "--requests", "40", "--threads", "2"],
+    "bench_cold_start": ["--rows", "1", "--repeats", "1"],
+    "bench_reproducible": ["--n_trials", "2", "--seeds", "0"],
 }
 
 

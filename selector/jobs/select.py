@@ -13,7 +13,7 @@ import pandas as pd
 from selector.study import reports, tracking
 
 from selector import retry
-from selector.stages.embedding import check_embed_request, embed_many
+from selector.stages.embedding import embed_many
 from selector.jobs.register import register_job
 from selector.stages.objective import DEFAULT_OBJECTIVE, ObjectiveSpec
 from selector.study.request import StudyRequest
@@ -43,8 +43,6 @@ def select_job(dataset: str = "digits", encoders: str = "raw,efficientnet_lite0"
     requests = [first] + [first.with_encoder(name) for name in names[1:]]
     data, spec = first.data, first.objective
     objective = spec.name
-    for name in names[1:]:
-        check_embed_request(data, name)
     # Layers of one network (NAME, NAME@stage3, …) are embedded in one forward pass, then cached.
     embedded = embed_many(data, names)
     tracking.configure_tracking()

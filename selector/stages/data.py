@@ -42,6 +42,7 @@ VECTOR_SUFFIXES = frozenset({".npy", ".npz", ".csv", ".parquet"})
 LABEL_COLUMN = "label"
 ID_COLUMN = "id"
 MIN_POINTS = 5
+GREY_MODES = frozenset({"1", "L", "I", "I;16", "F"})  # Pillow modes read as one grey channel
 
 
 class ImageDecodeError(ValueError):
@@ -109,7 +110,7 @@ def decode_image(data: bytes, source: str = "image", max_pixels: int = MAX_IMAGE
                 raise ImageTooLarge(f"{source} is {width} × {height} = {width * height:,} pixels; the limit is "
                                        f"{max_pixels:,} pixels")
             image.load()
-            grey = image.mode in ("1", "L", "I", "I;16", "F")
+            grey = image.mode in GREY_MODES
             converted = image.convert("L" if grey else "RGB")
     except Image.DecompressionBombError as exc:
         raise ImageTooLarge(f"{source} exceeds the limit of {max_pixels:,} pixels ({exc})") from exc
@@ -210,7 +211,7 @@ def load_image_folder(root: Path) -> Dataset:
         logger.warning(
             "images in %s sit both in the top folder and in sub-folders: loading without labels", root
         )
-    mode = "L" if modes and modes <= {"1", "L", "I", "I;16", "F"} else "RGB"
+    mode = "L" if modes and modes <= GREY_MODES else "RGB"
     return Dataset(
         name=root.name,
         fingerprint=digest.hexdigest(),
@@ -254,16 +255,25 @@ def _read_table(path: Path) -> tuple[np.ndarray, np.ndarray | None, list[str] | 
     import pandas as pd
 
     frame = pd.read_parquet(path) if path.suffix.lower() == ".parquet" else pd.read_csv(path)
+    return table_parts(frame, repr(str(path)))
+
+
+def table_parts(frame, source: str) -> tuple[np.ndarray, np.ndarray | None, list[str], np.ndarray | None]:
+    """A table's feature values, its ``label`` and ``id`` columns (when present) and its feature names;
+    every other column must be numeric (``source`` names the table in the error)."""
+    import pandas as pd
+
+    frame = frame.copy()
     labels = frame.pop(LABEL_COLUMN).to_numpy() if LABEL_COLUMN in frame.columns else None
     ids = frame.pop(ID_COLUMN).astype(str).to_numpy() if ID_COLUMN in frame.columns else None
     non_numeric = [str(c) for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
     if non_numeric:
         raise ValueError(
-            f"{str(path)!r} has non-numeric feature column(s) {non_numeric}; every column but "
+            f"{source} has non-numeric feature column(s) {non_numeric}; every column but "
             f"{LABEL_COLUMN!r} and {ID_COLUMN!r} must be numeric."
         )
     if frame.shape[1] == 0:
-        raise ValueError(f"{str(path)!r} has no feature columns.")
+        raise ValueError(f"{source} has no feature columns.")
     return frame.to_numpy(), labels, [str(c) for c in frame.columns], ids
 
 

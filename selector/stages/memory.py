@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from selector.stages.data import (BUILTIN_DATASETS, ID_COLUMN, LABEL_COLUMN, MIN_POINTS, ArrayImages, Dataset,
-                                  FileImages, _check_vectors, load_dataset, with_labels)
+from selector.stages.data import (BUILTIN_DATASETS, GREY_MODES, MIN_POINTS, ArrayImages, Dataset, FileImages,
+                                  _check_vectors, load_dataset, table_parts, with_labels)
 
 
 def as_dataset(data, labels=None, name: str | None = None) -> Dataset:
@@ -55,16 +55,8 @@ def _is_frame(data) -> bool:
 
 
 def _frame_dataset(frame, name: str) -> Dataset:
-    import pandas as pd
-
-    frame = frame.copy()
-    labels = frame.pop(LABEL_COLUMN).to_numpy() if LABEL_COLUMN in frame.columns else None
-    ids = frame.pop(ID_COLUMN).astype(str).to_numpy() if ID_COLUMN in frame.columns else None
-    non_numeric = [str(c) for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
-    if non_numeric:
-        raise ValueError(f"`data` has non-numeric column(s) {non_numeric}; every column but {LABEL_COLUMN!r} and "
-                         f"{ID_COLUMN!r} must be numeric.")
-    dataset = _array_dataset(frame.to_numpy(), name, ids=ids, feature_names=[str(c) for c in frame.columns])
+    values, labels, names, ids = table_parts(frame, "`data`")
+    dataset = _array_dataset(values, name, ids=ids, feature_names=names)
     if labels is None:
         return dataset
     import dataclasses
@@ -91,7 +83,7 @@ def _array_dataset(array: np.ndarray, name: str, ids=None, feature_names=None) -
 def _as_uint8(image) -> np.ndarray:
     """An image as ``uint8`` H×W or H×W×3: PIL images converted, floats in [0, 1] scaled to 0–255."""
     if hasattr(image, "convert") and hasattr(image, "mode"):  # a PIL image
-        grey = image.mode in ("1", "L", "I", "I;16", "F")
+        grey = image.mode in GREY_MODES
         return np.asarray(image.convert("L" if grey else "RGB"), dtype=np.uint8)
     array = np.asarray(image)
     if array.ndim == 3 and array.shape[-1] == 4:

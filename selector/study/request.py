@@ -159,7 +159,8 @@ class StudyRequest:
         return request
 
     def with_encoder(self, encoder: str) -> "StudyRequest":
-        """The same request for another encoder (``select``): nothing embedded or built yet."""
+        """The same request for another encoder (``select``), checked; nothing embedded or built yet."""
+        check_embed_request(self.data, encoder, self.checkpoint)
         return replace(self, encoder=encoder, study_name="", embedded=None, eval_space=None, cache=None)
 
 

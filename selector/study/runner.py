@@ -45,13 +45,11 @@ class StudyOutcome:
     context: object = field(default=None, repr=False)
 
 
-def worker_pool(request_or_workers, n_trials: int | None = None):
+def worker_pool(workers: int, n_trials: int):
     """The worker processes of a study (``None`` for one worker), started before the request is
     embedded so that their imports overlap the caller's work."""
     from selector.study.workers import WorkerPool
 
-    workers = request_or_workers if isinstance(request_or_workers, int) else request_or_workers.workers
-    n_trials = n_trials if n_trials is not None else request_or_workers.n_trials
     return WorkerPool(WORKER_COMMAND, n_trials, workers) if workers > 1 else None
 
 
@@ -62,7 +60,7 @@ def run_study(request: StudyRequest, tracking: bool = True, pool=None, started: 
     several); ``show``: the progress bar and, tracked, the terminal summary."""
     started = time.perf_counter() if started is None else started
     if pool is None and request.workers > 1 and not request.reproducible:
-        with worker_pool(request) as own:
+        with worker_pool(request.workers, request.n_trials) as own:
             return run_study(request, tracking, own, started, show)
     from selector.stages.objective import eval_space_params
     from selector.study import trials
