@@ -10,7 +10,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from selector.stages.data import Dataset, FileImages, encode_png
+from selector.stages.data import VECTOR_COLUMN, Dataset, FileImages, encode_png
 
 logger = logging.getLogger(__name__)
 
@@ -19,6 +19,8 @@ def request_frame(data: Dataset, rows) -> pd.DataFrame:
     """The served model's request for ``rows`` of ``data``: a file's own bytes (what a client posts),
     an in-memory image as PNG, or the vectors under the training file's column names."""
     rows = np.asarray(rows, dtype=np.int64)
+    if data.kind == "vectors" and data.feature_names == [VECTOR_COLUMN]:  # one array column (e.g. `embed` on Spark)
+        return pd.DataFrame({VECTOR_COLUMN: list(data.vectors[rows].astype(np.float64))})
     if data.kind == "vectors":
         return pd.DataFrame(data.vectors[rows], columns=data.feature_names)
     if isinstance(data.images, FileImages):

@@ -15,7 +15,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.models import ModelSignature
-from mlflow.types import ColSpec, DataType, Schema
+from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
 from mlflow.types.schema import Array
 
 import registry
@@ -51,18 +51,29 @@ def png_base64(image: np.ndarray) -> str:
 
 
 def signature_and_example(encoder: dict, example) -> tuple[ModelSignature, pd.DataFrame]:
-    """Images: one string column ``image`` (base64 PNG/JPEG); vectors: the training file's columns."""
+    """Images: one string column ``image`` (base64 PNG/JPEG); vectors: the training file's columns (or
+    its one array column ``vector``). The parameter ``on_error``: ``raise`` (a refused row fails the
+    request) or ``row`` (it comes back as its own row, with ``error``; the Spark UDF asks for this)."""
+    from selector.stages.data import VECTOR_COLUMN
     from selector.stages.encoders import get_encoder
 
-    outputs = Schema([ColSpec("long", "cluster"), ColSpec("double", "confidence")])
+    outputs = Schema([ColSpec("long", "cluster"), ColSpec("double", "confidence"),
+                      ColSpec("string", "error", required=False)])
+    params = ParamSchema([ParamSpec("on_error", DataType.string, "raise")])
     if get_encoder(encoder["name"]).takes == "vectors":
         names = encoder["feature_names"]
-        frame = pd.DataFrame(np.asarray(example, dtype=np.float64), columns=names)
-        return ModelSignature(inputs=Schema([ColSpec("double", n) for n in names]), outputs=outputs), frame
+        if names == [VECTOR_COLUMN]:
+            frame = pd.DataFrame({VECTOR_COLUMN: [list(map(float, row)) for row in np.asarray(example)]})
+            inputs = Schema([ColSpec(Array(DataType.double), VECTOR_COLUMN, required=False)])  # a null: its own error row
+        else:
+            frame = pd.DataFrame(np.asarray(example, dtype=np.float64), columns=names)
+            inputs = Schema([ColSpec("double", n) for n in names])
+        return ModelSignature(inputs=inputs, outputs=outputs, params=params), frame
     frame = pd.DataFrame({"image": [png_base64(image) for image in example]})
     # `image` (base64 or raw bytes) or `vector` (the image's embedding by this encoder): one of the two.
-    inputs = Schema([ColSpec("string", "image", required=False), ColSpec(Array(DataType.double), "vector", required=False)])
-    return ModelSignature(inputs=inputs, outputs=outputs), frame
+    inputs = Schema([ColSpec("string", "image", required=False),
+                     ColSpec(Array(DataType.double), VECTOR_COLUMN, required=False)])
+    return ModelSignature(inputs=inputs, outputs=outputs, params=params), frame
 
 
 def log_pipeline_model(pipeline, encoder: dict, weights_state, example, name: str = "model"):

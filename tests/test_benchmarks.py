@@ -23,6 +23,7 @@ TINY = {
     "bench_serve_load": ["--model", "models:/bench-smoke/1", "--requests", "40", "--threads", "2"],
     "bench_cold_start": ["--rows", "1", "--repeats", "1"],
     "bench_reproducible": ["--n_trials", "2", "--seeds", "0"],
+    "bench_spark": ["--source", "digits", "--n_images", "40", "--encoder", "raw", "--n_trials", "2"],
 }
 
 
@@ -47,6 +48,13 @@ def smoke_model(tmp_path_factory):
 def test_the_benchmark_runs_on_tiny_inputs_and_writes_its_results(script, tmp_path, project_root, request, run_cli):
     if script.startswith("bench_serve"):
         request.getfixturevalue("smoke_model")
+    if script == "bench_spark":
+        from selector.spark import SparkUnavailable, check_spark
+
+        try:
+            check_spark("local[2]")
+        except SparkUnavailable as exc:
+            pytest.skip(str(exc))
     docs = tmp_path / "docs"
     extra = ["--out", str(tmp_path / "pools")] if script == "bench_selection" else []  # not the user's cache
     done = run_cli(sys.executable, str(project_root / "benchmarks" / f"{script}.py"), *TINY[script], *extra,

@@ -210,8 +210,16 @@ def test_vector_model_checks_length_and_values(tmp_path, monkeypatch):
     model = mlflow.pyfunc.load_model(f"models:/vectors-test/{registration.version}")
     answer = model.predict(pd.DataFrame(X[:4], columns=list("abcd")))
     assert list(answer.columns) == ["cluster", "confidence"] and len(answer) == 4
-    with pytest.raises(MlflowException, match="NaN/inf in row"):
+    with pytest.raises(MlflowException, match="row 0: the vector contains NaN/inf"):
         model.predict(pd.DataFrame([[np.nan, 1.0, 2.0, 3.0]], columns=list("abcd")))
+    # asked to, the model leaves a refused row to its own row (what the Spark UDF asks for)
+    mixed = pd.DataFrame([X[0], [np.nan, 1.0, 2.0, 3.0], X[1]], columns=list("abcd"))
+    rows = model.predict(mixed, params={"on_error": "row"})
+    assert rows["cluster"].tolist()[1] == -1 and rows["confidence"].tolist()[1] == 0.0
+    assert "NaN/inf" in rows["error"].iloc[1] and rows["error"].iloc[0] == rows["error"].iloc[2] == ""
+    assert rows["cluster"].iloc[[0, 2]].tolist() == answer["cluster"].iloc[[0, 1]].tolist()
+    with pytest.raises(MlflowException, match="on_error"):
+        model.predict(mixed, params={"on_error": "skip"})
     with pytest.raises(MlflowException):
         model.predict(pd.DataFrame([[1.0, 2.0]], columns=list("ab")))
 

@@ -41,6 +41,9 @@ IMAGE_SUFFIXES = _image_suffixes()
 VECTOR_SUFFIXES = frozenset({".npy", ".npz", ".csv", ".parquet"})
 LABEL_COLUMN = "label"
 ID_COLUMN = "id"
+# A table may hold each point's vector in one array column (what ``embed`` writes on Spark); such a
+# data set's ``feature_names`` are ``[VECTOR_COLUMN]`` and a model trained on it takes that column.
+VECTOR_COLUMN = "vector"
 MIN_POINTS = 5
 GREY_MODES = frozenset({"1", "L", "I", "I;16", "F"})  # Pillow modes read as one grey channel
 
@@ -254,15 +257,19 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None, list[str] | No
 def _read_table(path: Path) -> tuple[np.ndarray, np.ndarray | None, list[str] | None, np.ndarray | None]:
     import pandas as pd
 
-    frame = pd.read_parquet(path) if path.suffix.lower() == ".parquet" else pd.read_csv(path)
+    frame = pd.read_parquet(path) if path.is_dir() or path.suffix.lower() == ".parquet" else pd.read_csv(path)
     return table_parts(frame, repr(str(path)))
 
 
 def table_parts(frame, source: str) -> tuple[np.ndarray, np.ndarray | None, list[str], np.ndarray | None]:
     """A table's feature values, its ``label`` and ``id`` columns (when present) and its feature names;
-    every other column must be numeric (``source`` names the table in the error)."""
+    every other column must be numeric (``source`` names the table in the error). A table with an
+    array column ``vector`` (one vector a row, as ``embed`` writes them) takes its features from that
+    column alone; its rows without a vector (images that could not be decoded) are left out, with a warning."""
     import pandas as pd
 
+    if VECTOR_COLUMN in frame.columns:
+        return _vector_column_parts(frame, source)
     frame = frame.copy()
     labels = frame.pop(LABEL_COLUMN).to_numpy() if LABEL_COLUMN in frame.columns else None
     ids = frame.pop(ID_COLUMN).astype(str).to_numpy() if ID_COLUMN in frame.columns else None
@@ -270,11 +277,44 @@ def table_parts(frame, source: str) -> tuple[np.ndarray, np.ndarray | None, list
     if non_numeric:
         raise ValueError(
             f"{source} has non-numeric feature column(s) {non_numeric}; every column but "
-            f"{LABEL_COLUMN!r} and {ID_COLUMN!r} must be numeric."
+            f"{LABEL_COLUMN!r} and {ID_COLUMN!r} must be numeric (or the vectors sit in one array column "
+            f"{VECTOR_COLUMN!r})."
         )
     if frame.shape[1] == 0:
         raise ValueError(f"{source} has no feature columns.")
     return frame.to_numpy(), labels, [str(c) for c in frame.columns], ids
+
+
+def _vector_column_parts(frame, source: str):
+    missing = frame[VECTOR_COLUMN].isna().to_numpy()
+    if missing.any():
+        logger.warning("%s: %d of %d row(s) have no %r (their images could not be decoded; see the 'error' column): "
+                       "left out", source, int(missing.sum()), len(frame), VECTOR_COLUMN)
+        frame = frame.loc[~missing]
+    if len(frame) == 0:
+        raise ValueError(f"{source} has no row with a {VECTOR_COLUMN!r}.")
+    try:
+        vectors = np.stack([np.asarray(v, dtype=np.float64) for v in frame[VECTOR_COLUMN]])
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{source}: column {VECTOR_COLUMN!r} must hold equally long lists of numbers ({exc}).") from None
+    labels = frame[LABEL_COLUMN].to_numpy() if LABEL_COLUMN in frame.columns else None
+    ids = frame[ID_COLUMN].astype(str).to_numpy() if ID_COLUMN in frame.columns else None
+    return vectors, labels, [VECTOR_COLUMN], ids
+
+
+def is_parquet_folder(path: Path) -> bool:
+    """A folder of Parquet part files (Spark's and pyarrow's way of writing one table), no images."""
+    files = [p for p in path.iterdir() if p.is_file() and not p.name.startswith(("_", "."))]
+    return bool(files) and all(p.suffix.lower() in (".parquet", ".crc") for p in files) and \
+        any(p.suffix.lower() == ".parquet" for p in files)
+
+
+def parquet_parts(path: Path) -> list[Path]:
+    """The part files of a Parquet file or folder, in name order."""
+    if path.is_file():
+        return [path]
+    return sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() == ".parquet"
+                  and not p.name.startswith(("_", ".")))
 
 
 _VECTOR_READERS: dict[str, Callable] = {
@@ -286,9 +326,10 @@ _VECTOR_READERS: dict[str, Callable] = {
 
 
 def load_vector_file(path: Path) -> Dataset:
-    """Precomputed embeddings from ``.npy``, ``.npz`` (``X``, optional ``y``), ``.csv`` or ``.parquet``."""
+    """Precomputed embeddings from ``.npy``, ``.npz`` (``X``, optional ``y``), ``.csv`` or ``.parquet`` (a
+    file, or a folder of part files)."""
     try:
-        raw, labels, names, ids = _VECTOR_READERS[path.suffix.lower()](path)
+        raw, labels, names, ids = _VECTOR_READERS[".parquet" if path.is_dir() else path.suffix.lower()](path)
     except (OSError, ValueError, KeyError) as exc:
         if isinstance(exc, ValueError) and str(path) in str(exc):
             raise
@@ -299,9 +340,12 @@ def load_vector_file(path: Path) -> Dataset:
         raise ValueError(f"{str(path)!r}: {len(labels)} labels for {n} vectors.")
     if ids is None:
         ids = np.array([f"{i}" for i in range(n)])
+    digest = hashlib.sha256()
+    for part in parquet_parts(path) if path.is_dir() else [path]:
+        digest.update(part.name.encode() + b"\0" + hashlib.sha256(part.read_bytes()).digest())
     return Dataset(
         name=path.stem,
-        fingerprint=hashlib.sha256(path.read_bytes()).hexdigest(),
+        fingerprint=digest.hexdigest() if path.is_dir() else hashlib.sha256(path.read_bytes()).hexdigest(),
         ids=np.asarray(ids),
         vectors=vectors,
         labels=None if labels is None else np.asarray(labels),
@@ -375,7 +419,9 @@ def _load(spec: str | Path) -> Dataset:
     if text in BUILTIN_DATASETS:
         return BUILTIN_DATASETS[text]()
     path = Path(text).expanduser()
-    if path.is_dir():
+    if path.is_dir() and is_parquet_folder(path):
+        dataset = load_vector_file(path)
+    elif path.is_dir():
         dataset = load_image_folder(path)
     elif path.is_file():
         if path.suffix.lower() not in VECTOR_SUFFIXES:

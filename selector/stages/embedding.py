@@ -85,6 +85,16 @@ def default_workers(n_items: int) -> int:
     return 0 if n_items < 512 or cpus < 2 else min(4, cpus - 1)
 
 
+def forward_prepared(encoder, prepared: list, batch_size: int) -> np.ndarray:
+    """Vectors for preprocessed images, ``batch_size`` of them at a time through the encoder."""
+    from selector.stages.encoders import stack
+
+    if not prepared:
+        return np.zeros((0, encoder.dim or 0), np.float32)
+    return np.concatenate([encoder.forward(stack(prepared[i:i + batch_size]))
+                           for i in range(0, len(prepared), batch_size)])
+
+
 def run_encoder(encoder, images, batch_size: int, num_workers: int | None = None, progress: bool = True):
     """Preprocess (in DataLoader workers) and forward every image; returns (kept indices, vectors, errors)."""
     kept, vectors, errors = run_stages(encoder, images, (encoder.stage,), batch_size, num_workers, progress)
