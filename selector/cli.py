@@ -108,6 +108,11 @@ def exit_process(code: int) -> None:
     import os
     import threading
 
+    # What the interpreter does first when it exits: its thread-exit hooks (they tell idle thread pools,
+    # such as MLflow's artifact downloads, to stop), then join the other non-daemon threads.
+    shutdown = getattr(threading, "_shutdown", None)
+    if shutdown is not None:
+        shutdown()
     for thread in threading.enumerate():
         if thread is not threading.main_thread() and not thread.daemon:
             thread.join()

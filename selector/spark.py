@@ -33,6 +33,8 @@ MASTER = re.compile(r"^(local(\[(\d+|\*)(,\d+)?\])?|spark://.+|yarn|k8s://.+|mes
 EMBEDDING = "vector array<float>, error string"  # what the embedding UDF returns for each image
 # Spark's own logging: errors only (its start-up notices are not the user's to act on; SELECTOR_VERBOSE=1 shows them)
 LOG4J = """rootLogger.level = error
+logger.repl.name = org.apache.spark.repl.Main
+logger.repl.level = error
 rootLogger.appenderRef.stderr.ref = stderr
 appender.stderr.type = Console
 appender.stderr.name = stderr

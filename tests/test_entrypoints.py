@@ -71,6 +71,18 @@ def test_the_selector_command_runs_the_entry_points_and_lists_their_options(tmp_
     assert list(tmp_path.iterdir()) == []  # refused before anything was written
 
 
+def test_a_command_ends_though_a_thread_pool_of_a_library_sits_idle(tmp_path, run_cli):
+    """MLflow keeps thread pools (artifact downloads) whose idle workers never end on their own: the
+    quick exit tells them to stop, as the interpreter's own exit does, instead of waiting for ever."""
+    code = ("import concurrent.futures\n"
+            "pool = concurrent.futures.ThreadPoolExecutor(2)\n"
+            "pool.submit(print, 'worked').result()\n"
+            "from selector.cli import exit_process\n"
+            "exit_process(3)\n")
+    done = run_cli(sys.executable, "-c", code, cwd=tmp_path, timeout=60)
+    assert done.returncode == 3 and done.stdout.strip() == "worked"
+
+
 def runs_in_store():
     return len(mlflow.search_runs(search_all_experiments=True))
 

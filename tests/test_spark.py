@@ -126,6 +126,9 @@ def test_spark_predict_gives_every_image_the_one_process_answer_and_a_corrupt_fi
     assert (good["cluster"] == one.loc[good.index, "cluster"]).all()
     np.testing.assert_allclose(good["confidence"], one.loc[good.index, "confidence"], atol=1e-9)
     assert (good["label"] == one.loc[good.index, "label"].astype(str)).all() and (good["error"] == "").all()
+    from registry.spark import batch_rows
+
+    assert batch_rows(raw_model, 5_000)[0] == 1_024  # an image model's request limit caps the Arrow batch
 
 
 @needs_spark
@@ -186,3 +189,28 @@ def test_tune_runs_on_the_parquet_spark_writes_and_its_model_predicts_on_spark(p
                                spark_master=MASTER))
     one = by_id(predict_job(model_uri=raw_model, dataset=str(photos), output=str(tmp_path / "one.csv")))
     assert (images.loc[one.index, "cluster"] == one["cluster"]).all()
+
+
+@needs_spark
+@pytest.mark.slow
+def test_a_csv_of_vectors_is_read_by_spark_and_assigned_as_in_one_process(tmp_path):
+    from sklearn.datasets import make_blobs
+
+    from registry.spark import batch_rows
+    from selector.jobs.predict import predict_job
+    from selector.jobs.register import register_job
+    from selector.jobs.tune import tune_job
+
+    X, y = make_blobs(n_samples=80, centers=3, n_features=5, random_state=0)
+    table = tmp_path / "blobs.csv"
+    pd.DataFrame(X, columns=[f"x{i}" for i in range(5)]).assign(label=y).to_csv(table, index=False)
+    study = tune_job(dataset=str(table), encoder="none", n_trials=2, workers=1, clusterers="kmeans")
+    register_job(study.parent_run_id, model_name="spark-blobs")
+    model = "models:/spark-blobs@champion"
+    one = by_id(predict_job(model_uri=model, dataset=str(table), output=str(tmp_path / "one.csv")))
+    on_spark = by_id(predict_job(model_uri=model, dataset=str(table), output=str(tmp_path / "spark.csv"),
+                                 spark_master=MASTER))
+    assert len(on_spark) == 80 and (on_spark["cluster"] == one.loc[on_spark.index, "cluster"]).all()
+    assert (on_spark["label"].astype(int) == one.loc[on_spark.index, "label"].astype(int)).all()
+    # an Arrow batch never holds more rows than the model takes in one request
+    assert batch_rows(model, 10**9)[0] == 100_000 and batch_rows(model, 64)[0] == 64
