@@ -33,8 +33,6 @@ MASTER = re.compile(r"^(local(\[(\d+|\*)(,\d+)?\])?|spark://.+|yarn|k8s://.+|mes
 EMBEDDING = "vector array<float>, error string"  # what the embedding UDF returns for each image
 # Spark's own logging: errors only (its start-up notices are not the user's to act on; SELECTOR_VERBOSE=1 shows them)
 LOG4J = """rootLogger.level = error
-logger.repl.name = org.apache.spark.repl.Main
-logger.repl.level = error
 rootLogger.appenderRef.stderr.ref = stderr
 appender.stderr.type = Console
 appender.stderr.name = stderr
@@ -130,7 +128,7 @@ def quiet_executors() -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if not verbose():
         warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
-        os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
+        os.environ.setdefault("PYTHONWARNINGS", "ignore:PySpark does not yet fully support pandas:FutureWarning")
 
 
 # ----------------------------------------------------------------------------- reading
