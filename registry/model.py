@@ -24,10 +24,11 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
+from selector.stages.data import VECTOR_COLUMN  # instead of an image: its embedding by the model's own encoder
+
 logger = logging.getLogger(__name__)
 
 IMAGE_COLUMN = "image"
-VECTOR_COLUMN = "vector"  # instead of an image: its embedding by the model's own encoder
 BATCH = 64  # images through the encoder at once
 # The most rows one request may carry; a larger batch is refused with 400, naming the limit (split it).
 # Images are decoded and held as tensors together; vectors are cheap.

@@ -17,7 +17,7 @@ def batch_rows(model_uri: str, batch_size: int) -> tuple[int, object]:
     older selector) is refused, saying how to re-register it."""
     import mlflow
 
-    from registry.model import MAX_IMAGE_ROWS, MAX_VECTOR_ROWS
+    from registry.model import IMAGE_COLUMN, MAX_IMAGE_ROWS, MAX_VECTOR_ROWS
 
     try:
         info = mlflow.models.get_model_info(model_uri)
@@ -30,7 +30,7 @@ def batch_rows(model_uri: str, batch_size: int) -> tuple[int, object]:
                          "to its own row on Spark; re-register its study (`selector register --study_run_id …`), "
                          "or run `predict` without `spark_master`.")
     names = signature.inputs.input_names()
-    limit = MAX_IMAGE_ROWS if "image" in names else MAX_VECTOR_ROWS
+    limit = MAX_IMAGE_ROWS if IMAGE_COLUMN in names else MAX_VECTOR_ROWS
     if batch_size > limit:
         logger.warning("batch_size %d is more than model %s takes in one request; Spark batches of %d instead",
                        batch_size, model_uri, limit)
@@ -40,10 +40,11 @@ def batch_rows(model_uri: str, batch_size: int) -> tuple[int, object]:
 def input_columns(signature, frame) -> list[str]:
     """The columns of ``frame`` the model reads: ``image`` (raw bytes), ``vector``, or the training
     file's feature columns."""
+    from registry.model import IMAGE_COLUMN, VECTOR_COLUMN
+
     names = signature.inputs.input_names()
-    present = [name for name in names if name in frame.columns]
-    if "image" in names or "vector" in names:
-        chosen = [name for name in ("image", "vector") if name in present][:1]
+    if IMAGE_COLUMN in names or VECTOR_COLUMN in names:
+        chosen = [name for name in (IMAGE_COLUMN, VECTOR_COLUMN) if name in names and name in frame.columns][:1]
         if chosen:
             return chosen
         raise ValueError(f"the data set has none of the model's input columns {names}; its columns: {frame.columns}.")

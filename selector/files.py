@@ -79,6 +79,16 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def check_output(output: str) -> str:
+    """``output`` (stripped) once the folder it goes in exists; a URI (``s3a://…``, ``hdfs://…``) is left to
+    whoever writes it."""
+    text = str(output).strip()
+    parent = Path(text).expanduser().parent
+    if "://" not in text and not parent.is_dir():
+        raise ValueError(f"`output` {output!r}: folder {str(parent)!r} does not exist.")
+    return text
+
+
 def unreadable(path: Path, exc: Exception) -> None:
     """Log that the cache file ``path`` is recomputed because reading it raised ``exc``."""
     if isinstance(exc, UncheckedFile):

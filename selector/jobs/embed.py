@@ -11,6 +11,7 @@ import mlflow
 import numpy as np
 
 from selector import retry
+from selector.files import check_output
 
 from selector.study import tracking
 from selector.stages.data import load_dataset
@@ -38,7 +39,7 @@ def embed_job(dataset: str = "digits", encoder: str = "efficientnet_lite0", chec
     data = load_dataset(dataset, labels)
     check_embed_request(data, encoder, checkpoint, image_size, batch_size)
     resolved_device = resolve_device(device)
-    target = check_output(output) if str(output).strip() else None
+    target = Path(check_output(output)) if str(output).strip() else None
     tracking.configure_tracking()
     with retry.call(mlflow.start_run, run_name=f"embed-{data.name}-{encoder}", nested=mlflow.active_run() is not None):
         result = embed(data, encoder, checkpoint=checkpoint, image_size=image_size,
@@ -49,14 +50,6 @@ def embed_job(dataset: str = "digits", encoder: str = "efficientnet_lite0", chec
                        image_size=image_size, device=device, labels=labels, output=output,
                        wall_seconds=time.perf_counter() - start)
     return result
-
-
-def check_output(output: str) -> Path:
-    """The Parquet file ``output`` names, in a folder that exists."""
-    target = Path(str(output).strip()).expanduser()
-    if not target.parent.is_dir():
-        raise ValueError(f"`output` {output!r}: folder {str(target.parent)!r} does not exist.")
-    return target
 
 
 def write_parquet(result: Embeddings, data, target: Path) -> None:
@@ -109,23 +102,18 @@ def embed_on_spark(dataset: str, encoder: str, checkpoint: str, batch_size: int,
     executors (built once per task from weights the driver ships), written as a Parquet folder."""
     from selector import spark
     from selector.stages.data import check_labels
-    from selector.stages.encoders import check_request, get_encoder, identity, serving_files
+    from selector.stages.embedding import check_encoder_request
+    from selector.stages.encoders import identity, serving_files
 
     start = time.perf_counter()
     master = spark.check_spark(spark_master)
     root = spark.check_dataset(dataset)
     if spark.is_table(root):
         raise ValueError(f"dataset {dataset!r} is a table of vectors; `embed` on Spark encodes image folders.")
-    name = check_request(encoder, checkpoint, image_size)
-    if get_encoder(name).takes != "images":
-        raise ValueError(f"encoder {name!r} takes vectors; `embed` on Spark encodes images.")
-    if int(batch_size) < 1:
-        raise ValueError(f"`batch_size` must be an int >= 1; got {batch_size}.")
-    check_labels(labels)
     stem = Path(root.rstrip("/")).name or "images"
-    target = str(output).strip() or f"{stem}-{name.replace('/', '_').replace('@', '_')}.parquet"
-    if "://" not in target and not Path(target).expanduser().resolve().parent.is_dir():
-        raise ValueError(f"`output` {output!r}: folder {str(Path(target).parent)!r} does not exist.")
+    name = check_encoder_request("images", stem, encoder, checkpoint, image_size, batch_size)
+    check_labels(labels)
+    target = check_output(str(output).strip() or f"{stem}-{name.replace('/', '_').replace('@', '_')}.parquet")
     tracking.configure_tracking()
     spark.quiet_executors()
     session = spark.session(master, "selector-embed", int(batch_size))

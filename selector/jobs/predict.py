@@ -8,6 +8,7 @@ from pathlib import Path
 import mlflow
 
 from selector import retry
+from selector.files import check_output
 
 from selector.study import tracking
 from selector.stages.data import load_dataset
@@ -31,9 +32,7 @@ def predict_job(model_uri: str = "models:/digits-clusters@champion", dataset: st
 
     if not str(output).strip():
         raise ValueError("`output` must be a CSV path; got an empty string.")
-    target = Path(output).expanduser()
-    if not target.parent.is_dir():
-        raise ValueError(f"`output` {output!r}: folder {str(target.parent)!r} does not exist.")
+    target = Path(check_output(output)).expanduser()
     tracking.configure_tracking()
     data = load_dataset(dataset)
     model = batch.load(model_uri)
@@ -69,9 +68,8 @@ def predict_on_spark(model_uri: str, dataset: str, output: str, batch_size: int,
     target = str(output).strip()
     if not target:
         raise ValueError("`output` must be a .csv file or a Parquet folder; got an empty string.")
+    target = check_output(target)
     as_csv = target.lower().endswith(".csv")
-    if "://" not in target and not Path(target).expanduser().resolve().parent.is_dir():
-        raise ValueError(f"`output` {output!r}: folder {str(Path(target).expanduser().parent)!r} does not exist.")
     if int(batch_size) < 1:
         raise ValueError(f"`batch_size` must be >= 1; got {batch_size}.")
     tracking.configure_tracking()

@@ -15,6 +15,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from selector.files import sha256
+
 logger = logging.getLogger(__name__)
 
 # Formats Pillow only identifies (stubs needing a handler of the user's), or decodes through an
@@ -340,12 +342,16 @@ def load_vector_file(path: Path) -> Dataset:
         raise ValueError(f"{str(path)!r}: {len(labels)} labels for {n} vectors.")
     if ids is None:
         ids = np.array([f"{i}" for i in range(n)])
-    digest = hashlib.sha256()
-    for part in parquet_parts(path) if path.is_dir() else [path]:
-        digest.update(part.name.encode() + b"\0" + hashlib.sha256(part.read_bytes()).digest())
+    if path.is_dir():  # a folder of part files: their names and contents
+        digest = hashlib.sha256()
+        for part in parquet_parts(path):
+            digest.update(part.name.encode() + b"\0" + bytes.fromhex(sha256(part)))
+        fingerprint = digest.hexdigest()
+    else:
+        fingerprint = sha256(path)
     return Dataset(
         name=path.stem,
-        fingerprint=digest.hexdigest() if path.is_dir() else hashlib.sha256(path.read_bytes()).hexdigest(),
+        fingerprint=fingerprint,
         ids=np.asarray(ids),
         vectors=vectors,
         labels=None if labels is None else np.asarray(labels),

@@ -141,13 +141,20 @@ def _cache_key(dataset: Dataset, encoder_identity: dict) -> str:
 def check_embed_request(dataset: Dataset, encoder: str, checkpoint: str = "", image_size: int = 0,
                         batch_size: int = 64) -> str:
     """Everything that can be wrong with a request, found before any run or file is written."""
+    return check_encoder_request(dataset.kind, dataset.name, encoder, checkpoint, image_size, batch_size)
+
+
+def check_encoder_request(kind: str, source: str, encoder: str, checkpoint: str = "", image_size: int = 0,
+                          batch_size: int = 64) -> str:
+    """``check_embed_request`` for a data set named ``source`` holding ``kind`` (``images`` or ``vectors``)
+    that this process does not load (e.g. one Spark reads)."""
     if int(batch_size) < 1:
         raise ValueError(f"`batch_size` must be an int >= 1; got {batch_size}.")
     encoder = check_request(encoder, checkpoint, image_size)
     takes = get_encoder(encoder).takes
-    if takes != dataset.kind:
-        raise ValueError(f"encoder {encoder!r} takes {takes}, but data set {dataset.name!r} holds {dataset.kind}; "
-                         f"encoders for {dataset.kind}: {', '.join(encoders_taking(dataset.kind))}.")
+    if takes != kind:
+        raise ValueError(f"encoder {encoder!r} takes {takes}, but data set {source!r} holds {kind}; "
+                         f"encoders for {kind}: {', '.join(encoders_taking(kind))}.")
     return encoder
 
 
