@@ -1,5 +1,5 @@
 """PLSCAN (fast-hdbscan's persistence-ranked layers of HDBSCAN's hierarchy) as a label-free answer,
-against the objective's choice in whole studies.
+against the default objective's choice from the same case's pool of trials.
 
 PLSCAN reads HDBSCAN's hierarchy over a range of minimum cluster sizes and ranks the resolutions
 ("layers") it finds by how long they persist; its most persistent layer is its answer, with no k and no
@@ -31,31 +31,33 @@ import bench_selection  # noqa: E402
 import report  # noqa: E402
 
 
-def case(name: str, encoder: str, min_samples: int, out: Path) -> dict:
+def cases(name: str, encoder: str, min_samples: list[int], out: Path) -> list[dict]:
+    """One row per ``min_samples`` for (set, encoder): the embedding and its evaluation space built once."""
     import fast_hdbscan
 
     from selector.stages.embedding import embed
-    from selector.stages.objective import build_eval_space, validation_metrics
+    from selector.stages.objective import DEFAULT_OBJECTIVE, build_eval_space, validation_metrics
     from selector.stages.reduction import ReductionCache
 
     embedded = embed(bench_selection.build(name), encoder, progress=False)
     space = build_eval_space(embedded.vectors, ReductionCache(None, embedded.key), 0)
-    start = time.perf_counter()
-    fitted = fast_hdbscan.PLSCAN(min_samples=min_samples, base_min_cluster_size=5, reproducible=True).fit(space.coords)
-    seconds = time.perf_counter() - start
     y = embedded.labels
-    layers = [validation_metrics(y, labels)["ami"] for labels in fitted.cluster_layers_]
-    top = fitted.labels_
-    from selector.stages.objective import DEFAULT_OBJECTIVE
-
     pool = out / f"pool-{name}-{encoder}-0-30.json"
     trials = json.loads(pool.read_text())["trials"] if pool.is_file() else []
     chosen = bench_selection.choose(trials, DEFAULT_OBJECTIVE)["ami"] if trials else float("nan")
-    return {"set": name, "half": bench_selection.half(name), "encoder": encoder, "min_samples": min_samples,
-            "true_k": int(len(np.unique(y))), "plscan_k": int(len(set(top.tolist()) - {-1})),
-            "plscan_noise": float((top == -1).mean()), "plscan_ami": validation_metrics(y, top)["ami"],
-            "best_layer_ami": max(layers), "layers": len(layers), "plscan_seconds": seconds,
-            "pool_chosen_ami": chosen, "pool_oracle_ami": max((t["ami"] for t in trials), default=float("nan"))}
+    rows = []
+    for samples in min_samples:
+        start = time.perf_counter()
+        fitted = fast_hdbscan.PLSCAN(min_samples=samples, base_min_cluster_size=5, reproducible=True).fit(space.coords)
+        seconds = time.perf_counter() - start
+        top = fitted.labels_
+        rows.append({"set": name, "half": bench_selection.half(name), "encoder": encoder, "min_samples": samples,
+                     "true_k": int(len(np.unique(y))), "plscan_k": int(len(set(top.tolist()) - {-1})),
+                     "plscan_noise": float((top == -1).mean()), "plscan_ami": validation_metrics(y, top)["ami"],
+                     "best_layer_ami": max(validation_metrics(y, labels)["ami"] for labels in fitted.cluster_layers_),
+                     "layers": len(fitted.cluster_layers_), "plscan_seconds": seconds, "pool_chosen_ami": chosen,
+                     "pool_oracle_ami": max((t["ami"] for t in trials), default=float("nan"))})
+    return rows
 
 
 def main() -> None:
@@ -69,8 +71,9 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     import fast_hdbscan  # noqa: F401  (refuse early, with pip's own message, when it is missing)
 
-    rows = [case(n, e, m, Path(args.out)) for n in bench_selection.parse_sets(args.sets)
-            for e in args.encoders.split(",") for m in map(int, args.min_samples.split(","))]
+    min_samples = [int(m) for m in args.min_samples.split(",")]
+    rows = [row for n in bench_selection.parse_sets(args.sets) for e in args.encoders.split(",")
+            for row in cases(n, e, min_samples, Path(args.out))]
     frame = pd.DataFrame(rows)
     body = ["PLSCAN's most persistent layer in each case's evaluation space (seed 0), `base_min_cluster_size` 5, "
             "`reproducible=True`; the first fit in the process compiles fast-hdbscan's numba code (the first "

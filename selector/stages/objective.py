@@ -65,7 +65,8 @@ class EvalSpace:
     # the graph points' nearest neighbours (indices, distances) the graph was built from, when known
     neighbours: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
     _probe: dict = field(default_factory=dict, repr=False)  # seed -> the probe's features, computed once
-    _fine: dict = field(default_factory=dict, repr=False)  # the fine graph and the embedding's coordinates
+    _fine_graph: object = field(default=None, repr=False)  # the FINE_NEIGHBOURS graph, computed once
+    _embedding: dict = field(default_factory=dict, repr=False)  # seed -> the embedding silhouette's coordinates
 
     def probe_features(self, seed: int) -> np.ndarray:
         """The vectors as the linear probe reads them (``selector.stages.probe``), computed once per seed."""
@@ -78,29 +79,29 @@ class EvalSpace:
     def fine_graph(self):
         """UMAP's fuzzy graph of the same points at ``FINE_NEIGHBOURS`` neighbours (computed once): the
         scale at which classes of a dozen photos are apart, where 30 neighbours join them in pairs."""
-        if "graph" not in self._fine:
+        if self._fine_graph is None:
             points = self.vectors if self.graph_points is None else self.vectors[self.graph_points]
             if self.neighbours is None:
                 from selector.stages.neighbours import nearest_neighbours
 
                 self.neighbours = nearest_neighbours(points, min(FINE_NEIGHBOURS + 1, len(points)),
                                                      self.params["metric"], 0)
-            self._fine["graph"] = _fuzzy_graph(points, self.neighbours, FINE_NEIGHBOURS, self.params["metric"])
-        return self._fine["graph"]
+            self._fine_graph = _fuzzy_graph(points, self.neighbours, FINE_NEIGHBOURS, self.params["metric"], 0)
+        return self._fine_graph
 
     def embedding_coords(self, seed: int) -> np.ndarray:
         """The embedded vectors (scaled as the space was built from them) as the embedding silhouette
         reads them: their first ``EMBEDDING_COMPONENTS`` principal components (computed once per seed)."""
-        if seed not in self._fine:
+        if seed not in self._embedding:
             from sklearn.decomposition import PCA
 
             components = min(EMBEDDING_COMPONENTS, self.vectors.shape[1], len(self.vectors) - 1)
-            self._fine[seed] = PCA(components, random_state=seed).fit_transform(self.vectors).astype(np.float32)
-        return self._fine[seed]
+            self._embedding[seed] = PCA(components, random_state=seed).fit_transform(self.vectors).astype(np.float32)
+        return self._embedding[seed]
 
 
-def _fuzzy_graph(points: np.ndarray, neighbours: tuple[np.ndarray, np.ndarray], k: int, metric: str):
-    """UMAP's fuzzy simplicial set of ``points`` on their first ``k`` precomputed neighbours."""
+def _fuzzy_graph(points: np.ndarray, neighbours: tuple[np.ndarray, np.ndarray], k: int, metric: str, seed: int):
+    """UMAP's fuzzy simplicial set of ``points`` on their first ``k`` precomputed neighbours (milliseconds)."""
     from numba.core.errors import NumbaWarning
     from umap.umap_ import fuzzy_simplicial_set
 
@@ -109,7 +110,7 @@ def _fuzzy_graph(points: np.ndarray, neighbours: tuple[np.ndarray, np.ndarray], 
     idx, dist = neighbours
     k = min(k, len(points) - 1, idx.shape[1])
     with known_noise("", category=NumbaWarning):  # numba's notices while it first compiles UMAP's graph code
-        graph, _, _ = fuzzy_simplicial_set(points, k, np.random.RandomState(0), metric,
+        graph, _, _ = fuzzy_simplicial_set(points, k, np.random.RandomState(seed), metric,
                                            knn_indices=idx[:, :k].copy(), knn_dists=dist[:, :k].copy())
     return graph.tocsr()
 
@@ -119,11 +120,6 @@ def build_eval_space(vectors: np.ndarray, cache, seed: int) -> EvalSpace:
     its fuzzy graph rebuilt from the cached neighbour graph (UMAP's ``fuzzy_simplicial_set`` on the
     same neighbours UMAP was fitted with; milliseconds). Above UMAP's fitting bound both describe
     its seeded sample and the other points are placed; the graph then covers the sample only."""
-    from numba.core.errors import NumbaWarning
-    from umap.umap_ import fuzzy_simplicial_set
-
-    from selector.quiet import known_noise
-
     from selector.stages.compiled import cache_umap_compilation
 
     cache_umap_compilation()
@@ -134,12 +130,9 @@ def build_eval_space(vectors: np.ndarray, cache, seed: int) -> EvalSpace:
     scaled = np.asarray(make_scaler(params["scaling"]).fit_transform(vectors), dtype=np.float32)
     sample = fit_sample(params, len(scaled), seed)
     points = scaled if sample is None else scaled[sample]
-    k = min(params["n_neighbors"], len(points) - 1)
     idx, dist = cache.neighbour_graph(points, params["scaling"], params["metric"], seed)
-    with known_noise("", category=NumbaWarning):  # numba's notices while it first compiles UMAP's graph code
-        graph, _, _ = fuzzy_simplicial_set(points, k, np.random.RandomState(seed), params["metric"],
-                                           knn_indices=idx[:, :k].copy(), knn_dists=dist[:, :k].copy())
-    return EvalSpace(coords=coords, graph=graph.tocsr(), graph_points=sample, params=params, vectors=scaled,
+    graph = _fuzzy_graph(points, (idx, dist), params["n_neighbors"], params["metric"], seed)
+    return EvalSpace(coords=coords, graph=graph, graph_points=sample, params=params, vectors=scaled,
                      neighbours=(idx, dist))
 
 
