@@ -12,6 +12,10 @@ a criterion becomes a library objective (``selector/stages/objective.py``) after
   coordinates (mean ARI): arbitrary chops of one continuous cluster move from sample to sample.
 - ``probe_kappa``: the library's linear probe (``selector.stages.probe``) scored by Cohen's κ instead of
   information.
+- ``scaled…``: variants of the library's ``scaled_modularity_silhouette`` (modularity read on the fuzzy
+  graph at half the partition's cluster size, × the UMAP silhouette^0.25): read at the whole cluster
+  size (``scaled``), × the embedding's silhouette instead (``scaled_embedding``), modularity alone
+  (``scaled_modularity``).
 - products of these with modularity and the probe's information, whose biases run the other way
   (towards more, smaller clusters); ``bench_selection --phase grid`` compares products of the factors
   more widely, from the stored scores.
@@ -149,6 +153,7 @@ def register() -> None:
     from selector.stages.objective import OBJECTIVES, ObjectiveSpec, register_objective
 
     register_stability()
+    register_scaled()
     modularity = _memo(graph_modularity(1.0))
     variants = [
         ObjectiveSpec("modularity@0.5", graph_modularity(0.5), "modularity at resolution 0.5"),
@@ -209,5 +214,37 @@ def register_stability() -> None:
                                "probe information × k-means stability"),
                  ObjectiveSpec("probe_information×√silhouette", _product(probe_information, _silhouette, 0.5),
                                "probe information × √silhouette")):
+        if spec.name not in OBJECTIVES:
+            register_objective(spec)
+
+
+def scaled_modularity():
+    """Modularity on the graph at the partition's whole cluster size (the library reads at half of it)."""
+    from selector.stages.objective import GRAPH_SCALES, partition_neighbours
+
+    GRAPH_SCALES.setdefault("partition_whole", lambda space, labels: partition_neighbours(labels, 1.0))
+    return graph_modularity(1.0, "partition_whole")
+
+
+def _floor_product(first, second, power):
+    def score(space: EvalSpace, labels: np.ndarray, seed: int) -> Score:
+        a = first(space, labels, seed)
+        if a.degenerate:
+            return a
+        b = second(space, labels, seed)
+        return Score(max(a.value, 0.0) * max(b.value, 0.0) ** power, a.n_clusters, a.noise_fraction,
+                     parts={**a.parts, **b.parts})
+
+    return score
+
+
+def register_scaled() -> None:
+    from selector.stages.objective import OBJECTIVES, ObjectiveSpec, embedding_silhouette, register_objective
+
+    for spec in (ObjectiveSpec("scaled", _floor_product(scaled_modularity(), _silhouette, 0.25),
+                               "modularity at the partition's scale × silhouette^0.25 (UMAP)"),
+                 ObjectiveSpec("scaled_embedding", _floor_product(scaled_modularity(), _memo(embedding_silhouette), 0.25),
+                               "modularity at the partition's scale × silhouette^0.25 (embedding)"),
+                 ObjectiveSpec("scaled_modularity", scaled_modularity(), "modularity at the partition's scale")):
         if spec.name not in OBJECTIVES:
             register_objective(spec)

@@ -291,3 +291,68 @@ def test_the_soft_product_keeps_the_classes_under_far_apart_groups_where_the_pla
     plain, soft = get_objective("modularity_silhouette"), get_objective("modularity_silhouette_soft")
     assert plain.score(space, groups, 0).value > plain.score(space, y, 0).value  # the collapse real photos showed
     assert soft.score(space, y, 0).value > soft.score(space, groups, 0).value
+
+
+def twin_classes(separation=4.0, per_class=12, pairs=15, seed=0):
+    """Thirty classes of twelve points, in fifteen far-apart pairs of touching classes: a set of many
+    people with a dozen photos each, where 30 neighbours reach across into the twin class."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 20, size=(pairs, 10))
+    offsets = rng.normal(0, 1, size=(pairs, 10))
+    offsets *= separation / 2 / np.linalg.norm(offsets, axis=1, keepdims=True)
+    y = np.repeat(np.arange(2 * pairs), per_class)
+    X = np.concatenate([centres - offsets, centres + offsets])[y] + rng.normal(0, 0.5, size=(len(y), 10))
+    return X.astype(np.float32), y
+
+
+def test_a_graph_at_another_neighbour_count_is_umaps_graph_there_and_the_space_count_is_the_space_graph(
+        grouped_space):
+    from umap.umap_ import fuzzy_simplicial_set
+
+    space, y = grouped_space
+    idx, dist = space.neighbours
+    for k in (12, 20):
+        expected, _, _ = fuzzy_simplicial_set(space.vectors, k, np.random.RandomState(0), "euclidean",
+                                              knn_indices=idx[:, :k].copy(), knn_dists=dist[:, :k].copy())
+        assert abs(space.graph_at(k) - expected.tocsr()).max() < 1e-6
+    assert space.graph_at(12).getnnz() < space.graph_at(20).getnnz() < space.graph.getnnz()
+    assert space.graph_at(30) is space.graph and space.graph_at(12) is space.graph_at(12)
+
+
+def test_a_partition_is_read_at_half_its_cluster_size_between_ten_and_thirty_neighbours():
+    from selector.stages.objective import partition_neighbours
+
+    assert partition_neighbours(np.repeat(np.arange(17), 36)) == 18
+    assert partition_neighbours(np.repeat(np.arange(40), 10)) == 10  # ten photos of forty people: the floor
+    assert partition_neighbours(np.repeat(np.arange(2), 300)) == 30  # two wide classes: the space's own scale
+    # The size of a point's cluster: one large cluster and many small ones are read at the large one's scale.
+    assert partition_neighbours(np.concatenate([np.zeros(400, int), np.repeat(np.arange(1, 21), 10)])) == 30
+    assert partition_neighbours(np.concatenate([np.repeat(np.arange(10), 40), np.full(500, -1)])) == 20  # noise aside
+
+
+def test_the_scaled_objective_is_modularity_at_the_partitions_scale_times_a_root_of_the_silhouette(grouped_space):
+    from selector.stages.objective import partition_neighbours
+
+    space, y = grouped_space
+    score = get_objective("scaled_modularity_silhouette").score(space, y, 0)
+    silhouette = silhouette_objective(space.coords, y).value
+    graph = space.graph_at(partition_neighbours(y))
+    assert partition_neighbours(y) == 30 and score.parts["graph_neighbours"] == 30
+    assert score.value == pytest.approx(modularity(graph, y) * max(silhouette, 0) ** 0.25)
+    halves = y + 10 * (np.arange(len(y)) % 2)  # 20 clusters of 30 points: read at 15 neighbours
+    assert get_objective("scaled_modularity_silhouette").score(space, halves, 0).parts["graph_neighbours"] == 15
+
+
+def test_many_small_classes_beat_their_pairs_when_each_is_read_at_its_own_scale():
+    """Thirty classes of twelve in fifteen pairs: at the space's 30 neighbours the default prefers the
+    pairs (the failure many people with a dozen photos each showed); read at each partition's own scale,
+    the classes win."""
+    X, y = twin_classes()
+    space = build_eval_space(X, ReductionCache(None, "twins"), seed=0)
+    pairs = y % 15
+    default, scaled = get_objective("modularity_silhouette_soft"), get_objective("scaled_modularity_silhouette")
+    assert default.score(space, pairs, 0).value > default.score(space, y, 0).value
+    assert scaled.score(space, y, 0).value > scaled.score(space, pairs, 0).value
+    # Two wide clusters are read where the default reads them: the same value.
+    two = (np.arange(len(y)) < len(y) // 2).astype(int)
+    assert scaled.score(space, two, 0).value == pytest.approx(default.score(space, two, 0).value)
