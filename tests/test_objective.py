@@ -344,15 +344,15 @@ def test_the_scaled_objective_is_modularity_at_the_partitions_scale_times_a_root
 
 
 def test_many_small_classes_beat_their_pairs_when_each_is_read_at_its_own_scale():
-    """Thirty classes of twelve in fifteen pairs: at the space's 30 neighbours the default prefers the
-    pairs (the failure many people with a dozen photos each showed); read at each partition's own scale,
+    """Thirty classes of twelve in fifteen pairs: at the space's 30 neighbours the soft product (the previous
+    default) prefers the pairs (the failure many people with a dozen photos each showed); read at each partition's own scale,
     the classes win."""
     X, y = twin_classes()
     space = build_eval_space(X, ReductionCache(None, "twins"), seed=0)
     pairs = y % 15
-    default, scaled = get_objective("modularity_silhouette_soft"), get_objective("scaled_modularity_silhouette")
-    assert default.score(space, pairs, 0).value > default.score(space, y, 0).value
+    soft, scaled = get_objective("modularity_silhouette_soft"), get_objective("scaled_modularity_silhouette")
+    assert soft.score(space, pairs, 0).value > soft.score(space, y, 0).value
     assert scaled.score(space, y, 0).value > scaled.score(space, pairs, 0).value
-    # Two wide clusters are read where the default reads them: the same value.
+    # Two wide clusters are read where the soft product reads them: the same value.
     two = (np.arange(len(y)) < len(y) // 2).astype(int)
-    assert scaled.score(space, two, 0).value == pytest.approx(default.score(space, two, 0).value)
+    assert scaled.score(space, two, 0).value == pytest.approx(soft.score(space, two, 0).value)

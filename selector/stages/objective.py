@@ -385,7 +385,7 @@ def _fine_modularity_silhouette(space: EvalSpace, labels: np.ndarray, seed: int)
     of a dozen photos two by two (27 people of 15 photos: k = 9–13 chosen). At 10 neighbours modularity
     sees them apart; the silhouette, read in the embedding rather than in a UMAP of either scale, holds
     back part of the chopping a 10-neighbour scale invites — not all: sets of few wide classes are split
-    further than by the default, which is why this is not it (docs/objective.md, "When it fails")."""
+    further than by ``modularity_silhouette_soft``, which is why this is not the default (docs/objective.md, "When it fails")."""
     return _modularity_times(space, labels, seed, embedding_silhouette, SILHOUETTE_WEIGHT, scale="fine")
 
 
