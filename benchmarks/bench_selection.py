@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import adjusted_mutual_info_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -400,10 +401,11 @@ def encoder_choice(records: pd.DataFrame) -> pd.DataFrame:
 
 def cross_space_choice(records: pd.DataFrame, objective: str) -> pd.DataFrame:
     """Per (set, seed) with several image encoders (or layers): each study's chosen clustering scored by
-    ``objective`` in every study's evaluation space. Two rules pick an encoder: ``own`` (the highest
-    value in the encoder's own space) and ``cross`` (``select``'s: the highest mean over all the spaces,
-    ``selector.stages.objective.cross_space_values``). ``loss``: the best chosen AMI
-    among the encoders minus the picked one's; ``lead``: the best chosen AMI minus the best final
+    ``objective`` in every study's evaluation space. Three rules pick an encoder: ``own`` (the highest
+    value in the encoder's own space), ``cross`` (``select``'s: the highest mean over all the spaces,
+    ``selector.stages.objective.cross_space_values``) and ``agree`` (the clustering that agrees most, by mean
+    AMI, with the other studies' chosen clusterings; two studies tie, and the first is taken). ``loss``: the
+    best chosen AMI among the encoders minus the picked one's; ``lead``: the best chosen AMI minus the best final
     layer's (0 when no layer is among them)."""
     from selector.stages.embedding import embed
     from selector.stages.encoders import split_layer
@@ -427,7 +429,9 @@ def cross_space_choice(records: pd.DataFrame, objective: str) -> pd.DataFrame:
         ami = dict(zip(group["encoder"], group["best_ami"]))
         final = [ami[e] for e in ami if split_layer(e)[1] == 0]
         best = max(ami.values())
-        for rule, values in (("own", own), ("cross", cross)):
+        agree = {e: float(np.mean([adjusted_mutual_info_score(partitions[e], partitions[o])
+                                   for o in partitions if o != e])) for e in partitions}
+        for rule, values in (("own", own), ("cross", cross), ("agree", agree)):
             picked = max(values, key=values.get)
             rows.append({"half": half(name), "set": name, "seed": seed, "rule": rule, "encoders": len(group),
                          "picked": picked, "picked_ami": ami[picked], "best": max(ami, key=ami.get), "best_ami": best,
@@ -446,6 +450,20 @@ def cross_space_summary(choice: pd.DataFrame) -> pd.DataFrame:
                           "mean_picked_ami": group["picked_ami"].mean()})
 
     return pd.DataFrame([{"half": h, "rule": r, **one(g)} for (h, r), g in choice.groupby(["half", "rule"])])
+
+
+def cross_space_sets(choice: pd.DataFrame) -> pd.DataFrame:
+    """Per half and rule, medians over seeds per set: the sets where the best pair's median lead over the
+    final layers is 0.05 or more (*led*), and those of them where the median loss is at most 0.05."""
+    per_set = choice.groupby(["half", "rule", "set"])[["lead", "loss"]].median().reset_index()
+
+    def one(group: pd.DataFrame) -> dict:
+        led = group[group["lead"] >= 0.05]
+        return {"sets": len(group), "mean_median_loss": group["loss"].mean(),
+                "worst_median_loss": group["loss"].max(), "led_sets": ", ".join(led["set"]) or "none",
+                "led_within_0.05": int((led["loss"] <= 0.05).sum())}
+
+    return pd.DataFrame([{"half": h, "rule": r, **one(g)} for (h, r), g in per_set.groupby(["half", "rule"])])
 
 
 def cached(tasks: list[tuple]) -> list[tuple]:
@@ -571,12 +589,15 @@ def main() -> None:
     cross = cross_space_choice(records, objective)
     if len(cross):
         cross.to_csv(Path(args.out) / f"choice-{args.name or objective}.csv", index=False)
-        say("\n## Picking the encoder: its own space, or every study's space\n")
+        say("\n## Picking the encoder: its own space, every study's space, or agreement\n")
         say("Per (set, seed): `own` picks the study with the highest objective value in its own evaluation "
             "space; `cross` scores each study's chosen clustering in every study's evaluation space and picks "
-            "the highest mean. *loss*: the best chosen AMI among the studies minus the picked one's; *led*: cases "
-            "where the best (encoder, layer) leads the best final layer by ≥ 0.05 AMI.\n")
+            "the highest mean; `agree` picks the chosen clustering with the highest mean AMI against the other "
+            "studies' chosen clusterings. *loss*: the best chosen AMI among the studies minus the picked one's; "
+            "*led*: cases where the best (encoder, layer) leads the best final layer by ≥ 0.05 AMI.\n")
         say(markdown(cross_space_summary(cross)))
+        say("\nThe same per set, medians over seeds:\n")
+        say(markdown(cross_space_sets(cross)))
         wide = cross.pivot_table(index=["half", "set", "seed", "best", "best_ami", "lead"], columns="rule",
                                  values=["picked", "loss"], aggfunc="first")
         wide.columns = [f"{value} ({rule})" for value, rule in wide.columns]
