@@ -26,6 +26,7 @@ that decided nothing (``suite.py`` tells the order).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -429,8 +430,9 @@ def cross_space_choice(records: pd.DataFrame, objective: str) -> pd.DataFrame:
         ami = dict(zip(group["encoder"], group["best_ami"]))
         final = [ami[e] for e in ami if split_layer(e)[1] == 0]
         best = max(ami.values())
-        agree = {e: float(np.mean([adjusted_mutual_info_score(partitions[e], partitions[o])
-                                   for o in partitions if o != e])) for e in partitions}
+        pair_ami = {(a, b): adjusted_mutual_info_score(partitions[a], partitions[b])  # symmetric: once a pair
+                    for a, b in itertools.combinations(partitions, 2)}
+        agree = {e: float(np.mean([v for pair, v in pair_ami.items() if e in pair])) for e in partitions}
         for rule, values in (("own", own), ("cross", cross), ("agree", agree)):
             picked = max(values, key=values.get)
             rows.append({"half": half(name), "set": name, "seed": seed, "rule": rule, "encoders": len(group),
@@ -449,7 +451,11 @@ def cross_space_summary(choice: pd.DataFrame) -> pd.DataFrame:
                           "led_cases": len(led), "led_within_0.05": int((led["loss"] <= 0.05).sum()),
                           "mean_picked_ami": group["picked_ami"].mean()})
 
-    return pd.DataFrame([{"half": h, "rule": r, **one(g)} for (h, r), g in choice.groupby(["half", "rule"])])
+    return _by_half_and_rule(choice, one)
+
+
+def _by_half_and_rule(frame: pd.DataFrame, one) -> pd.DataFrame:
+    return pd.DataFrame([{"half": h, "rule": r, **one(g)} for (h, r), g in frame.groupby(["half", "rule"])])
 
 
 def cross_space_sets(choice: pd.DataFrame) -> pd.DataFrame:
@@ -463,7 +469,7 @@ def cross_space_sets(choice: pd.DataFrame) -> pd.DataFrame:
                 "worst_median_loss": group["loss"].max(), "led_sets": ", ".join(led["set"]) or "none",
                 "led_within_0.05": int((led["loss"] <= 0.05).sum())}
 
-    return pd.DataFrame([{"half": h, "rule": r, **one(g)} for (h, r), g in per_set.groupby(["half", "rule"])])
+    return _by_half_and_rule(per_set, one)
 
 
 def cached(tasks: list[tuple]) -> list[tuple]:
