@@ -324,6 +324,63 @@ def layer_choice(pools: list[dict], objective: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+# Criteria that may break a close call between the choice and another resolution (``rerank``), and how
+# close (the gap to the choice, as ``alternatives`` measures it) a resolution must be to be reconsidered.
+RERANK_BY = ("stability", "probe_information", "silhouette", "subsplit", "modularity_silhouette_soft")
+RERANK_WITHIN = (0.05, 0.1, 0.2)
+
+
+def rerank_rows(pools: list[dict], objective: str) -> pd.DataFrame:
+    """The study's alternatives (``selector.study.alternatives``: the best trial of each distinct
+    resolution) computed on each pool by ``objective``; the choice, then the choice re-ranked: among the
+    alternatives within ``within`` of it, the one a costlier criterion scores highest. Rows are shaped
+    like ``paired_rows``' (the rule in ``objective``), so ``summary`` and ``case_table`` read them."""
+    from types import SimpleNamespace
+
+    import optuna
+
+    from selector.study.alternatives import alternatives
+
+    cases = []
+    for p in pools:
+        trials = p["trials"]
+        frozen = [SimpleNamespace(number=i, state=optuna.trial.TrialState.COMPLETE, params=t["params"],
+                                  value=t["scores"][objective] if np.isfinite(t["scores"][objective]) else None,
+                                  user_attrs={"n_clusters": t["k"]}) for i, t in enumerate(trials)]
+        found = [{"k": a.k, "gap": a.gap, "ami": trials[a.trial.number]["ami"],
+                  "scores": trials[a.trial.number]["scores"]} for a in alternatives(frozen)]
+        if found:
+            cases.append((p, max(t["ami"] for t in trials), found))
+    return _reranked(cases, objective)
+
+
+def studies_rerank_rows(records: pd.DataFrame, objective: str) -> pd.DataFrame:
+    """``rerank_rows`` on whole studies: the alternatives each study kept (``alternatives_scored``)."""
+    usable = records[records["alternatives"].map(lambda v: isinstance(v, list) and len(v) > 0)] \
+        if "alternatives" in records else records.iloc[:0]
+    return _reranked([(r, r["oracle_ami"], r["alternatives"]) for _, r in usable.iterrows()], objective)
+
+
+def _reranked(cases: list, objective: str) -> pd.DataFrame:
+    """Per case (its facts, its oracle AMI, its alternatives as dicts with k, gap, ami and scores, the
+    choice first): a row for the choice and one per (criterion, gap) rule."""
+    rows = []
+    for facts, oracle, found in cases:
+        def row(rule: str, alt: dict) -> dict:
+            return {"half": half(facts["set"]), "set": facts["set"], "encoder": facts["encoder"],
+                    "seed": facts["seed"], "objective": rule, "chosen_ami": alt["ami"], "oracle_ami": oracle,
+                    "regret": oracle - alt["ami"], "chosen_k": alt["k"], "true_k": facts["true_k"],
+                    "paper_recipe_ami": facts["paper_recipe_ami"], "changed": alt is not found[0],
+                    "close": len(found) > 1 and found[1]["gap"] <= max(RERANK_WITHIN), "cost_share": 0.0}
+
+        rows.append(row(objective, found[0]))
+        for within in RERANK_WITHIN:
+            close = [a for a in found if a["gap"] <= within]
+            for by in RERANK_BY:
+                rows.append(row(f"{by} within {within:g}", max(close, key=lambda a: (a["scores"][by], -a["gap"]))))
+    return pd.DataFrame(rows)
+
+
 def summary(rows: pd.DataFrame) -> pd.DataFrame:
     """Per objective and half, over (set, encoder) medians across seeds."""
     rows = rows.assign(k2=(rows["chosen_k"] == 2) & (rows["true_k"] >= 6))
@@ -342,6 +399,28 @@ def summary(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- phase 2: whole studies
+def alternatives_scored(study_, name: str, encoder: str, seed: int) -> list[dict]:
+    """The study's alternatives (its choice first), refitted and scored by the ``RERANK_BY`` criteria in
+    the study's evaluation space, with their AMI: what ``--phase rerank`` reads from a whole study."""
+    from selector.stages.clustering import CLUSTERERS
+    from selector.stages.embedding import embed
+    from selector.stages.objective import OBJECTIVES, validation_metrics
+    from selector.stages.reduction import ReductionCache
+    from selector.study import trials as search_trials
+    from selector.study.alternatives import alternatives
+
+    embedded = embed(build(name), encoder, progress=False)
+    ctx = search_trials.SearchContext(vectors=embedded.vectors, labels=None, clusterers=list(CLUSTERERS), seed=seed,
+                                      cache=ReductionCache(None, embedded.key))
+    found = []
+    for alt in alternatives(study_):
+        labels = search_trials.fit_pipeline(ctx, alt.trial.params)[1].labels_
+        found.append({"trial": alt.trial.number, "k": alt.k, "gap": alt.gap, "value": alt.trial.value,
+                      "ami": validation_metrics(embedded.labels, labels)["ami"],
+                      "scores": {by: OBJECTIVES[by].score(ctx.eval_space, labels, seed).value for by in RERANK_BY}})
+    return found
+
+
 def study(task: tuple[str, str, int, int, str, str]) -> dict:
     import tempfile
     import warnings
@@ -377,7 +456,8 @@ def study(task: tuple[str, str, int, int, str, str]) -> dict:
                   **{k: result.metrics.get(k) for k in ("best_objective_value", "best_ami", "oracle_ami",
                                                         "selection_regret", "paper_recipe_ami")},
                   # the chosen clustering, for rules that compare studies (``select``'s across encoders)
-                  "params": best.params, "labels": chosen["cluster"].astype(int).tolist()}
+                  "params": best.params, "labels": chosen["cluster"].astype(int).tolist(),
+                  "alternatives": alternatives_scored(result.study, name, encoder, seed)}
     path.write_text(json.dumps(record))
     return record
 
@@ -472,6 +552,15 @@ def cross_space_sets(choice: pd.DataFrame) -> pd.DataFrame:
     return _by_half_and_rule(per_set, one)
 
 
+def say_reranked(rows: pd.DataFrame, say) -> None:
+    """The re-ranking rules' summary per half (with how many runs each changed) and the per-case table."""
+    table = summary(rows)
+    changed = rows.groupby(["half", "objective"]).agg(changed_runs=("changed", "sum"), close_runs=("close", "sum"))
+    say(markdown(table.merge(changed.reset_index(), on=["half", "objective"]).drop(columns="cost_share")))
+    say("\n### Per case: chosen AMI (chosen k), medians over seeds\n")
+    say(markdown(case_table(rows)))
+
+
 def cached(tasks: list[tuple]) -> list[tuple]:
     """The pool tasks whose pool is already under their folder (``--cached_only``)."""
     return [t for t in tasks if (Path(t[4]) / f"pool-{t[0]}-{t[1]}-{t[2]}-{t[3]}.json").is_file()]
@@ -479,9 +568,10 @@ def cached(tasks: list[tuple]) -> list[tuple]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--phase", choices=("paired", "studies", "grid"), default="paired",
+    parser.add_argument("--phase", choices=("paired", "studies", "grid", "rerank"), default="paired",
                         help="paired: pools scored by every objective; grid: products of the objectives' factors "
-                             "on those pools; studies: whole tune studies")
+                             "on those pools; rerank: close calls between resolutions broken by a costlier "
+                             "criterion, on those pools; studies: whole tune studies")
     parser.add_argument("--sets", default="generated,real",
                         help="set names or groups: generated, real, real-dev, real-held-out, dev, held-out, fresh")
     parser.add_argument("--encoders", default=",".join(ENCODERS))
@@ -533,6 +623,24 @@ def main() -> None:
         say("\n" + markdown(pd.concat([r.assign(objective=n) for r, n in zip(rows, named)])))
         report.write(args.name or "bench_selection-grid", "bench_selection: products of the objectives' factors",
                      "\n".join(out))
+        return
+
+    if args.phase == "rerank":
+        from selector.stages.objective import DEFAULT_OBJECTIVE
+
+        objective = args.objective or DEFAULT_OBJECTIVE
+        tasks = [(n, e, s, args.n_trials, args.out, [objective, *RERANK_BY]) for n, e in pairs for s in seeds]
+        tasks = cached(tasks) if args.cached_only else tasks
+        with ProcessPoolExecutor(args.jobs) as pool_:
+            pools = list(pool_.map(pool, tasks))
+        rows = rerank_rows(pools, objective)
+        rows.to_csv(Path(args.out) / f"rerank-{objective}.csv", index=False)
+        say(f"Pools of {args.n_trials} trials as in `--phase paired`, seeds {args.seeds}. Each pool's alternatives "
+            f"(the best trial of each distinct resolution by `{objective}`, as a study keeps them); the choice, "
+            "then *criterion within g*: among the alternatives whose gap to the choice is at most g, the one "
+            "the criterion scores highest. Medians over seeds per case, then means over cases.\n")
+        say_reranked(rows, say)
+        report.write(args.name or "bench_selection-rerank", "bench_selection: re-ranking close calls", "\n".join(out))
         return
 
     if args.phase == "paired":
@@ -608,6 +716,14 @@ def main() -> None:
                                  values=["picked", "loss"], aggfunc="first")
         wide.columns = [f"{value} ({rule})" for value, rule in wide.columns]
         say("\n" + markdown(wide.reset_index()))
+    reranked = studies_rerank_rows(records, objective)
+    if len(reranked):
+        reranked.to_csv(Path(args.out) / f"rerank-studies-{args.name or objective}.csv", index=False)
+        say("\n## Re-ranking close calls\n")
+        say("Each study's alternatives (the best trial of each distinct resolution, its choice first), refitted "
+            "and scored by costlier criteria; *criterion within g*: among the alternatives whose gap to the "
+            "choice is at most g, the one the criterion scores highest (as `--phase rerank` on the pools).\n")
+        say_reranked(reranked, say)
     report.write(args.name or f"bench_selection-studies-{objective}", f"bench_selection: whole studies, {objective}",
                  "\n".join(out))
 

