@@ -108,6 +108,19 @@ def parse_sets(text: str) -> list[str]:
 
 
 # --------------------------------------------------------------------------- phase 1: paired pools
+def search_context(name: str, encoder: str, seed: int):
+    """The set's cached embedding and a study's search context over it (every clusterer, no labels, an
+    in-memory reduction cache): what a pool's trials and a study's refitted alternatives are fitted in."""
+    from selector.stages.clustering import CLUSTERERS
+    from selector.stages.embedding import embed
+    from selector.stages.reduction import ReductionCache
+    from selector.study import trials as search_trials
+
+    embedded = embed(build(name), encoder, progress=False)
+    return embedded, search_trials.SearchContext(vectors=embedded.vectors, labels=None, clusterers=list(CLUSTERERS),
+                                                 seed=seed, cache=ReductionCache(None, embedded.key))
+
+
 def pool(task: tuple[str, str, int, int, str]) -> dict:
     """Trials of one (set, encoder, seed), each scored by every objective; cached as JSON."""
     import warnings
@@ -115,10 +128,9 @@ def pool(task: tuple[str, str, int, int, str]) -> dict:
     import optuna
 
     from selector.study import trials as search_trials
-    from selector.stages.clustering import CLUSTERERS, Declined, suggest_clusterer
-    from selector.stages.embedding import embed
+    from selector.stages.clustering import Declined, suggest_clusterer
     from selector.stages.objective import OBJECTIVES, validation_metrics
-    from selector.stages.reduction import ReductionCache, suggest_reducer
+    from selector.stages.reduction import suggest_reducer
 
     name, encoder, seed, n_trials, out, objectives = task
     objectives = objectives or list(OBJECTIVES)
@@ -129,13 +141,10 @@ def pool(task: tuple[str, str, int, int, str]) -> dict:
         return stored
     warnings.filterwarnings("ignore")
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    data = build(name)
-    embedded = embed(data, encoder, progress=False)
+    embedded, ctx = search_context(name, encoder, seed)
     X, y = embedded.vectors, embedded.labels
-    names = list(CLUSTERERS)
-    cache = ReductionCache(None, embedded.key)
+    names = ctx.clusterers
     start = time.perf_counter()
-    ctx = search_trials.SearchContext(vectors=X, labels=None, clusterers=names, seed=seed, cache=cache)
     ctx.eval_space  # built here, so that eval_seconds measures it
     eval_seconds = time.perf_counter() - start
 
@@ -402,16 +411,11 @@ def summary(rows: pd.DataFrame) -> pd.DataFrame:
 def alternatives_scored(study_, name: str, encoder: str, seed: int) -> list[dict]:
     """The study's alternatives (its choice first), refitted and scored by the ``RERANK_BY`` criteria in
     the study's evaluation space, with their AMI: what ``--phase rerank`` reads from a whole study."""
-    from selector.stages.clustering import CLUSTERERS
-    from selector.stages.embedding import embed
     from selector.stages.objective import OBJECTIVES, validation_metrics
-    from selector.stages.reduction import ReductionCache
     from selector.study import trials as search_trials
     from selector.study.alternatives import alternatives
 
-    embedded = embed(build(name), encoder, progress=False)
-    ctx = search_trials.SearchContext(vectors=embedded.vectors, labels=None, clusterers=list(CLUSTERERS), seed=seed,
-                                      cache=ReductionCache(None, embedded.key))
+    embedded, ctx = search_context(name, encoder, seed)
     found = []
     for alt in alternatives(study_):
         labels = search_trials.fit_pipeline(ctx, alt.trial.params)[1].labels_
