@@ -49,7 +49,8 @@ from selector.stages.encoders import get_encoder  # noqa: E402
 ENCODERS = ("raw", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 ALL_SETS = tuple(suite.BUILDERS) + tuple(real.SETS)
 GROUPS = {"generated": tuple(suite.BUILDERS), "real": tuple(real.SETS), "real-dev": real.REAL_DEV,
-          "real-held-out": real.REAL_HELD_OUT, "real-fresh": real.REAL_FRESH, "dev": suite.DEV,
+          "real-held-out": real.REAL_HELD_OUT, "real-fresh": real.REAL_FRESH, "real-few": real.REAL_FEW,
+          "dev": suite.DEV,
           "held-out": suite.HELD_OUT, "fresh": suite.FRESH}
 
 
@@ -83,7 +84,8 @@ def markdown(frame: pd.DataFrame) -> str:
 
 def half(name: str) -> str:
     if name in real.SETS:
-        return "real-dev" if name in real.REAL_DEV else "real-held-out" if name in real.REAL_HELD_OUT else "real-fresh"
+        return ("real-dev" if name in real.REAL_DEV else "real-held-out" if name in real.REAL_HELD_OUT
+                else "real-few" if name in real.REAL_FEW else "real-fresh")
     return "dev" if name in suite.DEV else "held-out" if name in suite.HELD_OUT else "fresh"
 
 

@@ -226,6 +226,38 @@ def scaled_modularity():
     return graph_modularity(1.0, "partition_whole")
 
 
+def floored_modularity(floor: int):
+    """Modularity at half the partition's cluster size, read down to ``floor`` neighbours (the library: 10)."""
+    from selector.stages.objective import GRAPH_SCALES, partition_neighbours
+
+    GRAPH_SCALES.setdefault(f"partition_floor{floor}", lambda space, labels: partition_neighbours(labels, floor=floor))
+    return graph_modularity(1.0, f"partition_floor{floor}")
+
+
+@_memo
+def _both_silhouettes(space: EvalSpace, labels: np.ndarray, seed: int) -> Score:
+    from selector.stages.objective import embedding_silhouette
+
+    umap = _silhouette(space, labels, seed)
+    if umap.degenerate:
+        return umap
+    value = float(np.sqrt(max(umap.value, 0.0) * max(embedding_silhouette(space, labels, seed).value, 0.0)))
+    return Score(value, umap.n_clusters, umap.noise_fraction)
+
+
+def _fading_silhouette(modularity_fn):
+    """Modularity × the UMAP silhouette with a weight that fades with the partition's neighbour count."""
+    def score(space: EvalSpace, labels: np.ndarray, seed: int) -> Score:
+        first = modularity_fn(space, labels, seed)
+        if first.degenerate:
+            return first
+        weight = 0.25 * first.parts["graph_neighbours"] / space.params["n_neighbors"]
+        return Score(max(first.value, 0.0) * max(_silhouette(space, labels, seed).value, 0.0) ** weight,
+                     first.n_clusters, first.noise_fraction, parts=first.parts)
+
+    return score
+
+
 def _floor_product(first, second, power):
     def score(space: EvalSpace, labels: np.ndarray, seed: int) -> Score:
         a = first(space, labels, seed)
@@ -245,6 +277,17 @@ def register_scaled() -> None:
                                "modularity at the partition's scale × silhouette^0.25 (UMAP)"),
                  ObjectiveSpec("scaled_embedding", _floor_product(scaled_modularity(), _memo(embedding_silhouette), 0.25),
                                "modularity at the partition's scale × silhouette^0.25 (embedding)"),
-                 ObjectiveSpec("scaled_modularity", scaled_modularity(), "modularity at the partition's scale")):
+                 ObjectiveSpec("scaled_modularity", scaled_modularity(), "modularity at the partition's scale"),
+                 ObjectiveSpec("scaled_floor5", _floor_product(floored_modularity(5), _silhouette, 0.25),
+                               "scaled_modularity_silhouette with partitions read down to 5 neighbours, not 10"),
+                 ObjectiveSpec("scaled_floor3", _floor_product(floored_modularity(3), _silhouette, 0.25),
+                               "scaled_modularity_silhouette with partitions read down to 3 neighbours"),
+                 ObjectiveSpec("floor5_embedding", _floor_product(floored_modularity(5), _memo(embedding_silhouette), 0.25),
+                               "modularity down to 5 neighbours × the embedding's silhouette^0.25"),
+                 ObjectiveSpec("floor5_both", _floor_product(floored_modularity(5), _both_silhouettes, 0.25),
+                               "modularity down to 5 neighbours × √(UMAP silhouette × embedding silhouette)^0.25"),
+                 ObjectiveSpec("floor5_fading", _fading_silhouette(floored_modularity(5)),
+                               "modularity down to 5 neighbours × the UMAP silhouette^(0.25 × neighbours / 30)"),
+                 ObjectiveSpec("floor5_modularity", floored_modularity(5), "modularity down to 5 neighbours alone")):
         if spec.name not in OBJECTIVES:
             register_objective(spec)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import logging
+import os
 import sys
 import typing
 from typing import Callable
@@ -147,3 +148,6 @@ def configure_output() -> None:
     logging.getLogger("registry").setLevel(logging.INFO)
     if not verbose():  # MLflow sets up its own INFO handler ("Validating input example …")
         logging.getLogger("mlflow").setLevel(logging.WARNING)
+        # selector's own reads of logged artifacts (the champion's model, the studies' tables for the
+        # report) are not downloads the user asked for: no progress bar for each.
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")

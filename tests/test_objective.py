@@ -356,3 +356,23 @@ def test_many_small_classes_beat_their_pairs_when_each_is_read_at_its_own_scale(
     # Two wide clusters are read where the soft product reads them: the same value.
     two = (np.arange(len(y)) < len(y) // 2).astype(int)
     assert scaled.score(space, two, 0).value == pytest.approx(soft.score(space, two, 0).value)
+
+
+def test_the_scaled_silhouette_objective_reads_small_clusters_finely_and_wide_ones_as_before(grouped_space):
+    from selector.stages.objective import embedding_silhouette, partition_neighbours
+
+    space, y = grouped_space
+    objective, before = get_objective("scaled_modularity_silhouettes"), get_objective("scaled_modularity_silhouette")
+    # Clusters of 60 points or more: read at the space's 30 neighbours with the UMAP silhouette, as before.
+    score = objective.score(space, y, 0)
+    assert score.parts["graph_neighbours"] == 30 and "silhouette_embedding" not in score.parts
+    assert score.value == pytest.approx(before.score(space, y, 0).value)
+    # Clusters of ten: modularity at five neighbours (the other stops at ten), and a silhouette that is
+    # the UMAP's^(5/30) × the embedding's^(25/30).
+    tens = np.arange(len(y)) // 10
+    fine = objective.score(space, tens, 0)
+    assert partition_neighbours(tens) == 10 and fine.parts["graph_neighbours"] == 5
+    umap, embedding = silhouette_objective(space.coords, tens).value, embedding_silhouette(space, tens, 0).value
+    silhouette = max(umap, 0) ** (5 / 30) * max(embedding, 0) ** (25 / 30)
+    assert fine.parts["silhouette_scaled"] == pytest.approx(silhouette)
+    assert fine.value == pytest.approx(max(modularity(space.graph_at(5), tens), 0) * silhouette ** 0.25)

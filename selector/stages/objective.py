@@ -29,118 +29,15 @@ from selector.stages.clustering import NOISE
 from selector.names import Registry
 from selector.stages.sampling import stratified_sample
 
+# The evaluation space lives in its own module; its names are re-exported here, where callers meet them.
+from selector.stages.evalspace import (EVAL_SPACE, FINE_NEIGHBOURS, EvalSpace, build_eval_space,  # noqa: F401
+                                       eval_space_params)
+
 logger = logging.getLogger(__name__)
 
-EVAL_SPACE = {"name": "umap", "scaling": "none", "n_components": 50, "n_neighbors": 30, "min_dist": 0.0,
-              "metric": "euclidean"}
 WORST = -1.0
 SAMPLE_BOUND = 10_000  # above this many clustered points geometric scores are estimated on a sample
 MAX_CLUSTER_FRACTION = 0.5  # more clusters than this fraction of points is "one cluster per point"
-# Features whose spreads differ by more than this factor (largest standard deviation over the median
-# one) are taken to be in different units, and the evaluation space z-scores them first; otherwise a
-# feature in large units (wine's proline, in the hundreds) decides every distance. Measured on the
-# selection suite: pixels 1.0-1.8, EfficientNet-Lite features 5-16, wine 388, breast cancer 7,829 —
-# one unit stays as it is, tables of mixed units are z-scored, with a wide margin on both sides.
-MIXED_UNITS_RATIO = 100.0
-
-
-def eval_space_params(vectors: np.ndarray) -> dict:
-    """The evaluation space's reducer parameters for these vectors: the paper's UMAP, z-scored first
-    when the features come in different units."""
-    std = np.asarray(vectors, dtype=np.float64).std(axis=0)
-    spread = std.max() / max(float(np.median(std)), 1e-12)
-    return {**EVAL_SPACE, "scaling": "zscore" if spread > MIXED_UNITS_RATIO else "none"}
-
-
-@dataclass
-class EvalSpace:
-    """One study's fixed ground: UMAP coordinates of every point and the fuzzy kNN graph of the
-    points it was fitted on (all points, or its seeded sample: ``graph_points``)."""
-
-    coords: np.ndarray
-    graph: "object"  # scipy.sparse.csr_matrix, symmetric, weights in (0, 1]
-    graph_points: np.ndarray | None = None  # indices the graph's rows are; None = every point
-    params: dict = field(default_factory=lambda: dict(EVAL_SPACE))
-    vectors: np.ndarray | None = None  # the embedded vectors, scaled as the space was built from them
-    # the graph points' nearest neighbours (indices, distances) the graph was built from, when known
-    neighbours: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
-    _probe: dict = field(default_factory=dict, repr=False)  # seed -> the probe's features, computed once
-    _graphs: dict = field(default_factory=dict, repr=False)  # neighbour count -> fuzzy graph, computed once
-    _embedding: dict = field(default_factory=dict, repr=False)  # seed -> the embedding silhouette's coordinates
-
-    def probe_features(self, seed: int) -> np.ndarray:
-        """The vectors as the linear probe reads them (``selector.stages.probe``), computed once per seed."""
-        if seed not in self._probe:
-            from selector.stages.probe import probe_features
-
-            self._probe[seed] = probe_features(self.vectors, seed)
-        return self._probe[seed]
-
-    def graph_at(self, neighbours: int):
-        """UMAP's fuzzy graph of the same points at ``neighbours`` neighbours (each computed once, from
-        the neighbours the space was built with; milliseconds). At the space's own count it is ``graph``."""
-        if neighbours == self.params["n_neighbors"]:
-            return self.graph
-        if neighbours not in self._graphs:
-            points = self.vectors if self.graph_points is None else self.vectors[self.graph_points]
-            if self.neighbours is None or self.neighbours[0].shape[1] < min(neighbours, len(points) - 1):
-                from selector.stages.neighbours import nearest_neighbours
-
-                self.neighbours = nearest_neighbours(points, min(max(neighbours, self.params["n_neighbors"]) + 1,
-                                                                 len(points)), self.params["metric"], 0)
-            self._graphs[neighbours] = _fuzzy_graph(points, self.neighbours, neighbours, self.params["metric"], 0)
-        return self._graphs[neighbours]
-
-    def fine_graph(self):
-        """The graph at ``FINE_NEIGHBOURS``: the scale at which classes of a dozen photos are apart,
-        where 30 neighbours join them in pairs."""
-        return self.graph_at(FINE_NEIGHBOURS)
-
-    def embedding_coords(self, seed: int) -> np.ndarray:
-        """The embedded vectors (scaled as the space was built from them) as the embedding silhouette
-        reads them: their first ``EMBEDDING_COMPONENTS`` principal components (computed once per seed)."""
-        if seed not in self._embedding:
-            from sklearn.decomposition import PCA
-
-            components = min(EMBEDDING_COMPONENTS, self.vectors.shape[1], len(self.vectors) - 1)
-            self._embedding[seed] = PCA(components, random_state=seed).fit_transform(self.vectors).astype(np.float32)
-        return self._embedding[seed]
-
-
-def _fuzzy_graph(points: np.ndarray, neighbours: tuple[np.ndarray, np.ndarray], k: int, metric: str, seed: int):
-    """UMAP's fuzzy simplicial set of ``points`` on their first ``k`` precomputed neighbours (milliseconds)."""
-    from numba.core.errors import NumbaWarning
-    from umap.umap_ import fuzzy_simplicial_set
-
-    from selector.quiet import known_noise
-
-    idx, dist = neighbours
-    k = min(k, len(points) - 1, idx.shape[1])
-    with known_noise("", category=NumbaWarning):  # numba's notices while it first compiles UMAP's graph code
-        graph, _, _ = fuzzy_simplicial_set(points, k, np.random.RandomState(seed), metric,
-                                           knn_indices=idx[:, :k].copy(), knn_dists=dist[:, :k].copy())
-    return graph.tocsr()
-
-
-def build_eval_space(vectors: np.ndarray, cache, seed: int) -> EvalSpace:
-    """The study's evaluation space, through the study's ``ReductionCache``: UMAP's coordinates, and
-    its fuzzy graph rebuilt from the cached neighbour graph (UMAP's ``fuzzy_simplicial_set`` on the
-    same neighbours UMAP was fitted with; milliseconds). Above UMAP's fitting bound both describe
-    its seeded sample and the other points are placed; the graph then covers the sample only."""
-    from selector.stages.compiled import cache_umap_compilation
-
-    cache_umap_compilation()
-    from selector.stages.reduction import fit_sample, make_scaler
-
-    params = eval_space_params(vectors)
-    coords = cache.reduce(vectors, params, seed)
-    scaled = np.asarray(make_scaler(params["scaling"]).fit_transform(vectors), dtype=np.float32)
-    sample = fit_sample(params, len(scaled), seed)
-    points = scaled if sample is None else scaled[sample]
-    idx, dist = cache.neighbour_graph(points, params["scaling"], params["metric"], seed)
-    graph = _fuzzy_graph(points, (idx, dist), params["n_neighbors"], params["metric"], seed)
-    return EvalSpace(coords=coords, graph=graph, graph_points=sample, params=params, vectors=scaled,
-                     neighbours=(idx, dist))
 
 
 @dataclass
@@ -253,24 +150,28 @@ def modularity(graph, labels: np.ndarray, resolution: float = 1.0) -> float:
 PARTITION_SCALE = 0.5
 
 
-def partition_neighbours(labels: np.ndarray, share: float = PARTITION_SCALE) -> int:
+def partition_neighbours(labels: np.ndarray, share: float = PARTITION_SCALE, floor: int | None = None) -> int:
     """The neighbour count a partition is read at by ``scale="partition"``: ``share`` (a half) of the size of a point's
-    cluster (median over the clustered points), within [``FINE_NEIGHBOURS``, the space's 30]. A partition
+    cluster (median over the clustered points), within [``floor`` (default ``FINE_NEIGHBOURS``), the space's 30]. A partition
     into classes of a dozen or two pictures is then read where they are apart, not joined in pairs; one
     into a few wide clusters at the space's own scale, so cutting them gains nothing it did not before."""
     labels = np.asarray(labels)
     kept = labels[labels != NOISE]
     _, inverse, counts = np.unique(kept, return_inverse=True, return_counts=True)
     size = float(np.median(counts[inverse]))
-    return int(np.clip(round(share * size), FINE_NEIGHBOURS, EVAL_SPACE["n_neighbors"]))
+    return int(np.clip(round(share * size), FINE_NEIGHBOURS if floor is None else floor, EVAL_SPACE["n_neighbors"]))
 
+
+# The fewest neighbours ``scale="partition_fine"`` reads a partition at: half of ten photos a class.
+PARTITION_FLOOR = 5
 
 # Which of the space's graphs a modularity reads: the space's own (30 neighbours), the fine one (10), or
-# the one at the partition's own scale (``partition_neighbours``).
+# the one at the partition's own scale (``partition_neighbours``), down to 10 or to ``PARTITION_FLOOR``.
 GRAPH_SCALES = {
     "space": lambda space, labels: space.params["n_neighbors"],
     "fine": lambda space, labels: FINE_NEIGHBOURS,
     "partition": lambda space, labels: partition_neighbours(labels),
+    "partition_fine": lambda space, labels: partition_neighbours(labels, floor=PARTITION_FLOOR),
 }
 
 
@@ -364,11 +265,6 @@ def _modularity_silhouette_soft(space: EvalSpace, labels: np.ndarray, seed: int)
     return _modularity_times(space, labels, seed, _silhouette_in_coords, SILHOUETTE_WEIGHT)
 
 
-# The fine graph's neighbours, and the principal components the embedding silhouette reads.
-FINE_NEIGHBOURS = 10
-EMBEDDING_COMPONENTS = 50
-
-
 def embedding_silhouette(space: EvalSpace, labels: np.ndarray, seed: int) -> Score:
     """The silhouette of the clustered points in the embedding itself (``EvalSpace.embedding_coords``:
     its principal components) × the clustered fraction."""
@@ -397,6 +293,38 @@ def _scaled_modularity_silhouette(space: EvalSpace, labels: np.ndarray, seed: in
     classes show that they are apart, while a partition into mid-sized pieces of a wide class is read
     nearly as the soft product reads it, and the silhouette still vetoes the chop. The default."""
     return _modularity_times(space, labels, seed, _silhouette_in_coords, SILHOUETTE_WEIGHT, scale="partition")
+
+
+def scaled_silhouette(space: EvalSpace, labels: np.ndarray, seed: int) -> Score:
+    """The silhouette where a partition's clusters can be seen: in the UMAP coordinates, whose 30
+    neighbours resolve clusters of 60 points or more, and in the embedding itself for smaller ones.
+    The weighted geometric mean silhouette_umap^s × silhouette_embedding^(1 − s), with s the
+    partition's neighbour count (``partition_neighbours`` down to ``PARTITION_FLOOR``) over the space's:
+    1 for wide clusters (the UMAP silhouette alone), 1/6 for clusters of ten. Each is × the clustered
+    fraction; a negative one counts as 0."""
+    umap = silhouette_objective(space.coords, labels, seed=seed)
+    if umap.degenerate:
+        return umap
+    labels = np.asarray(labels)
+    on_graph = labels if space.graph_points is None else labels[space.graph_points]
+    share = partition_neighbours(on_graph, floor=PARTITION_FLOOR) / space.params["n_neighbors"]
+    if share >= 1.0:
+        return umap
+    embedding = embedding_silhouette(space, labels, seed)
+    value = float(max(umap.value, 0.0) ** share * max(embedding.value, 0.0) ** (1.0 - share))
+    return Score(value, umap.n_clusters, umap.noise_fraction,
+                 parts={**umap.parts, **embedding.parts, "silhouette_scaled": value},
+                 sampled=umap.sampled or embedding.sampled, sample_size=umap.sample_size)
+
+
+def _scaled_modularity_silhouettes(space: EvalSpace, labels: np.ndarray, seed: int) -> Score:
+    """Modularity at the partition's own scale, read down to ``PARTITION_FLOOR`` neighbours, ×
+    ``scaled_silhouette``^SILHOUETTE_WEIGHT. ``scaled_modularity_silhouette`` reads a partition of ten
+    photos a class at 10 neighbours, where each photo's neighbours reach into the next class, and judges
+    it by the silhouette in a 30-neighbour UMAP, which draws such classes together: people with ten
+    photos each were answered with groups of people. Partitions of clusters of 60 points or more are
+    scored exactly as there."""
+    return _modularity_times(space, labels, seed, scaled_silhouette, SILHOUETTE_WEIGHT, scale="partition_fine")
 
 
 @dataclass(frozen=True)
@@ -432,6 +360,10 @@ for _spec in (
     ObjectiveSpec("scaled_modularity_silhouette", _scaled_modularity_silhouette,
                   "modularity on the fuzzy graph at half the partition's cluster size (10 to 30 neighbours) "
                   "× the silhouette^0.25 in the UMAP coordinates"),
+    ObjectiveSpec("scaled_modularity_silhouettes", _scaled_modularity_silhouettes,
+                  "modularity on the fuzzy graph at half the partition's cluster size (5 to 30 neighbours) "
+                  "× the silhouette^0.25, read in the UMAP coordinates for wide clusters and increasingly in the "
+                  "embedding for smaller ones"),
     ObjectiveSpec("probe_information", probe_score,
                   "information (nats) a linear probe in the embedding learns about the partition, above chance"),
     ObjectiveSpec("modularity_probe", _modularity_probe,
@@ -440,8 +372,9 @@ for _spec in (
     register_objective(_spec)
 
 # The selection suite's choice (docs/objective.md): on its development halves it ties with
-# ``modularity_silhouette_soft``, and it answers sets of many small classes, which that one joins in pairs.
-DEFAULT_OBJECTIVE = "scaled_modularity_silhouette"
+# ``scaled_modularity_silhouette`` on every set but those of ten or so photos a class, which it answers
+# and that one joins into groups.
+DEFAULT_OBJECTIVE = "scaled_modularity_silhouettes"
 # What studies, runs and model versions made before objectives had names were chosen by.
 LEGACY_OBJECTIVE = "silhouette"
 
