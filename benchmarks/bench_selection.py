@@ -579,7 +579,8 @@ def main() -> None:
                              "on those pools; rerank: close calls between resolutions broken by a costlier "
                              "criterion, on those pools; studies: whole tune studies")
     parser.add_argument("--sets", default="generated,real",
-                        help="set names or groups: generated, real, real-dev, real-held-out, dev, held-out, fresh")
+                        help="set names or groups: generated, real, real-dev, real-held-out, real-fresh, real-few, "
+                             "dev, held-out, fresh")
     parser.add_argument("--encoders", default=",".join(ENCODERS))
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--n_trials", type=int, default=30)
