@@ -16,6 +16,11 @@ a criterion becomes a library objective (``selector/stages/objective.py``) after
   graph at half the partition's cluster size, × the UMAP silhouette^0.25): read at the whole cluster
   size (``scaled``), × the embedding's silhouette instead (``scaled_embedding``), modularity alone
   (``scaled_modularity``).
+- ``ceiling_p``: the default with its modularity divided by its ceiling (1 − Σ cluster volume²)^p, what a
+  perfect partition with those cluster sizes would score; ``resolution_0.8``: the default's modularity at
+  resolution 0.8. Both lean towards fewer clusters, for sets of few wide classes that the default chops.
+- ``fine_silhouette_w``: the default with the silhouette's exponent 0.25 + w × (1 − neighbours / 30):
+  heavier where a partition is read finely.
 - products of these with modularity and the probe's information, whose biases run the other way
   (towards more, smaller clusters); ``bench_selection --phase grid`` compares products of the factors
   more widely, from the stored scores.
@@ -154,6 +159,8 @@ def register() -> None:
 
     register_stability()
     register_scaled()
+    register_ceiling()
+    register_fine_silhouette()
     modularity = _memo(graph_modularity(1.0))
     variants = [
         ObjectiveSpec("modularity@0.5", graph_modularity(0.5), "modularity at resolution 0.5"),
@@ -289,5 +296,93 @@ def register_scaled() -> None:
                  ObjectiveSpec("floor5_fading", _fading_silhouette(floored_modularity(5)),
                                "modularity down to 5 neighbours × the UMAP silhouette^(0.25 × neighbours / 30)"),
                  ObjectiveSpec("floor5_modularity", floored_modularity(5), "modularity down to 5 neighbours alone")):
+        if spec.name not in OBJECTIVES:
+            register_objective(spec)
+
+
+def _partition_graph_terms(space: EvalSpace, labels: np.ndarray) -> tuple[float, float, int]:
+    """The two terms of the default's modularity (read at the partition's own scale, down to
+    ``PARTITION_FLOOR``): the share of edge weight inside clusters, Σ of the clusters' squared volume
+    shares (noise points one cluster each), and the neighbour count."""
+    from selector.stages.objective import NOISE, PARTITION_FLOOR, partition_neighbours
+
+    on_graph = np.asarray(labels if space.graph_points is None else np.asarray(labels)[space.graph_points]).copy()
+    neighbours = partition_neighbours(on_graph, floor=PARTITION_FLOOR)
+    noise = on_graph == NOISE
+    on_graph[noise] = on_graph.max(initial=0) + 1 + np.arange(int(noise.sum()))
+    _, on_graph = np.unique(on_graph, return_inverse=True)
+    graph = space.graph_at(neighbours)
+    edges = graph.tocoo()
+    total = float(edges.data.sum())
+    inside = float(edges.data[on_graph[edges.row] == on_graph[edges.col]].sum()) / total
+    volume = np.bincount(on_graph, weights=np.asarray(graph.sum(axis=1)).ravel()) / total
+    return inside, float((volume ** 2).sum()), neighbours
+
+
+def ceiling_corrected(power: float = 1.0, resolution: float = 1.0):
+    """The default objective with its modularity (inside − r·Σvolume²) divided by its ceiling
+    (1 − Σvolume²)^``power``: Newman's modularity of a perfect partition into k equal clusters is
+    1 − 1/k, so cutting one clean class in two gains what its lost edges cost whenever those are few;
+    the division judges each partition against what its own cluster sizes allow (power 1: a
+    chance-corrected share of edges inside, like Cohen's κ)."""
+    from selector.stages.objective import SILHOUETTE_WEIGHT, scaled_silhouette
+
+    def score(space: EvalSpace, labels: np.ndarray, seed: int) -> Score:
+        labels = np.asarray(labels)
+        _, n_clusters, noise_fraction, reason = _shape(labels)
+        if reason:
+            return Score(WORST, n_clusters, noise_fraction, degenerate=reason)
+        inside, squares, neighbours = _partition_graph_terms(space, labels)
+        ceiling = max(1.0 - squares, 1e-12)
+        corrected = (inside - resolution * squares) / ceiling ** power
+        other = scaled_silhouette(space, labels, seed)
+        value = max(corrected, 0.0) * max(other.value, 0.0) ** SILHOUETTE_WEIGHT
+        return Score(value, n_clusters, noise_fraction,
+                     parts={**other.parts, "modularity_corrected": corrected, "graph_neighbours": neighbours})
+
+    return score
+
+
+def register_ceiling() -> None:
+    from selector.stages.objective import OBJECTIVES, ObjectiveSpec, register_objective
+
+    specs = [ObjectiveSpec(f"ceiling_{power}", ceiling_corrected(power),
+                           f"the default with its modularity ÷ (1 − Σ volume²)^{power}")
+             for power in (1.0, 0.5, 0.25, 0.1)]
+    specs.append(ObjectiveSpec("resolution_0.8", ceiling_corrected(0.0, 0.8),
+                               "the default with modularity at resolution 0.8"))
+    for spec in specs:
+        if spec.name not in OBJECTIVES:
+            register_objective(spec)
+
+
+def weighted_fine_silhouette(extra: float):
+    """The default with the silhouette's weight growing as the partition is read more finely: 0.25 +
+    ``extra`` × (1 − s), s = the partition's neighbour count / 30 (the default: ``extra`` 0). Reading a
+    partition of small clusters at few neighbours raises its modularity whether the clusters are
+    classes or chops of one class; the embedding's silhouette tells those apart, so it weighs more there."""
+    from selector.stages.objective import SILHOUETTE_WEIGHT, graph_modularity, scaled_silhouette
+
+    modularity = graph_modularity(1.0, "partition_fine")
+
+    def score(space: EvalSpace, labels: np.ndarray, seed: int) -> Score:
+        first = modularity(space, labels, seed)
+        if first.degenerate:
+            return first
+        share = min(first.parts["graph_neighbours"] / space.params["n_neighbors"], 1.0)
+        other = scaled_silhouette(space, labels, seed)
+        weight = SILHOUETTE_WEIGHT + extra * (1.0 - share)
+        return Score(max(first.value, 0.0) * max(other.value, 0.0) ** weight, first.n_clusters, first.noise_fraction,
+                     parts={**first.parts, **other.parts})
+
+    return score
+
+
+def register_fine_silhouette() -> None:
+    from selector.stages.objective import OBJECTIVES, ObjectiveSpec, register_objective
+
+    for extra in (0.5, 1.0):
+        spec = ObjectiveSpec(f"fine_silhouette_{extra}", weighted_fine_silhouette(extra),
+                             f"the default, silhouette weight 0.25 + {extra} × (1 − neighbours / 30)")
         if spec.name not in OBJECTIVES:
             register_objective(spec)

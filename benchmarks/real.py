@@ -29,6 +29,11 @@ embedding cache.
 | aerial6 | testtensor, other files | six scene kinds | 6 × 40 |
 | faces8 | Face-Applications, other files than faces24's | eight people | 8 × 40 |
 | yale27 | recognition (commit 3129bff), `CroppedYale` | grey, aligned face crops of 27 people, lit from within 35° of the front | 27 × 15 |
+| yale27x10, faces24x10 | the first ten photos of each person of yale27 and faces24 | many identities, ten photos each | 27 × 10, 24 × 10 |
+| birds_vs_ships | CIFAR-10-images, `train/`, other files | two classes | 2 × 300 |
+| farmland_meadow | testtensor, other files | two similar scene kinds | 2 × 60 |
+| faces2 | Face-Applications, other files | two people | 2 × 80 |
+| signs3 | traffic-sign-recognition, other files | three unlike signs | 3 × 60 |
 
 The CIFAR-10 repository's ``test/`` folder is never read.
 """
@@ -125,6 +130,13 @@ SETS: dict[str, tuple[Part, ...]] = {
     # `yale27x10` showed its failure and the default after it was designed on both (development data for it).
     "yale27x10": (Part("yale", 10),),
     "faces24x10": (Part("faces", 10),),
+    # Two or three classes, from files no other set uses: the held-out half showed the defaults splitting
+    # sets of two classes into three or four (`cars_vs_cats`), and no development set had so few classes.
+    # Built after the default was chosen and run once with it and the previous one: it decided nothing.
+    "birds_vs_ships": (Part("cifar", 300, classes=("bird", "ship"), offset=200),),
+    "farmland_meadow": (Part("aerial", 60, classes=("Farmland", "Meadow"), offset=120),),
+    "faces2": (Part("faces", 80, classes=("Barack Obama", "Kate Winslet"), offset=25),),
+    "signs3": (Part("signs", 60, classes=("00012", "00013", "00038"), offset=100),),
 }
 
 # Objectives were first compared on REAL_DEV with REAL_HELD_OUT reported apart; REAL_HELD_OUT then showed
@@ -134,6 +146,7 @@ REAL_DEV = ("cifar10", "faces24", "aerial30")
 REAL_HELD_OUT = ("signs43", "signs40x10", "cars_vs_cats", "mixed107")
 REAL_FRESH = ("vehicles4", "speed_signs9", "aerial6", "faces8", "yale27")
 REAL_FEW = ("yale27x10", "faces24x10")
+REAL_SMALL = ("birds_vs_ships", "farmland_meadow", "faces2", "signs3")
 
 
 def real_root() -> Path:
