@@ -302,21 +302,15 @@ def register_scaled() -> None:
 
 def _partition_graph_terms(space: EvalSpace, labels: np.ndarray) -> tuple[float, float, int]:
     """The two terms of the default's modularity (read at the partition's own scale, down to
-    ``PARTITION_FLOOR``): the share of edge weight inside clusters, Σ of the clusters' squared volume
-    shares (noise points one cluster each), and the neighbour count."""
-    from selector.stages.objective import NOISE, PARTITION_FLOOR, partition_neighbours
+    ``PARTITION_FLOOR``): the share of edge weight inside clusters and Σ of the clusters' squared
+    volume shares (``modularity`` at resolutions 0 and 1), and the neighbour count."""
+    from selector.stages.objective import PARTITION_FLOOR, modularity, partition_neighbours
 
-    on_graph = np.asarray(labels if space.graph_points is None else np.asarray(labels)[space.graph_points]).copy()
+    on_graph = np.asarray(labels if space.graph_points is None else np.asarray(labels)[space.graph_points])
     neighbours = partition_neighbours(on_graph, floor=PARTITION_FLOOR)
-    noise = on_graph == NOISE
-    on_graph[noise] = on_graph.max(initial=0) + 1 + np.arange(int(noise.sum()))
-    _, on_graph = np.unique(on_graph, return_inverse=True)
     graph = space.graph_at(neighbours)
-    edges = graph.tocoo()
-    total = float(edges.data.sum())
-    inside = float(edges.data[on_graph[edges.row] == on_graph[edges.col]].sum()) / total
-    volume = np.bincount(on_graph, weights=np.asarray(graph.sum(axis=1)).ravel()) / total
-    return inside, float((volume ** 2).sum()), neighbours
+    inside = modularity(graph, on_graph, 0.0)
+    return inside, inside - modularity(graph, on_graph, 1.0), neighbours
 
 
 def ceiling_corrected(power: float = 1.0, resolution: float = 1.0):
@@ -360,7 +354,7 @@ def weighted_fine_silhouette(extra: float):
     """The default with the silhouette's weight growing as the partition is read more finely: 0.25 +
     ``extra`` × (1 − s), s = the partition's neighbour count / 30 (the default: ``extra`` 0). Reading a
     partition of small clusters at few neighbours raises its modularity whether the clusters are
-    classes or chops of one class; the embedding's silhouette tells those apart, so it weighs more there."""
+    classes or chops of one class; the idea tried: let the silhouette, mostly the embedding's there, weigh more."""
     from selector.stages.objective import SILHOUETTE_WEIGHT, graph_modularity, scaled_silhouette
 
     modularity = graph_modularity(1.0, "partition_fine")

@@ -6,6 +6,7 @@ cleanly and writes ``<name>.md`` with the command, the commit, the date and the 
 
 import sys
 
+import numpy as np
 import pytest
 
 TINY = {
@@ -142,3 +143,29 @@ def test_rerank_breaks_only_close_calls():
     assert rows.loc["stability within 0.1", "chosen_k"] == 2 and rows.loc["stability within 0.1", "changed"]
     assert rows.loc["stability within 0.2", "chosen_k"] == 2  # the k = 20 alternative is 0.5 below: never
     assert rows.loc["stability within 0.1", "regret"] == pytest.approx(0.05)
+
+
+def test_the_ceiling_candidates_are_the_default_objective_with_modularity_over_its_ceiling():
+    """``ceiling_p`` at power 0 and resolution 1 is the default objective itself; dividing by the ceiling
+    (< 1) raises every score, and raises a two-cluster partition's more than a chop of it into four."""
+    from pathlib import Path
+
+    from sklearn.cluster import KMeans
+    from umap.umap_ import fuzzy_simplicial_set
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import candidates
+    from selector.stages.objective import DEFAULT_OBJECTIVE, OBJECTIVES, EvalSpace
+
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(0, 1, (150, 6)), rng.normal(6, 1, (150, 6))]).astype(np.float32)
+    graph, _, _ = fuzzy_simplicial_set(X, 30, np.random.RandomState(0), "euclidean")
+    space = EvalSpace(coords=X, graph=graph.tocsr(), vectors=X)
+    two = np.repeat([0, 1], 150)
+    four = KMeans(4, n_init=3, random_state=0).fit_predict(X)
+    plain, over = candidates.ceiling_corrected(0.0, 1.0), candidates.ceiling_corrected(1.0)
+    for labels in (two, four):
+        assert plain(space, labels, 0).value == pytest.approx(OBJECTIVES[DEFAULT_OBJECTIVE].score(space, labels, 0).value)
+        assert over(space, labels, 0).value > plain(space, labels, 0).value
+    gain = lambda labels: over(space, labels, 0).value / plain(space, labels, 0).value  # noqa: E731
+    assert gain(two) > gain(four)
