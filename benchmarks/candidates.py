@@ -234,9 +234,12 @@ def scaled_modularity():
 
 
 def floored_modularity(floor: int):
-    """Modularity at half the partition's cluster size, read down to ``floor`` neighbours (the library: 10)."""
-    from selector.stages.objective import GRAPH_SCALES, partition_neighbours
+    """Modularity at half the partition's cluster size, read down to ``floor`` neighbours (the library's
+    ``partition`` scale: 10; its ``partition_fine``: ``PARTITION_FLOOR``, 5)."""
+    from selector.stages.objective import GRAPH_SCALES, PARTITION_FLOOR, partition_neighbours
 
+    if floor == PARTITION_FLOOR:
+        return graph_modularity(1.0, "partition_fine")
     GRAPH_SCALES.setdefault(f"partition_floor{floor}", lambda space, labels: partition_neighbours(labels, floor=floor))
     return graph_modularity(1.0, f"partition_floor{floor}")
 
@@ -306,7 +309,7 @@ def _partition_graph_terms(space: EvalSpace, labels: np.ndarray) -> tuple[float,
     volume shares (``modularity`` at resolutions 0 and 1), and the neighbour count."""
     from selector.stages.objective import PARTITION_FLOOR, modularity, partition_neighbours
 
-    on_graph = np.asarray(labels if space.graph_points is None else np.asarray(labels)[space.graph_points])
+    on_graph = space.on_graph(labels)
     neighbours = partition_neighbours(on_graph, floor=PARTITION_FLOOR)
     graph = space.graph_at(neighbours)
     inside = modularity(graph, on_graph, 0.0)

@@ -57,6 +57,11 @@ class EvalSpace:
             self._probe[seed] = probe_features(self.vectors, seed)
         return self._probe[seed]
 
+    def on_graph(self, labels: np.ndarray) -> np.ndarray:
+        """``labels`` (one per point) of the points the graph's rows are."""
+        labels = np.asarray(labels)
+        return labels if self.graph_points is None else labels[self.graph_points]
+
     def graph_at(self, neighbours: int):
         """UMAP's fuzzy graph of the same points at ``neighbours`` neighbours (each computed once, from
         the neighbours the space was built with; milliseconds). At the space's own count it is ``graph``."""

@@ -187,7 +187,7 @@ def graph_modularity(resolution: float = 1.0, scale: str = "space"):
         clustered, n_clusters, noise_fraction, reason = _shape(labels)
         if reason:
             return Score(WORST, n_clusters, noise_fraction, degenerate=reason)
-        on_graph = labels if space.graph_points is None else labels[space.graph_points]
+        on_graph = space.on_graph(labels)
         neighbours = neighbours_for(space, on_graph)
         value = modularity(space.graph_at(neighbours), on_graph, resolution)
         parts = {part: value} if scale == "space" else {part: value, "graph_neighbours": neighbours}
@@ -305,9 +305,7 @@ def scaled_silhouette(space: EvalSpace, labels: np.ndarray, seed: int) -> Score:
     umap = silhouette_objective(space.coords, labels, seed=seed)
     if umap.degenerate:
         return umap
-    labels = np.asarray(labels)
-    on_graph = labels if space.graph_points is None else labels[space.graph_points]
-    share = partition_neighbours(on_graph, floor=PARTITION_FLOOR) / space.params["n_neighbors"]
+    share = partition_neighbours(space.on_graph(labels), floor=PARTITION_FLOOR) / space.params["n_neighbors"]
     if share >= 1.0:
         return umap
     embedding = embedding_silhouette(space, labels, seed)
