@@ -24,6 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import report  # noqa: E402
 
+from selector.study.alternatives import chosen_trial  # noqa: E402
+
 
 def old_suggest_k(trial, n: int) -> int:
     """The bound before: √n, at most 100, drawn uniformly."""
@@ -56,7 +58,7 @@ def run(dataset: str, encoder: str, seed: int, n_trials: int, k_range: str) -> d
                               study_name=f"{dataset}-{encoder}-{seed}-{k_range}")
             wall = time.perf_counter() - start
             every = result.study.trials  # read while the journal is still there
-            best = result.study.best_trial
+            best = chosen_trial(result.study)
             os.chdir(here)
     finally:
         clusterers.suggest_k = original

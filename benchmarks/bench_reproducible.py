@@ -22,6 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import report  # noqa: E402
 
+from selector.study.alternatives import chosen_trial  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -40,7 +42,7 @@ def run(dataset: str, encoder: str, n_trials: int, seed: int, reproducible: bool
         (summary,) = optuna.get_all_study_summaries(storage)
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
         trials = sorted((t.number, t.state.name, t.value, sorted(t.params.items())) for t in study.trials)
-        best = study.best_trial
+        best = chosen_trial(study)
         return wall, trials, best.params, best.user_attrs.get("n_clusters")
 
 

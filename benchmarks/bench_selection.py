@@ -411,19 +411,24 @@ def summary(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- phase 2: whole studies
-def alternatives_scored(study_, name: str, encoder: str, seed: int) -> list[dict]:
+def alternatives_scored(study_, name: str, encoder: str, seed: int, space_file: Path | None = None) -> list[dict]:
     """The study's alternatives (its choice first), refitted and scored by the ``RERANK_BY`` criteria in
-    the study's evaluation space, with their AMI: what ``--phase rerank`` reads from a whole study."""
+    the study's evaluation space, with their AMI and labels: what ``--phase rerank`` reads from a whole
+    study. ``space_file`` keeps the evaluation space (UMAP coordinates and fuzzy graph) for rules tried later."""
     from selector.stages.objective import OBJECTIVES, validation_metrics
     from selector.study import trials as search_trials
     from selector.study.alternatives import alternatives
 
     embedded, ctx = search_context(name, encoder, seed)
+    if space_file is not None:
+        np.savez_compressed(space_file, coords=ctx.eval_space.coords.astype(np.float32),
+                            graph_points=np.arange(0) if ctx.eval_space.graph_points is None else ctx.eval_space.graph_points,
+                            **{f"graph_{part}": getattr(ctx.eval_space.graph.tocsr(), part) for part in ("data", "indices", "indptr")})
     found = []
     for alt in alternatives(study_):
         labels = search_trials.fit_pipeline(ctx, alt.trial.params)[1].labels_
         found.append({"trial": alt.trial.number, "k": alt.k, "gap": alt.gap, "value": alt.trial.value,
-                      "ami": validation_metrics(embedded.labels, labels)["ami"],
+                      "ami": validation_metrics(embedded.labels, labels)["ami"], "labels": labels.astype(int).tolist(),
                       "scores": {by: OBJECTIVES[by].score(ctx.eval_space, labels, seed).value for by in RERANK_BY}})
     return found
 
@@ -447,13 +452,14 @@ def study(task: tuple[str, str, int, int, str, str]) -> dict:
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # as the CLI: no bar per read
         os.chdir(tmp)
         from selector.jobs.tune import tune_job
+        from selector.study.alternatives import chosen_trial
 
         start = time.perf_counter()
         result = tune_job(dataset=name, encoder=encoder, n_trials=n_trials, seed=seed, objective=objective,
                           workers=1)  # the cases already run side by side
         wall = time.perf_counter() - start
         trials = [t for t in result.study.trials if t.state.name == "COMPLETE"]
-        best = result.study.best_trial
+        best = chosen_trial(result.study)
         import mlflow
 
         chosen = pd.read_csv(mlflow.artifacts.download_artifacts(run_id=result.parent_run_id,
@@ -465,7 +471,13 @@ def study(task: tuple[str, str, int, int, str, str]) -> dict:
                                                         "selection_regret", "paper_recipe_ami")},
                   # the chosen clustering, for rules that compare studies (``select``'s across encoders)
                   "params": best.params, "labels": chosen["cluster"].astype(int).tolist(),
-                  "alternatives": alternatives_scored(result.study, name, encoder, seed)}
+                  # the objective's own choice, which the separation test may have passed over
+                  "objective_choice": {"trial": result.study.best_trial.number,
+                                       "k": result.study.best_trial.user_attrs.get("n_clusters"),
+                                       "ami": result.study.best_trial.user_attrs.get("ami")},
+                  "chosen_by": result.study.user_attrs.get("chosen_trial", {}).get("by", "objective"),
+                  "alternatives": alternatives_scored(result.study, name, encoder, seed,
+                                                     path.with_suffix(".space.npz"))}
     path.write_text(json.dumps(record))
     return record
 
@@ -725,6 +737,15 @@ def main() -> None:
                                  values=["picked", "loss"], aggfunc="first")
         wide.columns = [f"{value} ({rule})" for value, rule in wide.columns]
         say("\n" + markdown(wide.reset_index()))
+    settled = settled_summary(records)
+    if len(settled):
+        say("\n## Close calls settled by separation, against the objective's own best trial\n")
+        say("The study's choice is its best trial unless an alternative within 10 % of it has every cluster apart "
+            "from its nearest neighbour (a dip between them) and the best trial has not "
+            "(`selector.study.alternatives.settle`); *objective_*: the best trial's, which the search is the same "
+            "for. *settled_runs*: runs whose choice the separation test moved. Medians over seeds per case, then "
+            "means over cases.\n")
+        say(markdown(settled))
     reranked = studies_rerank_rows(records, objective)
     if len(reranked):
         reranked.to_csv(Path(args.out) / f"rerank-studies-{args.name or objective}.csv", index=False)
@@ -762,6 +783,33 @@ def studies_summary(records: pd.DataFrame) -> pd.DataFrame:
                                         k2_runs=("k2_runs", "sum"), mean_chosen_ami=("best_ami", "mean"),
                                         mean_paper_recipe_ami=("paper_recipe_ami", "mean"),
                                         median_share=("share", "median")).reset_index()
+
+
+def settled_summary(records: pd.DataFrame) -> pd.DataFrame:
+    """Per half: the studies' choices (close calls settled by the separation test) against their best
+    trials (the objective's own choice), from the records that carry both."""
+    if "objective_choice" not in records:
+        return pd.DataFrame()
+    usable = records[records["objective_choice"].map(lambda v: isinstance(v, dict))]
+    if not len(usable):
+        return pd.DataFrame()
+    runs = usable.assign(objective_ami=usable["objective_choice"].map(lambda v: v["ami"]),
+                         objective_k=usable["objective_choice"].map(lambda v: v["k"]),
+                         settled=usable["chosen_by"] == "separation")
+    runs = runs.assign(objective_regret=runs["oracle_ami"] - runs["objective_ami"],
+                       k2=(runs["chosen_k"] == 2) & (runs["true_k"] >= 6),
+                       objective_k2=(runs["objective_k"] == 2) & (runs["true_k"] >= 6))
+    per_case = runs.groupby(["set", "encoder"]).agg(
+        regret=("selection_regret", "median"), objective_regret=("objective_regret", "median"),
+        chosen_ami=("best_ami", "median"), objective_ami=("objective_ami", "median"),
+        recipe_ami=("paper_recipe_ami", "median"), settled_runs=("settled", "sum"), k2_runs=("k2", "sum"),
+        objective_k2_runs=("objective_k2", "sum")).reset_index()
+    per_case["half"] = per_case["set"].map(half)
+    return per_case.groupby("half").agg(
+        cases=("regret", "size"), mean_regret=("regret", "mean"), objective_mean_regret=("objective_regret", "mean"),
+        mean_chosen_ami=("chosen_ami", "mean"), objective_mean_ami=("objective_ami", "mean"),
+        mean_paper_recipe_ami=("recipe_ami", "mean"), settled_runs=("settled_runs", "sum"),
+        k2_runs=("k2_runs", "sum"), objective_k2_runs=("objective_k2_runs", "sum")).reset_index()
 
 
 if __name__ == "__main__":

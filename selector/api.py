@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from selector.stages.objective import DEFAULT_OBJECTIVE
+from selector.study.alternatives import chosen_trial
 
 IMAGE_ENCODER = "efficientnet_lite0"  # pretrained ImageNet weights that ship with the package
 
@@ -45,7 +46,7 @@ class SearchResult:
         if not complete:
             raise RuntimeError(f"no trial of study {request.study_name!r} completed; every trial failed or was "
                                "declined (the study's trials say why: result.study_.trials).")
-        best = self.study_.best_trial
+        best = chosen_trial(self.study_)
         self.best_params_ = dict(best.params)
         self.best_value_ = float(best.value)
         self.labels_ = np.asarray(outcome.labels)

@@ -4,7 +4,7 @@ import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution
 
-from selector.study.alternatives import alternatives, choice_margin, table
+from selector.study.alternatives import alternatives, choice_margin, chosen_trial, settle, table
 
 
 def trial(number: int, value: float, k: int, state=optuna.trial.TrialState.COMPLETE, **attrs):
@@ -41,3 +41,42 @@ def test_degenerate_failed_and_one_cluster_trials_are_no_alternatives_and_one_re
 def test_the_limit_keeps_the_best_resolutions():
     trials = [trial(i, 1.0 - i / 10, 2 * 2 ** i) for i in range(8)]
     assert [a.k for a in alternatives(trials, limit=3)] == [2, 4, 8]
+
+
+def study_of(trials):
+    study = optuna.create_study(direction="maximize")
+    for made in trials:
+        study.add_trial(made)
+    return study
+
+
+def test_a_close_call_goes_to_the_best_alternative_whose_clusters_are_apart_and_every_reader_agrees():
+    # k=7 scores best; k=2 is 5 % below and apart; k=12 is 8 % below and apart too, k=40 too far below.
+    study = study_of([trial(0, 1.00, 7), trial(1, 0.95, 2), trial(2, 0.92, 12), trial(3, 0.50, 40)])
+    tested = []
+    settled = settle(study, lambda t: tested.append(t.number) or t.number != 0)
+    assert settled.number == 1 and tested == [0, 1]  # best first; the first that is apart wins
+    assert chosen_trial(study).number == 1
+    found = alternatives(study)
+    assert [a.trial.number for a in found] == [1, 0, 2, 3]
+    assert found[1].gap == pytest.approx((0.95 - 1.00) / 0.95)  # the best scores above the choice
+    assert choice_margin(found) < 0
+    assert study.user_attrs["chosen_trial"] == {"trial": 1, "best": 0, "by": "separation"}
+    assert [a.trial.number for a in alternatives(study, settled=False)] == [0, 1, 2, 3]
+
+
+def test_the_best_trial_stays_the_choice_when_it_is_apart_none_is_or_no_other_is_close():
+    assert settle(study_of([trial(0, 1.0, 7), trial(1, 0.95, 2)]), lambda t: True).number == 0
+    assert settle(study_of([trial(0, 1.0, 7), trial(1, 0.95, 2)]), lambda t: False).number == 0
+    alone = study_of([trial(0, 1.0, 7), trial(1, 0.5, 2)])
+    assert settle(alone, lambda t: pytest.fail("no close call, nothing to test")).number == 0
+    assert alone.user_attrs["chosen_trial"]["by"] == "objective"
+    assert settle(study_of([]), lambda t: True) is None
+
+
+def test_a_settled_choice_lapses_when_a_better_trial_arrives():
+    study = study_of([trial(0, 1.00, 7), trial(1, 0.95, 2)])
+    settle(study, lambda t: t.number == 1)
+    assert chosen_trial(study).number == 1
+    study.add_trial(trial(2, 1.10, 5))
+    assert chosen_trial(study).number == 2 and alternatives(study)[0].gap == 0

@@ -287,7 +287,8 @@ def test_select_ranks_encoders_by_the_objective_not_by_the_silhouette(digit_pngs
     def fake_study(request):
         asked.setdefault("objectives", set()).add(request.objective.name)
         best = SimpleNamespace(params={"clusterer": "kmeans"}, user_attrs={"n_clusters": 3})
-        return SimpleNamespace(study=SimpleNamespace(best_trial=best), parent_run_id=f"run-{request.encoder}",
+        return SimpleNamespace(study=SimpleNamespace(best_trial=best, trials=[], user_attrs={}),
+                               parent_run_id=f"run-{request.encoder}",
                                metrics=scores[request.encoder])
 
     monkeypatch.setattr(workflow, "run_study", fake_study)

@@ -312,3 +312,36 @@ def test_reproducible_batches_give_the_same_trials_twice_with_two_workers(blob_f
         children = child_runs(run.parent_run_id)
         assert len(children) == 6 and set(children["status"]) == {"FINISHED"}
         assert mlflow.get_run(run.parent_run_id).data.params["reproducible"] == "True"
+
+
+@pytest.mark.slow
+def test_a_close_call_settled_by_separation_is_the_choice_wherever_the_choice_is_read(blob_file, monkeypatch):
+    """The best trial's clusters fail the dip test and the next alternative's pass: the summary, its tags,
+    clusters.csv and alternatives.csv all describe that alternative, and the best trial is listed after it."""
+    from selector.stages import separation as sep
+    from selector.study import alternatives as alts
+
+    tested = []
+
+    def dip(space, labels, seed, alpha=sep.ALPHA):
+        tested.append(len(set(np.asarray(labels).tolist()) - {-1}))
+        return sep.Separation(pairs=1, apart=int(len(tested) > 1))  # the first tested, the best, is not apart
+
+    settle = alts.settle_choice
+    monkeypatch.setattr(sep, "separation", dip)
+    monkeypatch.setattr(alts, "settle_choice", lambda study_, ctx, within=alts.CLOSE: settle(study_, ctx, within=10.0))
+    result = tune_job(workers=1, dataset=str(blob_file), encoder="none", n_trials=8, clusterers=FAST, seed=1)
+    found = alts.alternatives(result.study)
+    chosen, best = found[0].trial, result.study.best_trial
+    assert len(tested) == 2 and chosen.number != best.number and found[1].trial.number == best.number
+    parent = mlflow.get_run(result.parent_run_id)
+    assert parent.data.tags["chosen_by"] == "separation" and int(parent.data.tags["best_trial_number"]) == chosen.number
+    assert parent.data.tags["best_trial_run_id"] == chosen.user_attrs["mlflow_run_id"]
+    assert parent.data.metrics["best_objective_value"] == chosen.value < best.value
+    assert parent.data.metrics["choice_margin"] < 0 and parent.data.metrics["best_ami"] == chosen.user_attrs["ami"]
+    clusters = pd.read_csv(mlflow.artifacts.download_artifacts(run_id=result.parent_run_id, artifact_path="clusters.csv"))
+    assert clusters.loc[clusters["cluster"] != -1, "cluster"].nunique() == chosen.user_attrs["n_clusters"]
+    table = pd.read_csv(mlflow.artifacts.download_artifacts(run_id=result.parent_run_id, artifact_path="alternatives.csv"))
+    assert table["trial"].tolist()[:2] == [chosen.number, best.number] and table["chosen"].tolist()[0]
+    page = open(mlflow.artifacts.download_artifacts(run_id=result.parent_run_id, artifact_path="report.html")).read()
+    assert f"Best pipeline (trial {chosen.number}" in page and f"the dip test: trial {best.number} scores higher" in page

@@ -16,6 +16,7 @@ from selector import retry
 from selector.stages.embedding import embed_many
 from selector.jobs.register import register_job
 from selector.stages.objective import DEFAULT_OBJECTIVE, ObjectiveSpec
+from selector.study.alternatives import chosen_trial
 from selector.study.request import StudyRequest
 from selector.study.runner import run_study
 
@@ -51,7 +52,7 @@ def select_job(dataset: str = "digits", encoders: str = "raw,efficientnet_lite0"
         for name, request in zip(names, requests):
             result = run_study(request)
             spaces[name] = request.eval_space
-            best = result.study.best_trial
+            best = chosen_trial(result.study)
             rows.append({"encoder": name, "objective": objective,
                          "best_objective_value": result.metrics.get("best_objective_value"),
                          "best_silhouette_umap": result.metrics.get("best_silhouette_umap"),

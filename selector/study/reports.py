@@ -126,7 +126,7 @@ def write_study_report(out: Path, study: optuna.Study, metrics: dict, labels: np
 
     out.mkdir(parents=True, exist_ok=True)
     table = trials_table(study)
-    best = study.best_trial
+    best = alt.chosen_trial(study)
     objective = ctx.objective.name
     paper = {k: v for k, v in metrics.items() if k.startswith("paper_recipe")}
     table.to_csv(out / "trials.csv", index=False)
@@ -138,7 +138,7 @@ def write_study_report(out: Path, study: optuna.Study, metrics: dict, labels: np
         plot_objective_vs_ami(table, metrics.get("spearman_objective_ami"), objective, out / "objective_vs_ami.png")
     points = map_points(ctx.cache, ctx.vectors, ctx.seed)
     plot_cluster_map(points, labels, out / "cluster_map.png",
-                     f"best trial {best.number}: {best.params['clusterer']}, {objective} {best.value:.3f}")
+                     f"chosen trial {best.number}: {best.params['clusterer']}, {objective} {best.value:.3f}")
     plt.close("all")
     page = study_page(study, table, metrics, labels, out, embedded, data, work or {}, paper, has_importances,
                       objective, alternatives_section(found, labels, others or {}, embedded, data))
@@ -205,8 +205,11 @@ def alternatives_section(found: list, labels: np.ndarray, others: dict, embedded
     for rank, alternative in enumerate(found):
         trial = alternative.trial
         own = labels if rank == 0 else others.get(trial.number)
-        facts = {"k": alternative.k, "clusterer": trial.params.get("clusterer"), "objective": trial.value,
-                 "below the choice": f"{100 * alternative.gap:.1f} %"}
+        facts = {"k": alternative.k, "clusterer": trial.params.get("clusterer"), "objective": trial.value}
+        if alternative.gap >= 0:
+            facts["below the choice"] = f"{100 * alternative.gap:.1f} %"
+        else:
+            facts["above the choice"] = f"{-100 * alternative.gap:.1f} %, but its clusters are not all apart"
         if own is not None and rank:
             facts["agreement with the choice (ARI)"] = float(adjusted_rand_score(labels, own))
         if "ami" in trial.user_attrs:
@@ -217,7 +220,9 @@ def alternatives_section(found: list, labels: np.ndarray, others: dict, embedded
                                               images=ALTERNATIVE_IMAGES))
         title = f"trial {trial.number}" + (" — the choice" if rank == 0 else "")
         columns.append(f'<div class="alternative" data-trial="{trial.number}"><h3>{h.escape(title)}</h3>{body}</div>')
-    note = ("<p>The best trial of each distinct resolution (numbers of clusters 1.5× apart or more), best first. "
+    note = ("<p>The best trial of each distinct resolution (numbers of clusters 1.5× apart or more), the choice "
+            "first: the best trial, unless another within 10 % of it has every cluster apart from its nearest "
+            "neighbour (a density dip between them) and the best has not. "
             "<code>clusters.csv</code> is the choice's; register another with <code>register -P trial=N</code>. "
             f"Listed in <code>{ALTERNATIVES_FILE}</code>.</p>")
     return h.section("alternatives", "Alternatives a person might pick", note +
@@ -228,11 +233,14 @@ def study_page(study, table: pd.DataFrame, metrics: dict, labels: np.ndarray, ou
                work: dict, paper: dict, has_importances: bool, objective: str = LEGACY_OBJECTIVE,
                alternatives: str = "") -> str:
     from selector.study import report_html as h
+    from selector.study.alternatives import chosen_trial
 
-    best = study.best_trial
+    best = chosen_trial(study)
     scores = {k: best.user_attrs.get(k) for k in ("silhouette_umap", "n_clusters", "noise_fraction", "ami", "ari",
                                                   "nmi") if best.user_attrs.get(k) is not None}
-    summary = {f"{objective} (objective)": best.value, **scores, **best.params,
+    settled = {} if best.number == study.best_trial.number else {
+        "chosen by": f"the dip test: trial {study.best_trial.number} scores higher, but its clusters are not all apart"}
+    summary = {f"{objective} (objective)": best.value, **settled, **scores, **best.params,
                **{k: v for k, v in metrics.items() if k != "best_objective_value" and not k.startswith("paper_recipe")}}
     sections = [h.section("best", f"Best pipeline (trial {best.number}, chosen without labels)", h.pairs(summary)),
                 h.section("history", "Optimisation history", h.plot(out / "optimization_history.png", "history"))]
@@ -335,8 +343,10 @@ def close_call(study: optuna.Study) -> list[str]:
     chosen = found[0]
     for alt in found[1:]:
         if alt.gap <= CLOSE:
+            where = f"{100 * alt.gap:.1f} % below the choice (trial {chosen.trial.number}, k={chosen.k})" \
+                if alt.gap >= 0 else (f"{-100 * alt.gap:.1f} % above the choice (trial {chosen.trial.number}, "
+                                      f"k={chosen.k}): the choice's clusters all show a density dip where they meet, this one's do not")
             lines.append(f"  close call: trial {alt.trial.number} (k={alt.k}, {alt.trial.params.get('clusterer')}) "
-                         f"scores {alt.trial.value:.4f}, {100 * alt.gap:.1f} % below the choice (trial "
-                         f"{chosen.trial.number}, k={chosen.k}); alternatives.csv lists it, "
+                         f"scores {alt.trial.value:.4f}, {where}; alternatives.csv lists it, "
                          f"`register -P trial={alt.trial.number}` registers it")
     return lines

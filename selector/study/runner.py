@@ -99,6 +99,7 @@ def _tracked(request: StudyRequest, pool, starts: list[dict], work: dict, starte
         _run_trials(session.study, ctx, pool, request, spec, [runs], show,
                     optimize=lambda one_trial: session.optimize(one_trial, request.n_trials, request.timeout))
         work.update(reductions_fitted=ctx.cache.fits, neighbour_graphs_built=ctx.cache.graph_builds)
+        _settle(session.study, ctx)
 
         def report(metrics: dict) -> None:
             if metrics["n_trials_complete"]:
@@ -143,6 +144,7 @@ def _untracked(request: StudyRequest, pool, starts: list[dict], work: dict, star
         study = optuna.load_study(study_name=study.study_name, storage=kept)
     work.update(reductions_fitted=ctx.cache.fits, neighbour_graphs_built=ctx.cache.graph_builds,
                 worker_wall_seconds=time.perf_counter() - started)
+    _settle(study, ctx)
     metrics, _ = summarize_study(study, ctx)
     outcome = _chosen(study, ctx) if metrics["n_trials_complete"] else {}
     return StudyOutcome(request, study, metrics, work, None, context=ctx, **outcome)
@@ -175,11 +177,26 @@ def _run_trials(study, ctx, pool, request: StudyRequest, spec: dict, observers: 
         pool.run(study, one_trial, request.timeout, show=show)
 
 
-def _chosen(study, ctx) -> dict:
-    """The best trial's clustering of every point: labels, confidences, the fitted model."""
-    from selector.study import trials
+def _settle(study, ctx) -> None:
+    """The study's close call settled (``alternatives.settle_choice``); on failure the best trial stays
+    the choice, and the study goes on."""
+    from selector.study.alternatives import settle_choice
 
-    reduced, model = trials.trial_fit(ctx, study.best_trial)
+    if not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
+        return
+    try:
+        settle_choice(study, ctx)
+    except Exception as exc:  # the objective's choice stands; a tie-break must not cost the study
+        logger.warning("the close call could not be settled, the best trial is the choice: %s: %s",
+                       type(exc).__name__, exc)
+
+
+def _chosen(study, ctx) -> dict:
+    """The chosen trial's clustering of every point: labels, confidences, the fitted model."""
+    from selector.study import trials
+    from selector.study.alternatives import chosen_trial
+
+    reduced, model = trials.trial_fit(ctx, chosen_trial(study))
     labels, confidence = model.assignment(reduced)
     return {"labels": labels, "confidence": confidence, "reduced": reduced, "model": model}
 

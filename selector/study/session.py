@@ -176,8 +176,8 @@ def summarize(study: optuna.Study) -> tuple[dict, dict]:
     tags: dict = {"optuna_study_name": study.study_name}
     if not complete:
         return metrics, tags
-    best = study.best_trial
     found = alternatives(study)
+    best = found[0].trial if found else study.best_trial
     margin = choice_margin(found)
     if margin is not None:
         metrics["choice_margin"] = margin
@@ -187,6 +187,7 @@ def summarize(study: optuna.Study) -> tuple[dict, dict]:
     metrics["best_silhouette_umap"] = best.user_attrs.get("silhouette_umap", best.value)
     tags["best_trial_run_id"] = best.user_attrs.get("mlflow_run_id")
     tags["best_trial_number"] = best.number
+    tags["chosen_by"] = "objective" if best.number == study.best_trial.number else "separation"
     scored = [t for t in complete if "ami" in t.user_attrs]
     if scored and "ami" in best.user_attrs:
         metrics["best_ami"] = best.user_attrs["ami"]
