@@ -433,6 +433,59 @@ def alternatives_scored(study_, name: str, encoder: str, seed: int, space_file: 
     return found
 
 
+def stored_space(space_file: Path, name: str, encoder: str):
+    """A whole study's evaluation space as ``alternatives_scored`` kept it (UMAP coordinates and fuzzy
+    graph), with the set's cached embedding scaled as the space was built from it."""
+    import scipy.sparse as sp
+
+    from selector.stages.embedding import embed
+    from selector.stages.evalspace import EvalSpace, eval_space_params
+    from selector.stages.reduction import make_scaler
+
+    kept = np.load(space_file)
+    vectors = embed(build(name), encoder, progress=False).vectors
+    scaled = np.asarray(make_scaler(eval_space_params(vectors)["scaling"]).fit_transform(vectors), dtype=np.float32)
+    rows = len(kept["graph_indptr"]) - 1
+    graph = sp.csr_matrix((kept["graph_data"], kept["graph_indices"], kept["graph_indptr"]), shape=(rows, rows))
+    return EvalSpace(coords=kept["coords"], graph=graph, vectors=scaled,
+                     graph_points=kept["graph_points"] if len(kept["graph_points"]) else None)
+
+
+def settled_again(record: dict, path: Path) -> dict:
+    """A stored whole study with its close call settled by the library's current rule
+    (``selector.study.alternatives.settle``). The search never sees the rule, so the study's kept
+    alternatives (with their labels) and evaluation space are all it needs; a record from before the
+    rule gets its best trial as ``objective_choice``. Records without them are returned as they are."""
+    import optuna
+
+    from selector.stages.separation import separation
+    from selector.study.alternatives import alternatives, settle
+
+    space_file = path.with_suffix(".space.npz")
+    kept = record.get("alternatives")
+    if not isinstance(kept, list) or not kept or not space_file.is_file() or not all("labels" in a for a in kept):
+        return record
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study_ = optuna.create_study(direction="maximize")
+    for alt in kept:
+        study_.add_trial(optuna.trial.create_trial(value=alt["value"], user_attrs={"n_clusters": alt["k"]}))
+    stored = dict(zip((t.number for t in study_.trials), kept))
+    space = []
+
+    def separated(trial):
+        space[:] = space or [stored_space(space_file, record["set"], record["encoder"])]
+        return separation(space[0], np.asarray(stored[trial.number]["labels"]), record["seed"])
+
+    choice = stored[settle(study_, separated).number]
+    best = stored[study_.best_trial.number]
+    record["objective_choice"] = {"trial": best["trial"], "k": best["k"], "ami": best["ami"]}
+    record["chosen_by"] = study_.user_attrs["chosen_trial"]["by"]
+    record.update(chosen_k=choice["k"], best_ami=choice["ami"], best_objective_value=choice["value"],
+                  selection_regret=record["oracle_ami"] - choice["ami"], labels=choice["labels"],
+                  alternatives=[{**stored[a.trial.number], "gap": a.gap} for a in alternatives(study_)])
+    return record
+
+
 def study(task: tuple[str, str, int, int, str, str]) -> dict:
     import tempfile
     import warnings
@@ -440,7 +493,7 @@ def study(task: tuple[str, str, int, int, str, str]) -> dict:
     name, encoder, seed, n_trials, objective, out = task
     path = Path(out) / f"study-{objective}-{name}-{encoder}-{seed}-{n_trials}.json"
     if path.is_file():
-        return json.loads(path.read_text())
+        return settled_again(json.loads(path.read_text()), path)
     warnings.filterwarnings("ignore")
     from selector.stages.data import BUILTIN_DATASETS
 
@@ -740,12 +793,14 @@ def main() -> None:
     settled = settled_summary(records)
     if len(settled):
         say("\n## Close calls settled by separation, against the objective's own best trial\n")
-        say("The study's choice is its best trial unless an alternative within 10 % of it has every cluster apart "
-            "from its nearest neighbour (a dip between them) and the best trial has not "
-            "(`selector.study.alternatives.settle`); *objective_*: the best trial's, which the search is the same "
-            "for. *settled_runs*: runs whose choice the separation test moved. Medians over seeds per case, then "
-            "means over cases.\n")
+        say("The study's choice is its best trial unless none of that trial's clusters is apart from its "
+            "nearest neighbour (a density dip between them) and an alternative within 10 % of it has every "
+            "cluster apart (`selector.study.alternatives.settle`, applied again to stored studies by "
+            "`settled_again`); *objective_*: the best trial's, from the same search. *settled_runs*: runs whose "
+            "choice the test moved. Medians over seeds per case, then means over cases.\n")
         say(markdown(settled))
+        moves = settled_moves(records)
+        say("\nThe runs it moved:\n\n" + markdown(moves) if len(moves) else "\nIt moved no run.")
     reranked = studies_rerank_rows(records, objective)
     if len(reranked):
         reranked.to_csv(Path(args.out) / f"rerank-studies-{args.name or objective}.csv", index=False)
@@ -783,6 +838,19 @@ def studies_summary(records: pd.DataFrame) -> pd.DataFrame:
                                         k2_runs=("k2_runs", "sum"), mean_chosen_ami=("best_ami", "mean"),
                                         mean_paper_recipe_ami=("paper_recipe_ami", "mean"),
                                         median_share=("share", "median")).reset_index()
+
+
+def settled_moves(records: pd.DataFrame) -> pd.DataFrame:
+    """The runs whose choice the separation test moved: the best trial's k and AMI, and the choice's."""
+    if "chosen_by" not in records:
+        return pd.DataFrame()
+    moved = records[records["chosen_by"] == "separation"]
+    return pd.DataFrame({"half": moved["set"].map(half), "set": moved["set"], "encoder": moved["encoder"],
+                         "seed": moved["seed"], "true_k": moved["true_k"],
+                         "objective_k": moved["objective_choice"].map(lambda v: v["k"]),
+                         "objective_ami": moved["objective_choice"].map(lambda v: v["ami"]),
+                         "chosen_k": moved["chosen_k"], "chosen_ami": moved["best_ami"]}).sort_values(
+        ["half", "set", "encoder", "seed"])
 
 
 def settled_summary(records: pd.DataFrame) -> pd.DataFrame:

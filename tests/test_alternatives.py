@@ -50,11 +50,19 @@ def study_of(trials):
     return study
 
 
+def cut(pairs: int, apart: int):
+    from selector.stages.separation import Separation
+
+    return Separation(pairs=pairs, apart=apart)
+
+
 def test_a_close_call_goes_to_the_best_alternative_whose_clusters_are_apart_and_every_reader_agrees():
-    # k=7 scores best; k=2 is 5 % below and apart; k=12 is 8 % below and apart too, k=40 too far below.
+    # k=7 scores best, none of its 5 cuts through a valley; k=2 is 5 % below and apart; k=12 is 8 % below and
+    # apart too; k=40 is too far below.
     study = study_of([trial(0, 1.00, 7), trial(1, 0.95, 2), trial(2, 0.92, 12), trial(3, 0.50, 40)])
+    parts = {0: cut(5, 0), 1: cut(1, 1), 2: cut(10, 10), 3: cut(30, 30)}
     tested = []
-    settled = settle(study, lambda t: tested.append(t.number) or t.number != 0)
+    settled = settle(study, lambda t: tested.append(t.number) or parts[t.number])
     assert settled.number == 1 and tested == [0, 1]  # best first; the first that is apart wins
     assert chosen_trial(study).number == 1
     found = alternatives(study)
@@ -65,18 +73,23 @@ def test_a_close_call_goes_to_the_best_alternative_whose_clusters_are_apart_and_
     assert [a.trial.number for a in alternatives(study, settled=False)] == [0, 1, 2, 3]
 
 
-def test_the_best_trial_stays_the_choice_when_it_is_apart_none_is_or_no_other_is_close():
-    assert settle(study_of([trial(0, 1.0, 7), trial(1, 0.95, 2)]), lambda t: True).number == 0
-    assert settle(study_of([trial(0, 1.0, 7), trial(1, 0.95, 2)]), lambda t: False).number == 0
+def test_the_best_trial_stays_the_choice_when_any_of_it_is_apart_no_other_is_or_none_is_close():
+    def two():
+        return study_of([trial(0, 1.0, 7), trial(1, 0.95, 2)])
+
+    assert settle(two(), lambda t: cut(6, 6) if t.number == 0 else cut(1, 1)).number == 0
+    assert settle(two(), lambda t: cut(6, 1) if t.number == 0 else cut(1, 1)).number == 0  # one valley: kept
+    assert settle(two(), lambda t: cut(6, 0) if t.number == 0 else cut(1, 1)).number == 1
+    assert settle(two(), lambda t: cut(6, 0) if t.number == 0 else cut(1, 0)).number == 0  # no other is apart
     alone = study_of([trial(0, 1.0, 7), trial(1, 0.5, 2)])
     assert settle(alone, lambda t: pytest.fail("no close call, nothing to test")).number == 0
     assert alone.user_attrs["chosen_trial"]["by"] == "objective"
-    assert settle(study_of([]), lambda t: True) is None
+    assert settle(study_of([]), lambda t: cut(1, 1)) is None
 
 
 def test_a_settled_choice_lapses_when_a_better_trial_arrives():
     study = study_of([trial(0, 1.00, 7), trial(1, 0.95, 2)])
-    settle(study, lambda t: t.number == 1)
+    settle(study, lambda t: cut(5, 0) if t.number == 0 else cut(1, 1))
     assert chosen_trial(study).number == 1
     study.add_trial(trial(2, 1.10, 5))
     assert chosen_trial(study).number == 2 and alternatives(study)[0].gap == 0

@@ -4,9 +4,9 @@ the embedding silhouette reads them), projected on the line through the two cent
 Hartigan's dip test rejects a single mode. A cut through one continuous class (two halves of one
 person's photos, a field split in seven) leaves no dip; two classes that touch still leave one.
 
-The study uses it to settle close calls (``selector.study.alternatives.settle_choice``): among the
-alternatives within ``CLOSE`` of the best objective value, the best-scoring one whose every cluster is
-apart from its nearest; the best trial when none is."""
+The study uses it to settle close calls (``selector.study.alternatives.settle``): when none of the best
+trial's clusters is apart from its nearest, the best-scoring alternative within ``CLOSE`` of it whose
+every cluster is apart; the best trial otherwise, or when none is."""
 
 from __future__ import annotations
 

@@ -5,8 +5,7 @@ score close (two far-apart groups of classes against the classes themselves). So
 its choice, the best trial of each resolution that differs from every better one's by a factor of
 ``RESOLUTION_RATIO`` or more in its number of clusters, and says how far its choice leads the next.
 A close call is settled by whether the clusters are apart (``settle_choice``): the choice is the best
-trial unless a close alternative's clusters all show a density dip from their neighbours and its
-clusters do not.
+trial unless none of its clusters shows a density dip from its neighbour and a close alternative's all do.
 """
 
 from __future__ import annotations
@@ -88,24 +87,25 @@ def settle_choice(study, ctx, within: float = CLOSE) -> optuna.trial.FrozenTrial
     from selector.stages.separation import separation
     from selector.study import trials
 
-    def apart(trial) -> bool:
-        return separation(ctx.eval_space, trials.trial_fit(ctx, trial)[1].labels_, ctx.seed).separated
+    def separated(trial):
+        return separation(ctx.eval_space, trials.trial_fit(ctx, trial)[1].labels_, ctx.seed)
 
-    return settle(study, apart, within)
+    return settle(study, separated, within)
 
 
-def settle(study, apart, within: float = CLOSE) -> optuna.trial.FrozenTrial | None:
-    """Settle a close call: among the alternatives within ``within`` of the best objective value (best
-    first), the first whose every cluster is apart from the cluster it touches most (``apart(trial)``,
-    ``selector.stages.separation``); the best trial when none is, or when no other is that close. The
+def settle(study, separated, within: float = CLOSE) -> optuna.trial.FrozenTrial | None:
+    """Settle a close call. When none of the best trial's clusters is apart from the cluster it touches
+    most (``separated(trial)``, a ``selector.stages.separation.Separation``) — none of its cuts runs
+    through a valley — the choice is the next alternative within ``within`` of the best objective value,
+    best first, whose every cluster is apart; otherwise, or when none is, the best trial. The
     answer is kept on the study (user attribute ``chosen_trial``), so every reader of the study's choice
     (``chosen_trial``, ``alternatives``) agrees."""
     close = [a for a in alternatives(study, settled=False) if a.gap <= within]
     if not close:
         return None
     choice = close[0].trial
-    if len(close) > 1:
-        choice = next((a.trial for a in close if apart(a.trial)), choice)
+    if len(close) > 1 and separated(choice).apart == 0:
+        choice = next((a.trial for a in close[1:] if separated(a.trial).separated), choice)
     study.set_user_attr(CHOSEN_ATTR, {"trial": choice.number, "best": close[0].trial.number,
                                       "by": "objective" if choice is close[0].trial else "separation"})
     return choice

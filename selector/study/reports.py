@@ -221,8 +221,8 @@ def alternatives_section(found: list, labels: np.ndarray, others: dict, embedded
         title = f"trial {trial.number}" + (" — the choice" if rank == 0 else "")
         columns.append(f'<div class="alternative" data-trial="{trial.number}"><h3>{h.escape(title)}</h3>{body}</div>')
     note = ("<p>The best trial of each distinct resolution (numbers of clusters 1.5× apart or more), the choice "
-            "first: the best trial, unless another within 10 % of it has every cluster apart from its nearest "
-            "neighbour (a density dip between them) and the best has not. "
+            "first: the best trial, unless none of its clusters is apart from its nearest neighbour (a density "
+            "dip between them) and another within 10 % of it has every cluster apart. "
             "<code>clusters.csv</code> is the choice's; register another with <code>register -P trial=N</code>. "
             f"Listed in <code>{ALTERNATIVES_FILE}</code>.</p>")
     return h.section("alternatives", "Alternatives a person might pick", note +
@@ -239,7 +239,7 @@ def study_page(study, table: pd.DataFrame, metrics: dict, labels: np.ndarray, ou
     scores = {k: best.user_attrs.get(k) for k in ("silhouette_umap", "n_clusters", "noise_fraction", "ami", "ari",
                                                   "nmi") if best.user_attrs.get(k) is not None}
     settled = {} if best.number == study.best_trial.number else {
-        "chosen by": f"the dip test: trial {study.best_trial.number} scores higher, but its clusters are not all apart"}
+        "chosen by": f"the dip test: trial {study.best_trial.number} scores higher, but none of its clusters is apart"}
     summary = {f"{objective} (objective)": best.value, **settled, **scores, **best.params,
                **{k: v for k, v in metrics.items() if k != "best_objective_value" and not k.startswith("paper_recipe")}}
     sections = [h.section("best", f"Best pipeline (trial {best.number}, chosen without labels)", h.pairs(summary)),
