@@ -459,7 +459,7 @@ def settled_again(record: dict, path: Path) -> dict:
     import optuna
 
     from selector.stages.separation import separation
-    from selector.study.alternatives import alternatives, settle
+    from selector.study.alternatives import CHOSEN_ATTR, alternatives, settle
 
     space_file = path.with_suffix(".space.npz")
     kept = record.get("alternatives")
@@ -479,7 +479,7 @@ def settled_again(record: dict, path: Path) -> dict:
     choice = stored[settle(study_, separated).number]
     best = stored[study_.best_trial.number]
     record["objective_choice"] = {"trial": best["trial"], "k": best["k"], "ami": best["ami"]}
-    record["chosen_by"] = study_.user_attrs["chosen_trial"]["by"]
+    record["chosen_by"] = study_.user_attrs[CHOSEN_ATTR]["by"]
     record.update(chosen_k=choice["k"], best_ami=choice["ami"], best_objective_value=choice["value"],
                   selection_regret=record["oracle_ami"] - choice["ami"], labels=choice["labels"],
                   alternatives=[{**stored[a.trial.number], "gap": a.gap} for a in alternatives(study_)])
@@ -505,7 +505,7 @@ def study(task: tuple[str, str, int, int, str, str]) -> dict:
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # as the CLI: no bar per read
         os.chdir(tmp)
         from selector.jobs.tune import tune_job
-        from selector.study.alternatives import chosen_trial
+        from selector.study.alternatives import CHOSEN_ATTR, chosen_trial
 
         start = time.perf_counter()
         result = tune_job(dataset=name, encoder=encoder, n_trials=n_trials, seed=seed, objective=objective,
@@ -528,7 +528,7 @@ def study(task: tuple[str, str, int, int, str, str]) -> dict:
                   "objective_choice": {"trial": result.study.best_trial.number,
                                        "k": result.study.best_trial.user_attrs.get("n_clusters"),
                                        "ami": result.study.best_trial.user_attrs.get("ami")},
-                  "chosen_by": result.study.user_attrs.get("chosen_trial", {}).get("by", "objective"),
+                  "chosen_by": result.study.user_attrs.get(CHOSEN_ATTR, {}).get("by", "objective"),
                   "alternatives": alternatives_scored(result.study, name, encoder, seed,
                                                      path.with_suffix(".space.npz"))}
     path.write_text(json.dumps(record))

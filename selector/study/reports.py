@@ -343,9 +343,10 @@ def close_call(study: optuna.Study) -> list[str]:
     chosen = found[0]
     for alt in found[1:]:
         if alt.gap <= CLOSE:
-            where = f"{100 * alt.gap:.1f} % below the choice (trial {chosen.trial.number}, k={chosen.k})" \
-                if alt.gap >= 0 else (f"{-100 * alt.gap:.1f} % above the choice (trial {chosen.trial.number}, "
-                                      f"k={chosen.k}): the choice's clusters all show a density dip where they meet, this one's do not")
+            choice = f"the choice (trial {chosen.trial.number}, k={chosen.k})"
+            where = f"{100 * alt.gap:.1f} % below {choice}" if alt.gap >= 0 else \
+                (f"{-100 * alt.gap:.1f} % above {choice}: the choice's clusters all show a density dip where "
+                 "they meet, this one's do not")
             lines.append(f"  close call: trial {alt.trial.number} (k={alt.k}, {alt.trial.params.get('clusterer')}) "
                          f"scores {alt.trial.value:.4f}, {where}; alternatives.csv lists it, "
                          f"`register -P trial={alt.trial.number}` registers it")
