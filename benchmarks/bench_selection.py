@@ -439,15 +439,13 @@ def stored_space(space_file: Path, name: str, encoder: str):
     import scipy.sparse as sp
 
     from selector.stages.embedding import embed
-    from selector.stages.evalspace import EvalSpace, eval_space_params
-    from selector.stages.reduction import make_scaler
+    from selector.stages.evalspace import EvalSpace, space_vectors
 
     kept = np.load(space_file)
     vectors = embed(build(name), encoder, progress=False).vectors
-    scaled = np.asarray(make_scaler(eval_space_params(vectors)["scaling"]).fit_transform(vectors), dtype=np.float32)
     rows = len(kept["graph_indptr"]) - 1
     graph = sp.csr_matrix((kept["graph_data"], kept["graph_indices"], kept["graph_indptr"]), shape=(rows, rows))
-    return EvalSpace(coords=kept["coords"], graph=graph, vectors=scaled,
+    return EvalSpace(coords=kept["coords"], graph=graph, vectors=space_vectors(vectors),
                      graph_points=kept["graph_points"] if len(kept["graph_points"]) else None)
 
 

@@ -108,6 +108,15 @@ def _fuzzy_graph(points: np.ndarray, neighbours: tuple[np.ndarray, np.ndarray], 
     return graph.tocsr()
 
 
+def space_vectors(vectors: np.ndarray, params: dict | None = None) -> np.ndarray:
+    """The vectors as the evaluation space is built from them: scaled by its ``params`` (by default
+    ``eval_space_params(vectors)``), float32."""
+    from selector.stages.reduction import make_scaler
+
+    params = eval_space_params(vectors) if params is None else params
+    return np.asarray(make_scaler(params["scaling"]).fit_transform(vectors), dtype=np.float32)
+
+
 def build_eval_space(vectors: np.ndarray, cache, seed: int) -> EvalSpace:
     """The study's evaluation space, through the study's ``ReductionCache``: UMAP's coordinates, and
     its fuzzy graph rebuilt from the cached neighbour graph (UMAP's ``fuzzy_simplicial_set`` on the
@@ -116,11 +125,11 @@ def build_eval_space(vectors: np.ndarray, cache, seed: int) -> EvalSpace:
     from selector.stages.compiled import cache_umap_compilation
 
     cache_umap_compilation()
-    from selector.stages.reduction import fit_sample, make_scaler
+    from selector.stages.reduction import fit_sample
 
     params = eval_space_params(vectors)
     coords = cache.reduce(vectors, params, seed)
-    scaled = np.asarray(make_scaler(params["scaling"]).fit_transform(vectors), dtype=np.float32)
+    scaled = space_vectors(vectors, params)
     sample = fit_sample(params, len(scaled), seed)
     points = scaled if sample is None else scaled[sample]
     idx, dist = cache.neighbour_graph(points, params["scaling"], params["metric"], seed)
