@@ -169,3 +169,40 @@ def test_the_ceiling_candidates_are_the_default_objective_with_modularity_over_i
         assert over(space, labels, 0).value > plain(space, labels, 0).value
     gain = lambda labels: over(space, labels, 0).value / plain(space, labels, 0).value  # noqa: E731
     assert gain(two) > gain(four)
+
+
+def test_a_stored_study_is_settled_again_by_the_library_rule_from_its_kept_alternatives_and_space(
+        tmp_path, monkeypatch):
+    """``settled_again`` moves a stored study's choice where ``settle`` would, keeps the objective's own
+    choice beside it, and leaves a record without its evaluation space as it was."""
+    from pathlib import Path
+
+    from sklearn.cluster import KMeans
+    from sklearn.datasets import make_blobs
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import bench_selection
+    from selector.stages.objective import build_eval_space
+    from selector.stages.reduction import ReductionCache
+
+    X, y = make_blobs(n_samples=600, centers=[[0] * 5, [30] * 5], n_features=5, cluster_std=3.0, random_state=0)
+    space = build_eval_space(X.astype(np.float32), ReductionCache(None, "two-blobs"), seed=0)
+    chopped = KMeans(n_clusters=6, n_init=3, random_state=0).fit_predict(space.coords)
+    monkeypatch.setattr(bench_selection, "stored_space", lambda *_: space)
+
+    def record():
+        kept = [{"trial": 7, "k": 6, "value": 1.0, "ami": 0.4, "labels": chopped.tolist()},
+                {"trial": 3, "k": 2, "value": 0.95, "ami": 1.0, "labels": y.tolist()},
+                {"trial": 9, "k": 40, "value": 0.5, "ami": 0.1, "labels": (np.arange(600) % 40).tolist()}]
+        return {"set": "two_blobs", "encoder": "none", "seed": 0, "oracle_ami": 1.0, "chosen_k": 6,
+                "best_ami": 0.4, "selection_regret": 0.6, "alternatives": kept}
+
+    path = tmp_path / "study.json"
+    assert bench_selection.settled_again(record(), path) == record()  # no space kept: as it was
+    path.with_suffix(".space.npz").write_bytes(b"")
+    settled = bench_selection.settled_again(record(), path)
+    assert settled["chosen_by"] == "separation"
+    assert settled["objective_choice"] == {"trial": 7, "k": 6, "ami": 0.4}
+    assert (settled["chosen_k"], settled["best_ami"], settled["selection_regret"]) == (2, 1.0, 0.0)
+    assert settled["labels"] == y.tolist()
+    assert [(a["trial"], a["gap"] < 0) for a in settled["alternatives"]] == [(3, False), (7, True), (9, False)]
