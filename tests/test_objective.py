@@ -165,17 +165,17 @@ def test_the_fine_objective_reads_a_ten_neighbour_graph_and_the_embeddings_own_s
     expected, _, _ = fuzzy_simplicial_set(points, FINE_NEIGHBOURS, np.random.RandomState(0), "euclidean",
                                           knn_indices=idx[:, :FINE_NEIGHBOURS].copy(),
                                           knn_dists=dist[:, :FINE_NEIGHBOURS].copy())
-    assert abs(space.fine_graph() - expected.tocsr()).max() < 1e-6
-    assert space.fine_graph().getnnz() < space.graph.getnnz()  # fewer neighbours than the 30 of the space
+    assert abs(space.graph_at(FINE_NEIGHBOURS) - expected.tocsr()).max() < 1e-6
+    assert space.graph_at(FINE_NEIGHBOURS).getnnz() < space.graph.getnnz()  # fewer neighbours than the 30 of the space
     # Without stored neighbours (a space built by hand) it finds them itself: the same graph.
     bare = EvalSpace(coords=space.coords, graph=space.graph, params=space.params, vectors=space.vectors)
-    assert abs(bare.fine_graph() - space.fine_graph()).max() < 1e-6
+    assert abs(bare.graph_at(FINE_NEIGHBOURS) - space.graph_at(FINE_NEIGHBOURS)).max() < 1e-6
 
     score = get_objective("fine_modularity_silhouette").score(space, y, 0)
     components = PCA(min(50, points.shape[1]), random_state=0).fit_transform(points)
     silhouette = silhouette_score(components, y)
     assert score.parts["silhouette_embedding"] == pytest.approx(silhouette, abs=1e-4)
-    assert score.value == pytest.approx(modularity(space.fine_graph(), y) * silhouette ** 0.25, abs=1e-4)
+    assert score.value == pytest.approx(modularity(space.graph_at(FINE_NEIGHBOURS), y) * silhouette ** 0.25, abs=1e-4)
     assert get_objective("fine_modularity_silhouette").score(space, np.zeros_like(y), 0).value == -1.0
 
 

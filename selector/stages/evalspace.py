@@ -77,11 +77,6 @@ class EvalSpace:
             self._graphs[neighbours] = _fuzzy_graph(points, self.neighbours, neighbours, self.params["metric"], 0)
         return self._graphs[neighbours]
 
-    def fine_graph(self):
-        """The graph at ``FINE_NEIGHBOURS``: the scale at which classes of a dozen photos are apart,
-        where 30 neighbours join them in pairs."""
-        return self.graph_at(FINE_NEIGHBOURS)
-
     def embedding_coords(self, seed: int) -> np.ndarray:
         """The embedded vectors (scaled as the space was built from them) as the embedding silhouette
         reads them: their first ``EMBEDDING_COMPONENTS`` principal components (computed once per seed)."""
