@@ -38,7 +38,6 @@ embedding cache.
 | farmland_meadow | testtensor, other files | two similar scene kinds | 2 × 60 |
 | faces2 | Face-Applications, other files | two people | 2 × 80 |
 | signs3 | traffic-sign-recognition, other files | three unlike signs | 3 × 60 |
-
 | flowers17 | 17flowers, `datas/17flowers` (Oxford 17 Flowers, one folder per species) | flower photos of 17 species: fine-grained | 17 × 40 |
 | flowers4, flowers2 | the same, other files: the first four species (folders sorted by name) and the last two | few fine-grained classes | 4 × 40, 2 × 40 |
 | eth80x10 | ETH-80 (objects on a turntable-like rig: 8 kinds × 10 objects × 41 views) | ten views of each of 80 objects: k near n/10 | 80 × 10 |
@@ -78,19 +77,25 @@ class Source:
     def folder(self) -> Path:
         return real_root() / self.repository.split("/")[1] / self.subfolder
 
+    def by_class(self) -> dict[str, list[Path]]:
+        """Each class (sorted) and the image files it offers, sorted; a class offering none is left out.
+        One walk of the folder, so a set of many classes reads it once."""
+        keep = self.keep or (lambda p: p.suffix.lower() in IMAGE_SUFFIXES)
+        if self.label_of is None:
+            found = {d.name: [p for p in d.iterdir() if p.is_file() and keep(p)]
+                     for d in self.folder.iterdir() if d.is_dir()}
+        else:
+            found = {}
+            for p in self.folder.rglob("*"):
+                if p.is_file() and keep(p):
+                    found.setdefault(self.label_of(p), []).append(p)
+        return {name: sorted(files) for name, files in sorted(found.items()) if files}
+
     def classes(self) -> list[str]:
-        if self.label_of is not None:
-            return sorted({self.label_of(p) for p in self._offered(self.folder.rglob("*"))})
-        return sorted(p.name for p in self.folder.iterdir() if p.is_dir() and self.files(p.name))
+        return list(self.by_class())
 
     def files(self, name: str) -> list[Path]:
-        if self.label_of is not None:
-            return [p for p in self._offered(self.folder.rglob("*")) if self.label_of(p) == name]
-        return self._offered((self.folder / name).iterdir())
-
-    def _offered(self, paths) -> list[Path]:
-        keep = self.keep or (lambda p: p.suffix.lower() in IMAGE_SUFFIXES)
-        return sorted(p for p in paths if p.is_file() and keep(p))
+        return self.by_class().get(name, [])
 
 
 _YALE_LIGHT = re.compile(r"_P00A([+-]\d+)E([+-]\d+)\.pgm$")
@@ -232,11 +237,12 @@ def build(name: str) -> Dataset:
     paths, labels, digest = [], [], hashlib.sha256()
     for part in SETS[name]:
         source = SOURCES[part.source]
-        classes = list(part.classes) if part.classes else source.classes()[:part.limit]
+        offered = source.by_class()
+        classes = list(part.classes) if part.classes else list(offered)[:part.limit]
         for label in classes:
             # One stream per (source, class): a class's order is the same in every set that uses it.
             rng = np.random.default_rng([SEED, int(hashlib.sha256(f"{part.source}/{label}".encode()).hexdigest()[:8], 16)])
-            for path in _pick(source.files(label), part.per_class, part.offset, rng):
+            for path in _pick(offered[label], part.per_class, part.offset, rng):
                 paths.append(path)
                 labels.append(f"{part.source}/{label}")
                 digest.update(f"{part.source}/{label}/{path.name}".encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
