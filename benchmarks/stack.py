@@ -119,7 +119,8 @@ def tracking_server(backend_store_uri: str, auth_database_uri: str, workdir: Pat
             if server.poll() is not None:
                 raise RuntimeError(f"mlflow server exited with {server.returncode}:\n"
                                    + mask_url((workdir / "server.log").read_text()[-3000:]))
-            with contextlib.suppress(requests.ConnectionError):
+            # A server still starting may accept the connection and answer late: wait on, to the deadline.
+            with contextlib.suppress(requests.ConnectionError, requests.Timeout):
                 if requests.get(f"{url}/health", timeout=2).ok:
                     break
             if time.monotonic() > deadline:
