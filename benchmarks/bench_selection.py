@@ -50,7 +50,8 @@ ENCODERS = ("raw", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lit
 ALL_SETS = tuple(suite.BUILDERS) + tuple(real.SETS)
 GROUPS = {"generated": tuple(suite.BUILDERS), "real": tuple(real.SETS), "real-dev": real.REAL_DEV,
           "real-held-out": real.REAL_HELD_OUT, "real-fresh": real.REAL_FRESH, "real-few": real.REAL_FEW,
-          "real-small": real.REAL_SMALL, "real-new": real.REAL_NEW, "dev": suite.DEV,
+          "real-small": real.REAL_SMALL, "real-new": real.REAL_NEW,
+          "real-faces94": real.REAL_FACES94, "dev": suite.DEV,
           "held-out": suite.HELD_OUT, "fresh": suite.FRESH}
 
 
@@ -86,7 +87,8 @@ def half(name: str) -> str:
     if name in real.SETS:
         return ("real-dev" if name in real.REAL_DEV else "real-held-out" if name in real.REAL_HELD_OUT
                 else "real-few" if name in real.REAL_FEW else "real-small" if name in real.REAL_SMALL
-                else "real-new" if name in real.REAL_NEW else "real-fresh")
+                else "real-new" if name in real.REAL_NEW else "real-faces94" if name in real.REAL_FACES94
+                else "real-fresh")
     return "dev" if name in suite.DEV else "held-out" if name in suite.HELD_OUT else "fresh"
 
 
@@ -645,7 +647,7 @@ def main() -> None:
                              "criterion, on those pools; studies: whole tune studies")
     parser.add_argument("--sets", default="generated,real",
                         help="set names or groups: generated, real, real-dev, real-held-out, real-fresh, real-few, "
-                             "real-small, real-new, dev, held-out, fresh")
+                             "real-small, real-new, real-faces94, dev, held-out, fresh")
     parser.add_argument("--encoders", default=",".join(ENCODERS))
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--n_trials", type=int, default=30)

