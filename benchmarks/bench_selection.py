@@ -47,12 +47,12 @@ import suite  # noqa: E402
 from selector.stages.encoders import get_encoder  # noqa: E402
 
 ENCODERS = ("raw", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
-ALL_SETS = tuple(suite.BUILDERS) + tuple(real.SETS)
+ALL_SETS = tuple(suite.BUILDERS) + suite.POINTS + tuple(real.SETS)
 GROUPS = {"generated": tuple(suite.BUILDERS), "real": tuple(real.SETS), "real-dev": real.REAL_DEV,
           "real-held-out": real.REAL_HELD_OUT, "real-fresh": real.REAL_FRESH, "real-few": real.REAL_FEW,
           "real-small": real.REAL_SMALL, "real-new": real.REAL_NEW,
           "real-faces94": real.REAL_FACES94, "dev": suite.DEV,
-          "held-out": suite.HELD_OUT, "fresh": suite.FRESH}
+          "held-out": suite.HELD_OUT, "fresh": suite.FRESH, "points": suite.POINTS}
 
 
 candidates.register()
@@ -89,7 +89,8 @@ def half(name: str) -> str:
                 else "real-few" if name in real.REAL_FEW else "real-small" if name in real.REAL_SMALL
                 else "real-new" if name in real.REAL_NEW else "real-faces94" if name in real.REAL_FACES94
                 else "real-fresh")
-    return "dev" if name in suite.DEV else "held-out" if name in suite.HELD_OUT else "fresh"
+    return ("dev" if name in suite.DEV else "held-out" if name in suite.HELD_OUT else "points" if name in suite.POINTS
+            else "fresh")
 
 
 def build(name: str):
@@ -647,7 +648,7 @@ def main() -> None:
                              "criterion, on those pools; studies: whole tune studies")
     parser.add_argument("--sets", default="generated,real",
                         help="set names or groups: generated, real, real-dev, real-held-out, real-fresh, real-few, "
-                             "real-small, real-new, real-faces94, dev, held-out, fresh")
+                             "real-small, real-new, real-faces94, dev, held-out, fresh, points")
     parser.add_argument("--encoders", default=",".join(ENCODERS))
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--n_trials", type=int, default=30)

@@ -15,6 +15,10 @@ objectives and their parameters are decided on ``DEV`` only, and ``HELD_OUT`` is
 | shifted_digits | 10 | digits moved on a larger canvas and coloured: position and colour are nuisances |
 | two_kinds | 2 | blobs against line drawings, each in many colours |
 | breast_cancer | 2 | vectors in different units (areas in the thousands, smoothness below 1) |
+
+``POINTS`` (``--sets points``) are tables of 2–5 columns drawn here: round, stretched, unequal groups
+(blobs3, blobs12, blobs8_5d, blobs20_3d, aniso3, varied3, uneven4) and groups that are one continuous
+shape each (moons, circles, spirals, rings3, bands4).
 """
 
 from __future__ import annotations
@@ -375,8 +379,76 @@ HELD_OUT = ("scenes", "shifted_digits", "two_kinds", "breast_cancer")
 FRESH = ("rotated_digits", "photos4", "text_or_clock", "arrows", "lowercase", "iris")
 
 
+# Points in two to five dimensions, the kind of table clustering benchmarks are made of: groups that are
+# round, stretched, of unequal spread and size, and groups that are bands, rings and spirals (one
+# continuous shape each). Added after every choice above and run once with the default; they decided nothing.
+def _points(name: str, X: np.ndarray, y: np.ndarray, source: str) -> Dataset:
+    X = np.asarray(X, dtype=np.float32)
+    return Dataset(name=name, fingerprint=hashlib.sha256(X.tobytes() + np.asarray(y, np.int64).tobytes()).hexdigest(),
+                   ids=np.array([f"{name}/{i}" for i in range(len(X))]), vectors=X, labels=np.asarray(y, dtype=np.int64),
+                   feature_names=[f"x{j}" for j in range(X.shape[1])], info={"source": source})
+
+
+def _blobs(name: str, n: int, centers, seed: int, transform=None, **kw) -> Dataset:
+    from sklearn.datasets import make_blobs
+
+    X, y = make_blobs(n, centers=centers, random_state=GENERATOR_SEED + seed, **kw)
+    return _points(name, X if transform is None else X @ np.asarray(transform), y, "sklearn.datasets.make_blobs")
+
+
+def _moons() -> Dataset:
+    from sklearn.datasets import make_moons
+
+    return _points("moons", *make_moons(1000, noise=0.06, random_state=GENERATOR_SEED + 21), "sklearn.datasets.make_moons")
+
+
+def _circles() -> Dataset:
+    from sklearn.datasets import make_circles
+
+    X, y = make_circles(1000, noise=0.04, factor=0.5, random_state=GENERATOR_SEED + 22)
+    return _points("circles", X, y, "sklearn.datasets.make_circles")
+
+
+def _spirals() -> Dataset:
+    """Two interleaved spiral arms with noise across them."""
+    rng = np.random.default_rng(GENERATOR_SEED + 23)
+    t, y = np.sqrt(rng.uniform(0.05, 1, 1000)) * 3 * np.pi, rng.integers(0, 2, 1000)
+    X = np.c_[t * np.cos(t + np.pi * y), t * np.sin(t + np.pi * y)] + rng.normal(0, 0.35, (1000, 2))
+    return _points("spirals", X, y, "drawn: two spiral arms")
+
+
+def _rings() -> Dataset:
+    """Three concentric rings."""
+    rng = np.random.default_rng(GENERATOR_SEED + 24)
+    y, angle = rng.integers(0, 3, 1200), rng.uniform(0, 2 * np.pi, 1200)
+    radius = np.array([1.0, 2.2, 3.4])[y] + rng.normal(0, 0.12, 1200)
+    return _points("rings3", np.c_[radius * np.cos(angle), radius * np.sin(angle)], y, "drawn: three rings")
+
+
+def _bands() -> Dataset:
+    """Four long parallel bands."""
+    rng = np.random.default_rng(GENERATOR_SEED + 25)
+    y = rng.integers(0, 4, 1000)
+    return _points("bands4", np.c_[rng.uniform(0, 10, 1000), 1.2 * y + rng.normal(0, 0.15, 1000)], y, "drawn: four bands")
+
+
+POINT_BUILDERS: dict[str, Callable[[], Dataset]] = {
+    "blobs3": lambda: _blobs("blobs3", 1000, 3, 31),
+    "blobs12": lambda: _blobs("blobs12", 1500, 12, 32, cluster_std=0.6, center_box=(-20, 20)),
+    "blobs8_5d": lambda: _blobs("blobs8_5d", 2000, 8, 33, n_features=5, cluster_std=1.5),
+    "blobs20_3d": lambda: _blobs("blobs20_3d", 2000, 20, 34, n_features=3, center_box=(-15, 15)),
+    "aniso3": lambda: _blobs("aniso3", 1000, 3, 35, transform=[[0.6, -0.6], [-0.4, 0.8]]),
+    "varied3": lambda: _blobs("varied3", 1000, 3, 36, cluster_std=[1.0, 2.5, 0.5]),
+    "uneven4": lambda: _blobs("uneven4", [600, 250, 100, 50], [[0, 0], [6, 0], [0, 6], [6, 6]], 37,
+                              cluster_std=[1.5, 1.0, 0.6, 0.4]),
+    "moons": _moons, "circles": _circles, "spirals": _spirals, "rings3": _rings, "bands4": _bands,
+}
+POINTS = tuple(POINT_BUILDERS)
+VECTOR_SETS = VECTOR_SETS + POINTS
+
+
 def build(name: str) -> Dataset:
-    try:
-        return BUILDERS[name]()
-    except KeyError:
-        raise ValueError(f"unknown suite data set {name!r}; valid: {', '.join(BUILDERS)}.") from None
+    found = BUILDERS.get(name) or POINT_BUILDERS.get(name)
+    if found is None:
+        raise ValueError(f"unknown suite data set {name!r}; valid: {', '.join([*BUILDERS, *POINT_BUILDERS])}.")
+    return found()

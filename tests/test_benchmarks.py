@@ -247,3 +247,20 @@ def test_a_stored_study_is_settled_again_by_the_library_rule_from_its_kept_alter
     assert (settled["chosen_k"], settled["best_ami"], settled["selection_regret"]) == (2, 1.0, 0.0)
     assert settled["labels"] == y.tolist()
     assert [(a["trial"], a["gap"] < 0) for a in settled["alternatives"]] == [(3, False), (7, True), (9, False)]
+
+
+def test_the_point_sets_are_labelled_tables_built_the_same_every_time(project_root, monkeypatch):
+    """``--sets points``: low-dimensional tables with their groups as labels, studied as vectors (no encoder)."""
+    monkeypatch.syspath_prepend(str(project_root / "benchmarks"))
+    import bench_selection
+    import suite
+
+    assert bench_selection.GROUPS["points"] == suite.POINTS and "moons" in suite.POINTS
+    for name in suite.POINTS:
+        first, again = suite.build(name), suite.build(name)
+        assert first.fingerprint == again.fingerprint and np.array_equal(first.vectors, again.vectors)
+        assert first.kind == "vectors" and 2 <= first.vectors.shape[1] <= 5 and len(first.labels) == len(first.vectors)
+        assert bench_selection.half(name) == "points" and bench_selection.combos([name], ["raw"]) == [(name, "none")]
+    assert len(np.unique(suite.build("uneven4").labels)) == 4 and np.bincount(suite.build("uneven4").labels).tolist() == [600, 250, 100, 50]
+    with pytest.raises(ValueError, match="moons"):
+        suite.build("no such set")
