@@ -52,7 +52,8 @@ GROUPS = {"generated": tuple(suite.BUILDERS), "real": tuple(real.SETS), "real-de
           "real-held-out": real.REAL_HELD_OUT, "real-fresh": real.REAL_FRESH, "real-few": real.REAL_FEW,
           "real-small": real.REAL_SMALL, "real-new": real.REAL_NEW,
           "real-faces94": real.REAL_FACES94, "dev": suite.DEV,
-          "held-out": suite.HELD_OUT, "fresh": suite.FRESH, "points": suite.POINTS}
+          "held-out": suite.HELD_OUT, "fresh": suite.FRESH, "points": suite.POINTS,
+          "points-dev": suite.POINTS_DEV, "points-held-out": suite.POINTS_HELD_OUT}
 
 
 candidates.register()
@@ -89,8 +90,9 @@ def half(name: str) -> str:
                 else "real-few" if name in real.REAL_FEW else "real-small" if name in real.REAL_SMALL
                 else "real-new" if name in real.REAL_NEW else "real-faces94" if name in real.REAL_FACES94
                 else "real-fresh")
-    return ("dev" if name in suite.DEV else "held-out" if name in suite.HELD_OUT else "points" if name in suite.POINTS
-            else "fresh")
+    if name in suite.POINTS:
+        return "points-dev" if name in suite.POINTS_DEV else "points-held-out"
+    return "dev" if name in suite.DEV else "held-out" if name in suite.HELD_OUT else "fresh"
 
 
 def build(name: str):
@@ -648,7 +650,7 @@ def main() -> None:
                              "criterion, on those pools; studies: whole tune studies")
     parser.add_argument("--sets", default="generated,real",
                         help="set names or groups: generated, real, real-dev, real-held-out, real-fresh, real-few, "
-                             "real-small, real-new, real-faces94, dev, held-out, fresh, points")
+                             "real-small, real-new, real-faces94, dev, held-out, fresh, points, points-dev, points-held-out")
     parser.add_argument("--encoders", default=",".join(ENCODERS))
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--n_trials", type=int, default=30)
@@ -794,8 +796,11 @@ def main() -> None:
     settled = settled_summary(records)
     if len(settled):
         say("\n## Close calls settled by separation, against the objective's own best trial\n")
+        from selector.study.alternatives import SETTLE_WITHIN
+
         say("The study's choice is its best trial unless none of that trial's clusters is apart from its "
-            "nearest neighbour (a density dip between them) and an alternative within 10 % of it has every "
+            "nearest neighbour (a density dip between them) and the best trial of another resolution within "
+            f"{SETTLE_WITHIN:.0%} of it has every "
             "cluster apart (`selector.study.alternatives.settle`, applied again to stored studies by "
             "`settled_again`); *objective_*: the best trial's, from the same search. *settled_runs*: runs whose "
             "choice the test moved. Medians over seeds per case, then means over cases.\n")

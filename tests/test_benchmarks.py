@@ -255,12 +255,13 @@ def test_the_point_sets_are_labelled_tables_built_the_same_every_time(project_ro
     import bench_selection
     import suite
 
-    assert bench_selection.GROUPS["points"] == suite.POINTS and "moons" in suite.POINTS
+    assert bench_selection.GROUPS["points"] == suite.POINTS and "moons" in suite.POINTS_DEV
+    assert sorted(suite.POINTS_DEV + suite.POINTS_HELD_OUT) == sorted(suite.POINTS)
     for name in suite.POINTS:
         first, again = suite.build(name), suite.build(name)
         assert first.fingerprint == again.fingerprint and np.array_equal(first.vectors, again.vectors)
         assert first.kind == "vectors" and 2 <= first.vectors.shape[1] <= 5 and len(first.labels) == len(first.vectors)
-        assert bench_selection.half(name) == "points" and bench_selection.combos([name], ["raw"]) == [(name, "none")]
+        assert bench_selection.half(name) in ("points-dev", "points-held-out") and bench_selection.combos([name], ["raw"]) == [(name, "none")]
     assert len(np.unique(suite.build("uneven4").labels)) == 4 and np.bincount(suite.build("uneven4").labels).tolist() == [600, 250, 100, 50]
     with pytest.raises(ValueError, match="moons"):
         suite.build("no such set")
