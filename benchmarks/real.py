@@ -79,8 +79,13 @@ class Source:
     archive: str | None = None  # a zip in the repository that holds ``subfolder``: unzip it where it lies
 
     @property
+    def clone(self) -> Path:
+        """Where the repository is cloned (a folder named after it)."""
+        return real_root() / self.repository.split("/")[1]
+
+    @property
     def folder(self) -> Path:
-        return real_root() / self.repository.split("/")[1] / self.subfolder
+        return self.clone / self.subfolder
 
     def by_class(self) -> dict[str, list[Path]]:
         """Each class (sorted) and the image files it offers, sorted; a class offering none is left out.
@@ -221,10 +226,9 @@ def missing(name: str) -> list[str]:
     lines = []
     for source in {SOURCES[part.source] for part in SETS[name]}:
         if not source.folder.is_dir():
-            clone = real_root() / source.repository.split("/")[1]
-            unzip = f", then unzip {clone / source.archive} there" if source.archive else ""
+            unzip = f", then unzip {source.clone / source.archive} there" if source.archive else ""
             lines.append(f"real set {name!r} skipped: {source.folder} is missing; clone "
-                         f"https://github.com/{source.repository} into {clone}{unzip}")
+                         f"https://github.com/{source.repository} into {source.clone}{unzip}")
     return lines
 
 

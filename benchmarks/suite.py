@@ -345,14 +345,19 @@ def lowercase(per_class: int = 30, n_letters: int = 12) -> Dataset:
                      slant=12, edge="clamp")
 
 
+def _table(name: str, X: np.ndarray, y: np.ndarray, source: str, feature_names: list[str] | None = None) -> Dataset:
+    """A labelled table of vectors (float32), fingerprinted by its values."""
+    X = np.asarray(X, dtype=np.float32)
+    return Dataset(name=name, fingerprint=hashlib.sha256(X.tobytes()).hexdigest(), ids=np.array([f"{name}/{i}" for i in range(len(X))]),
+                   vectors=X, labels=np.asarray(y, dtype=np.int64),
+                   feature_names=feature_names or [f"x{j}" for j in range(X.shape[1])], info={"source": source})
+
+
 def _sklearn_table(name: str) -> Dataset:
     from sklearn import datasets
 
     bunch = getattr(datasets, f"load_{name}")()
-    X = bunch.data.astype(np.float32)
-    return Dataset(name=name, fingerprint=hashlib.sha256(X.tobytes()).hexdigest(), ids=np.array([f"{name}/{i}" for i in range(len(X))]),
-                   vectors=X, labels=bunch.target.astype(np.int64), feature_names=[str(f) for f in bunch.feature_names],
-                   info={"source": f"sklearn.datasets.load_{name}"})
+    return _table(name, bunch.data, bunch.target, f"sklearn.datasets.load_{name}", [str(f) for f in bunch.feature_names])
 
 
 def digits() -> Dataset:
@@ -382,31 +387,24 @@ FRESH = ("rotated_digits", "photos4", "text_or_clock", "arrows", "lowercase", "i
 # Points in two to five dimensions, the kind of table clustering benchmarks are made of: groups that are
 # round, stretched, of unequal spread and size, and groups that are bands, rings and spirals (one
 # continuous shape each). Added after every choice above and run once with the default; they decided nothing.
-def _points(name: str, X: np.ndarray, y: np.ndarray, source: str) -> Dataset:
-    X = np.asarray(X, dtype=np.float32)
-    return Dataset(name=name, fingerprint=hashlib.sha256(X.tobytes() + np.asarray(y, np.int64).tobytes()).hexdigest(),
-                   ids=np.array([f"{name}/{i}" for i in range(len(X))]), vectors=X, labels=np.asarray(y, dtype=np.int64),
-                   feature_names=[f"x{j}" for j in range(X.shape[1])], info={"source": source})
-
-
 def _blobs(name: str, n: int, centers, seed: int, transform=None, **kw) -> Dataset:
     from sklearn.datasets import make_blobs
 
     X, y = make_blobs(n, centers=centers, random_state=GENERATOR_SEED + seed, **kw)
-    return _points(name, X if transform is None else X @ np.asarray(transform), y, "sklearn.datasets.make_blobs")
+    return _table(name, X if transform is None else X @ np.asarray(transform), y, "sklearn.datasets.make_blobs")
 
 
 def _moons() -> Dataset:
     from sklearn.datasets import make_moons
 
-    return _points("moons", *make_moons(1000, noise=0.06, random_state=GENERATOR_SEED + 21), "sklearn.datasets.make_moons")
+    return _table("moons", *make_moons(1000, noise=0.06, random_state=GENERATOR_SEED + 21), "sklearn.datasets.make_moons")
 
 
 def _circles() -> Dataset:
     from sklearn.datasets import make_circles
 
     X, y = make_circles(1000, noise=0.04, factor=0.5, random_state=GENERATOR_SEED + 22)
-    return _points("circles", X, y, "sklearn.datasets.make_circles")
+    return _table("circles", X, y, "sklearn.datasets.make_circles")
 
 
 def _spirals() -> Dataset:
@@ -414,7 +412,7 @@ def _spirals() -> Dataset:
     rng = np.random.default_rng(GENERATOR_SEED + 23)
     t, y = np.sqrt(rng.uniform(0.05, 1, 1000)) * 3 * np.pi, rng.integers(0, 2, 1000)
     X = np.c_[t * np.cos(t + np.pi * y), t * np.sin(t + np.pi * y)] + rng.normal(0, 0.35, (1000, 2))
-    return _points("spirals", X, y, "drawn: two spiral arms")
+    return _table("spirals", X, y, "drawn: two spiral arms")
 
 
 def _rings() -> Dataset:
@@ -422,14 +420,14 @@ def _rings() -> Dataset:
     rng = np.random.default_rng(GENERATOR_SEED + 24)
     y, angle = rng.integers(0, 3, 1200), rng.uniform(0, 2 * np.pi, 1200)
     radius = np.array([1.0, 2.2, 3.4])[y] + rng.normal(0, 0.12, 1200)
-    return _points("rings3", np.c_[radius * np.cos(angle), radius * np.sin(angle)], y, "drawn: three rings")
+    return _table("rings3", np.c_[radius * np.cos(angle), radius * np.sin(angle)], y, "drawn: three rings")
 
 
 def _bands() -> Dataset:
     """Four long parallel bands."""
     rng = np.random.default_rng(GENERATOR_SEED + 25)
     y = rng.integers(0, 4, 1000)
-    return _points("bands4", np.c_[rng.uniform(0, 10, 1000), 1.2 * y + rng.normal(0, 0.15, 1000)], y, "drawn: four bands")
+    return _table("bands4", np.c_[rng.uniform(0, 10, 1000), 1.2 * y + rng.normal(0, 0.15, 1000)], y, "drawn: four bands")
 
 
 POINT_BUILDERS: dict[str, Callable[[], Dataset]] = {

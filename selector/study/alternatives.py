@@ -88,7 +88,7 @@ def chosen_trial(study) -> optuna.trial.FrozenTrial:
 
 
 def settle_choice(study, ctx, within: float = SETTLE_WITHIN) -> optuna.trial.FrozenTrial | None:
-    """``settle`` with the study's own test: each close alternative refitted through the study's
+    """``settle`` with the study's own test: each resolution it tries refitted through the study's
     ``SearchContext`` (its cache holds the reductions) and its clusters tested in its evaluation space."""
     from selector.stages.separation import separation
     from selector.study import trials
