@@ -796,11 +796,11 @@ def main() -> None:
     settled = settled_summary(records)
     if len(settled):
         say("\n## Close calls settled by separation, against the objective's own best trial\n")
-        from selector.study.alternatives import SETTLE_WITHIN
+        from selector.study.alternatives import CLOSE
 
         say("The study's choice is its best trial unless none of that trial's clusters is apart from its "
-            "nearest neighbour (a density dip between them) and the best trial of another resolution within "
-            f"{SETTLE_WITHIN:.0%} of it has every "
+            "nearest neighbour (a density dip between them) and an alternative within "
+            f"{CLOSE:.0%} of it has every "
             "cluster apart (`selector.study.alternatives.settle`, applied again to stored studies by "
             "`settled_again`); *objective_*: the best trial's, from the same search. *settled_runs*: runs whose "
             "choice the test moved. Medians over seeds per case, then means over cases.\n")

@@ -5,8 +5,8 @@ Hartigan's dip test rejects a single mode. A cut through one continuous class (t
 person's photos, a field split in seven) leaves no dip; two classes that touch still leave one.
 
 The study uses it to settle close calls (``selector.study.alternatives.settle``): when none of the best
-trial's clusters is apart from its nearest, the best-scoring other resolution within ``SETTLE_WITHIN`` of
-it whose every cluster is apart; the best trial otherwise, or when none is."""
+trial's clusters is apart from its nearest, the best-scoring alternative within ``CLOSE`` of it whose
+every cluster is apart; the best trial otherwise, or when none is."""
 
 from __future__ import annotations
 

@@ -5,8 +5,7 @@ score close (two far-apart groups of classes against the classes themselves). So
 its choice, the best trial of each resolution that differs from every better one's by a factor of
 ``RESOLUTION_RATIO`` or more in its number of clusters, and says how far its choice leads the next.
 A close call is settled by whether the clusters are apart (``settle_choice``): the choice is the best
-trial unless none of its clusters shows a density dip from its neighbour and the clusters of another
-resolution's best trial, scoring within ``SETTLE_WITHIN`` of it, all do.
+trial unless none of its clusters shows a density dip from its neighbour and a close alternative's all do.
 """
 
 from __future__ import annotations
@@ -21,9 +20,6 @@ from selector.stages.objective import WORST
 RESOLUTION_RATIO = 1.5  # k = 6 and k = 9 are distinct resolutions; k = 9 and k = 12 are not
 MAX_ALTERNATIVES = 5  # the choice and at most four others
 CLOSE = 0.1  # a runner-up within 10 % of the choice's value is a close call, and the summary says so
-# How far below the best trial a partition whose every cluster is apart may score and still be chosen over
-# it, when none of the best trial's cuts runs through a valley (``settle``; docs/objective.md).
-SETTLE_WITHIN = 0.5
 CHOSEN_ATTR = "chosen_trial"  # the study's user attribute naming a settled choice
 
 
@@ -38,15 +34,13 @@ class Alternative:
 
 def alternatives(study_or_trials, limit: int = MAX_ALTERNATIVES, ratio: float = RESOLUTION_RATIO,
                  settled: bool = True) -> list[Alternative]:
-    """The study's choice first, then the best trial of each other resolution, best first (at most
-    ``limit`` in all; 0: every resolution the study reached).
+    """The study's choice first, then the best trial of each other resolution, best first.
 
     A trial counts when it completed with a value above the degenerate score and at least two
     clusters; it is kept when its k differs by ``ratio``× or more from the k of every trial kept before it.
     The choice is the best trial, or the trial ``settle_choice`` named (``settled=False``: the best trial
     regardless); gaps are measured from the choice, so one that scores above it has a negative gap."""
     trials = study_or_trials.trials if hasattr(study_or_trials, "trials") else list(study_or_trials)
-    limit = limit or len(trials)  # 0: every resolution
     scored = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and t.value is not None
               and t.value > WORST and int(t.user_attrs.get("n_clusters", 0)) >= 2]
     scored.sort(key=lambda t: (-t.value, t.number))
@@ -87,8 +81,8 @@ def chosen_trial(study) -> optuna.trial.FrozenTrial:
     return found[0].trial if found else study.best_trial
 
 
-def settle_choice(study, ctx, within: float = SETTLE_WITHIN) -> optuna.trial.FrozenTrial | None:
-    """``settle`` with the study's own test: each resolution it tries refitted through the study's
+def settle_choice(study, ctx, within: float = CLOSE) -> optuna.trial.FrozenTrial | None:
+    """``settle`` with the study's own test: each close alternative refitted through the study's
     ``SearchContext`` (its cache holds the reductions) and its clusters tested in its evaluation space."""
     from selector.stages.separation import separation
     from selector.study import trials
@@ -99,15 +93,14 @@ def settle_choice(study, ctx, within: float = SETTLE_WITHIN) -> optuna.trial.Fro
     return settle(study, separated, within)
 
 
-def settle(study, separated, within: float = SETTLE_WITHIN) -> optuna.trial.FrozenTrial | None:
+def settle(study, separated, within: float = CLOSE) -> optuna.trial.FrozenTrial | None:
     """Settle a close call. When none of the best trial's clusters is apart from the cluster it touches
     most (``separated(trial)``, a ``selector.stages.separation.Separation``) — none of its cuts runs
-    through a valley — the choice is the best trial of another resolution within ``within`` of the best
-    objective value (every resolution the study reached, not only the ones ``alternatives`` lists by
-    default), best first, whose every cluster is apart; otherwise, or when none is, the best trial. The
+    through a valley — the choice is the next alternative within ``within`` of the best objective value,
+    best first, whose every cluster is apart; otherwise, or when none is, the best trial. The
     answer is kept on the study (user attribute ``chosen_trial``), so every reader of the study's choice
     (``chosen_trial``, ``alternatives``) agrees."""
-    close = [a for a in alternatives(study, limit=0, settled=False) if a.gap <= within]
+    close = [a for a in alternatives(study, settled=False) if a.gap <= within]
     if not close:
         return None
     choice = close[0].trial

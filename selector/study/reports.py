@@ -222,8 +222,7 @@ def alternatives_section(found: list, labels: np.ndarray, others: dict, embedded
         columns.append(f'<div class="alternative" data-trial="{trial.number}"><h3>{h.escape(title)}</h3>{body}</div>')
     note = ("<p>The best trial of each distinct resolution (numbers of clusters 1.5× apart or more), the choice "
             "first: the best trial, unless none of its clusters is apart from its nearest neighbour (a density "
-            "dip between them) and the best trial of another resolution, within half of its value, has every "
-            "cluster apart. "
+            "dip between them) and another within 10 % of it has every cluster apart. "
             "<code>clusters.csv</code> is the choice's; register another with <code>register -P trial=N</code>. "
             f"Listed in <code>{ALTERNATIVES_FILE}</code>.</p>")
     return h.section("alternatives", "Alternatives a person might pick", note +
